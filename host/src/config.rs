@@ -1,0 +1,53 @@
+//! Server settings, with the defaults a production JSON-RPC server needs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::plugin::PluginSettings;
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on (an IP address or a host name).
+    pub host: String,
+    /// Port to listen on; 0 picks a free one.
+    pub port: u16,
+    /// Folder of plugin components (`*.wasm`).
+    pub plugins_dir: PathBuf,
+    /// The node's name, reported by `/health`.
+    pub node_name: String,
+    /// How long a request (hooks and handler) may run before it fails with
+    /// -32000.
+    pub request_timeout: Duration,
+    /// The most requests in one batch.
+    pub max_batch_size: usize,
+    /// The largest HTTP body or WebSocket message, in bytes.
+    pub max_message_bytes: usize,
+    /// Outbound messages queued per WebSocket client before it is
+    /// disconnected as too slow.
+    pub ws_queue_capacity: usize,
+    /// Requests one WebSocket connection may have in flight; further frames
+    /// wait to be read.
+    pub ws_max_in_flight: usize,
+    /// Limits applied to plugin instances.
+    pub plugins: PluginSettings,
+}
+
+impl Config {
+    /// Defaults, loading plugins from `plugins_dir`, listening on
+    /// 127.0.0.1:8000.
+    pub fn new(plugins_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8000,
+            plugins_dir: plugins_dir.into(),
+            node_name: "rpcnode".into(),
+            request_timeout: Duration::from_secs(30),
+            max_batch_size: 1000,
+            max_message_bytes: 10 << 20,
+            ws_queue_capacity: 1024,
+            ws_max_in_flight: 64,
+            plugins: PluginSettings::default(),
+        }
+    }
+}

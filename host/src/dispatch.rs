@@ -1,0 +1,283 @@
+//! Request dispatch, shared by both transports: read a message, run the
+//! `before-request` hooks, route to the plugin, run the `after-request` hooks
+//! and write the response.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::future::join_all;
+use serde_json::value::RawValue;
+
+use crate::jsonrpc::{
+    self, INTERNAL_ERROR, Item, METHOD_NOT_FOUND, Message, REQUEST_TIMEOUT, Request, RpcError,
+};
+use crate::node::Node;
+use crate::plugin::{CallError, Hook, LoadedPlugin, MethodTable, RequestContext, Transport};
+
+/// Who sent a message: the same for every request of one HTTP body or one
+/// WebSocket connection.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The transport.
+    pub transport: Transport,
+    /// The WebSocket client id, for WebSocket connections.
+    pub client_id: Option<Arc<str>>,
+    /// The peer's address.
+    pub remote_addr: SocketAddr,
+    /// HTTP headers or WebSocket handshake headers, lowercase names.
+    pub headers: Arc<[(String, String)]>,
+}
+
+impl Caller {
+    fn context(&self, request_id: Option<&RawValue>) -> RequestContext {
+        RequestContext {
+            request_id: request_id.map(|id| id.get().to_owned()),
+            transport: self.transport,
+            client_id: self.client_id.as_deref().map(str::to_owned),
+            remote_addr: Some(self.remote_addr.to_string()),
+            headers: self.headers.to_vec(),
+        }
+    }
+}
+
+/// A plugin's view of an outcome: the WIT result type.
+type WitOutcome = Result<String, crate::plugin::GuestError>;
+
+impl Node {
+    /// Answer one HTTP body or WebSocket text frame. `None` means nothing is
+    /// to be sent back (only notifications were received).
+    pub async fn handle_message(&self, text: &[u8], caller: &Caller) -> Option<String> {
+        let message = match jsonrpc::parse(text, self.config.max_batch_size) {
+            Ok(message) => message,
+            Err(error) => return Some(jsonrpc::failure(None, &error)),
+        };
+        let table = self.registry.current();
+        match message {
+            Message::Single(item) => self.handle_item(&table, item, caller).await,
+            Message::Batch(items) => {
+                let answers = items
+                    .into_iter()
+                    .map(|item| self.handle_item(&table, item, caller));
+                jsonrpc::batch(join_all(answers).await.into_iter().flatten().collect())
+            }
+        }
+    }
+
+    async fn handle_item(
+        &self,
+        table: &MethodTable,
+        item: Item<'_>,
+        caller: &Caller,
+    ) -> Option<String> {
+        match item {
+            Ok(request) => self.handle_request(table, request, caller).await,
+            Err(rejected) => Some(jsonrpc::failure(rejected.id, &rejected.error)),
+        }
+    }
+
+    async fn handle_request(
+        &self,
+        table: &MethodTable,
+        request: Request<'_>,
+        caller: &Caller,
+    ) -> Option<String> {
+        let _pending = self.track_pending();
+        let started = Instant::now();
+        let route = table.route(&request.method);
+        // Hooks see the name the plugin registered, however the client spelled
+        // it, so a policy on `user_create` also covers `user.create`.
+        let method = route.map_or(request.method.as_ref(), |route| route.method.as_str());
+        let params = request.params.map(|params| params.get().to_owned());
+        let context = caller.context(request.id);
+        let deadline = started + self.config.request_timeout;
+
+        let outcome = self
+            .run(
+                table,
+                &request.method,
+                method,
+                params.as_ref(),
+                &context,
+                deadline,
+            )
+            .await;
+        self.after_request(table, method, params.as_ref(), &context, &outcome)
+            .await;
+        tracing::debug!(
+            method,
+            transport = ?caller.transport,
+            client = caller.client_id.as_deref(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            ok = outcome.is_ok(),
+            "request"
+        );
+
+        let id = request.id?;
+        Some(match outcome {
+            Ok(result) => jsonrpc::success(id, &result),
+            Err(error) => jsonrpc::failure(Some(id), &error),
+        })
+    }
+
+    /// The `before-request` hooks, then the handler.
+    async fn run(
+        &self,
+        table: &MethodTable,
+        requested: &str,
+        method: &str,
+        params: Option<&String>,
+        context: &RequestContext,
+        deadline: Instant,
+    ) -> Result<String, RpcError> {
+        for plugin in table.hooked(Hook::BeforeRequest) {
+            match plugin
+                .before_request(method, params, context, deadline)
+                .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(rejection)) => return Err(plugin_error(plugin, rejection)),
+                Err(error) => {
+                    return Err(self.call_failed(plugin, "before-request", method, error));
+                }
+            }
+        }
+        let Some(route) = table.route(requested) else {
+            return Err(RpcError::new(METHOD_NOT_FOUND, requested));
+        };
+        match route
+            .plugin
+            .handle(&route.method, params, context, deadline)
+            .await
+        {
+            Ok(Ok(_)) if route.notification => Ok("null".to_owned()),
+            Ok(Ok(result)) => match jsonrpc::check_json(&result) {
+                Ok(_) => Ok(result),
+                Err(error) => {
+                    tracing::error!(
+                        plugin = route.plugin.name(),
+                        method,
+                        "handler returned invalid JSON: {error}"
+                    );
+                    Err(RpcError::new(
+                        INTERNAL_ERROR,
+                        format_args!("plugin {} returned invalid JSON", route.plugin.name()),
+                    ))
+                }
+            },
+            Ok(Err(error)) => Err(plugin_error(&route.plugin, error)),
+            Err(error) => Err(self.call_failed(&route.plugin, "handle", method, error)),
+        }
+    }
+
+    /// The `after-request` hooks; their failures are logged, never sent.
+    async fn after_request(
+        &self,
+        table: &MethodTable,
+        method: &str,
+        params: Option<&String>,
+        context: &RequestContext,
+        outcome: &Result<String, RpcError>,
+    ) {
+        let hooks = table.hooked(Hook::AfterRequest);
+        if hooks.is_empty() {
+            return;
+        }
+        let outcome: WitOutcome = match outcome {
+            Ok(result) => Ok(result.clone()),
+            Err(error) => Err(crate::plugin::GuestError {
+                code: error.code,
+                message: error.message.clone(),
+                data: error.data.as_ref().map(|data| data.get().to_owned()),
+            }),
+        };
+        let deadline = Instant::now() + self.config.request_timeout;
+        for plugin in hooks {
+            if let Err(error) = plugin
+                .after_request(method, params, context, outcome.as_ref(), deadline)
+                .await
+            {
+                self.call_failed(plugin, "after-request", method, error);
+            }
+        }
+    }
+
+    /// Run the `on-connect` hooks for a new WebSocket client.
+    pub async fn connected(&self, caller: &Caller) {
+        let Some(client_id) = caller.client_id.as_deref() else {
+            return;
+        };
+        let context = caller.context(None);
+        let deadline = Instant::now() + self.config.request_timeout;
+        for plugin in self.registry.current().hooked(Hook::OnConnect) {
+            if let Err(error) = plugin.on_connect(client_id, &context, deadline).await {
+                self.call_failed(plugin, "on-connect", client_id, error);
+            }
+        }
+    }
+
+    /// Run the `on-disconnect` hooks for a departed WebSocket client.
+    pub async fn disconnected(&self, client_id: &str) {
+        let deadline = Instant::now() + self.config.request_timeout;
+        for plugin in self.registry.current().hooked(Hook::OnDisconnect) {
+            if let Err(error) = plugin.on_disconnect(client_id, deadline).await {
+                self.call_failed(plugin, "on-disconnect", client_id, error);
+            }
+        }
+    }
+
+    /// Log a failed plugin call in full and say what the client gets.
+    fn call_failed(
+        &self,
+        plugin: &LoadedPlugin,
+        export: &str,
+        subject: &str,
+        error: CallError,
+    ) -> RpcError {
+        let name = plugin.name();
+        match error {
+            CallError::Timeout => {
+                tracing::warn!(
+                    plugin = name,
+                    export,
+                    subject,
+                    "plugin call ran past the request timeout"
+                );
+                RpcError::new(
+                    REQUEST_TIMEOUT,
+                    format_args!(
+                        "request timed out after {:?} (request_timeout)",
+                        self.config.request_timeout
+                    ),
+                )
+            }
+            CallError::Fault(error) => {
+                tracing::error!(
+                    plugin = name,
+                    export,
+                    subject,
+                    "plugin call failed: {error:?}"
+                );
+                RpcError::new(INTERNAL_ERROR, format_args!("plugin {name} failed"))
+            }
+        }
+    }
+}
+
+/// A plugin's error as the client sees it; data that is not JSON is dropped
+/// (and logged) rather than sent.
+fn plugin_error(plugin: &LoadedPlugin, error: crate::plugin::GuestError) -> RpcError {
+    let data = error
+        .data
+        .and_then(|data| match jsonrpc::check_json(&data) {
+            Ok(data) => Some(data),
+            Err(problem) => {
+                tracing::warn!(
+                    plugin = plugin.name(),
+                    "dropping error data that is not JSON: {problem}"
+                );
+                None
+            }
+        });
+    RpcError::from_plugin(error.code, error.message, data)
+}

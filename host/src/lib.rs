@@ -1,0 +1,25 @@
+//! rpcnode: a JSON-RPC 2.0 server over HTTP and WebSocket on one port, whose
+//! method handlers and lifecycle hooks are WebAssembly component plugins.
+//!
+//! - [`jsonrpc`]: the wire format and the spec's error codes.
+//! - [`dispatch`]: hooks, routing and responses, shared by both transports.
+//! - [`transport`]: HTTP `POST /` and WebSocket `GET /ws`; [`health`]: `GET /health`.
+//! - [`clients`]: WebSocket client tracking and notification fan-out.
+//! - [`plugin`]: loading, sandboxing and calling plugins; [`state`]: their durable state.
+//! - [`server`], [`node`], [`config`], [`cli`]: putting it together.
+
+pub mod cli;
+pub mod clients;
+pub mod config;
+pub mod dispatch;
+pub mod health;
+pub mod jsonrpc;
+pub mod node;
+pub mod plugin;
+pub mod server;
+pub mod state;
+pub mod transport;
+
+pub use config::Config;
+pub use node::Node;
+pub use server::Server;

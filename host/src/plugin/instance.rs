@@ -1,0 +1,189 @@
+//! Warm instances: each plugin keeps a pool of instantiated components and
+//! lends one to each call. A call that faults or times out throws its
+//! instance away; the next call gets a fresh one.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings;
+use super::engine::PluginEngine;
+use super::host_api::PluginEnv;
+
+/// Why a plugin call produced no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The call ran past its deadline and was interrupted.
+    #[error("the call ran past its deadline")]
+    Timeout,
+    /// The plugin trapped (a panic, an out-of-bounds access, running out of
+    /// memory, a stack overflow) or failed to instantiate.
+    #[error("the plugin faulted: {0}")]
+    Fault(wasmtime::Error),
+}
+
+/// The data of one plugin store: its sandboxed WASI context, its limits and
+/// what its host functions need.
+pub struct StoreState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    pub(crate) env: Arc<PluginEnv>,
+    deadline: Instant,
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// One instantiated plugin and its store.
+pub struct Instance {
+    pub(crate) store: Store<StoreState>,
+    pub(crate) guest: bindings::Plugin,
+}
+
+/// The instances of one plugin: idle ones ready for reuse, and a cap on how
+/// many exist at once.
+pub struct InstancePool {
+    engine: PluginEngine,
+    pre: bindings::PluginPre<StoreState>,
+    env: Arc<PluginEnv>,
+    memory_limit: usize,
+    idle: Mutex<Vec<Instance>>,
+    permits: Arc<Semaphore>,
+}
+
+impl InstancePool {
+    /// A pool for the pre-linked component `pre`, allowing `max_instances` at
+    /// once, each with at most `memory_limit` bytes of linear memory.
+    pub fn new(
+        engine: PluginEngine,
+        pre: bindings::PluginPre<StoreState>,
+        env: Arc<PluginEnv>,
+        max_instances: usize,
+        memory_limit: usize,
+    ) -> Self {
+        Self {
+            engine,
+            pre,
+            env,
+            memory_limit,
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(max_instances)),
+        }
+    }
+
+    /// Borrow an instance for one call that must finish by `deadline`.
+    pub async fn lease(self: &Arc<Self>, deadline: Instant) -> Result<Lease, CallError> {
+        let permit = tokio::time::timeout_at(deadline.into(), self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| CallError::Timeout)?
+            .expect("the pool's semaphore is never closed");
+        let idle = self.idle.lock().expect("pool lock").pop();
+        let mut instance = match idle {
+            Some(instance) => instance,
+            None => self.instantiate(deadline).await?,
+        };
+        instance.store.data_mut().deadline = deadline;
+        instance.store.set_epoch_deadline(1);
+        Ok(Lease {
+            instance: Some(instance),
+            pool: Arc::clone(self),
+            _permit: permit,
+            reusable: false,
+        })
+    }
+
+    async fn instantiate(&self, deadline: Instant) -> Result<Instance, CallError> {
+        let mut store = new_store(
+            &self.engine,
+            Arc::clone(&self.env),
+            self.memory_limit,
+            deadline,
+        );
+        match self.pre.instantiate_async(&mut store).await {
+            Ok(guest) => Ok(Instance { store, guest }),
+            Err(error) => Err(classify(error)),
+        }
+    }
+}
+
+/// A fresh store with no filesystem, network, environment or stdio, the
+/// memory cap applied, and the deadline enforced at every epoch tick.
+pub fn new_store(
+    engine: &PluginEngine,
+    env: Arc<PluginEnv>,
+    memory_limit: usize,
+    deadline: Instant,
+) -> Store<StoreState> {
+    let state = StoreState {
+        wasi: WasiCtx::builder().build(),
+        table: ResourceTable::new(),
+        limits: StoreLimitsBuilder::new().memory_size(memory_limit).build(),
+        env,
+        deadline,
+    };
+    let mut store = Store::new(&engine.engine, state);
+    store.limiter(|state| &mut state.limits);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|store| {
+        if Instant::now() >= store.data().deadline {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    store
+}
+
+/// Tell a deadline interrupt from any other fault.
+pub fn classify(error: wasmtime::Error) -> CallError {
+    if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        CallError::Timeout
+    } else {
+        CallError::Fault(error)
+    }
+}
+
+/// An instance lent to one call. It goes back to the pool only if the call
+/// settled cleanly; a fault, a timeout or a dropped call discards it.
+pub struct Lease {
+    instance: Option<Instance>,
+    pool: Arc<InstancePool>,
+    _permit: OwnedSemaphorePermit,
+    reusable: bool,
+}
+
+impl Lease {
+    /// The instance to call.
+    pub fn instance(&mut self) -> &mut Instance {
+        self.instance
+            .as_mut()
+            .expect("a lease holds its instance until dropped")
+    }
+
+    /// Record how the call ended.
+    pub fn settle<R>(&mut self, result: wasmtime::Result<R>) -> Result<R, CallError> {
+        self.reusable = result.is_ok();
+        result.map_err(classify)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(instance) = self.instance.take()
+            && self.reusable
+        {
+            self.pool.idle.lock().expect("pool lock").push(instance);
+        }
+    }
+}

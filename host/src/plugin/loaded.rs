@@ -1,0 +1,109 @@
+//! A loaded plugin: its manifest, and typed calls into its exports through
+//! the instance pool.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::bindings::rpcnode::plugin::types::{Hook, Manifest, RequestContext, RpcError};
+use super::instance::{CallError, InstancePool};
+
+/// A plugin that loaded and registered.
+pub struct LoadedPlugin {
+    /// What the plugin reported from `describe`.
+    pub manifest: Manifest,
+    /// The file it was loaded from.
+    pub file: PathBuf,
+    pub(crate) pool: Arc<InstancePool>,
+}
+
+impl LoadedPlugin {
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    /// Whether the plugin implements `hook`.
+    pub fn has_hook(&self, hook: Hook) -> bool {
+        self.manifest.hooks.contains(&hook)
+    }
+
+    /// Call the handler of `method` (as the manifest spells it).
+    pub async fn handle(
+        &self,
+        method: &str,
+        params: Option<&String>,
+        ctx: &RequestContext,
+        deadline: Instant,
+    ) -> Result<Result<String, RpcError>, CallError> {
+        let mut lease = self.pool.lease(deadline).await?;
+        let instance = lease.instance();
+        let handler = instance.guest.rpcnode_plugin_handler();
+        let result = handler
+            .call_handle(&mut instance.store, method, params, ctx)
+            .await;
+        lease.settle(result)
+    }
+
+    /// Call the `before-request` hook.
+    pub async fn before_request(
+        &self,
+        method: &str,
+        params: Option<&String>,
+        ctx: &RequestContext,
+        deadline: Instant,
+    ) -> Result<Result<(), RpcError>, CallError> {
+        let mut lease = self.pool.lease(deadline).await?;
+        let instance = lease.instance();
+        let handler = instance.guest.rpcnode_plugin_handler();
+        let result = handler
+            .call_before_request(&mut instance.store, method, params, ctx)
+            .await;
+        lease.settle(result)
+    }
+
+    /// Call the `after-request` hook with the request's outcome.
+    pub async fn after_request(
+        &self,
+        method: &str,
+        params: Option<&String>,
+        ctx: &RequestContext,
+        outcome: Result<&String, &RpcError>,
+        deadline: Instant,
+    ) -> Result<(), CallError> {
+        let mut lease = self.pool.lease(deadline).await?;
+        let instance = lease.instance();
+        let handler = instance.guest.rpcnode_plugin_handler();
+        let result = handler
+            .call_after_request(&mut instance.store, method, params, ctx, outcome)
+            .await;
+        lease.settle(result)
+    }
+
+    /// Call the `on-connect` hook.
+    pub async fn on_connect(
+        &self,
+        client_id: &str,
+        ctx: &RequestContext,
+        deadline: Instant,
+    ) -> Result<(), CallError> {
+        let mut lease = self.pool.lease(deadline).await?;
+        let instance = lease.instance();
+        let handler = instance.guest.rpcnode_plugin_handler();
+        let result = handler
+            .call_on_connect(&mut instance.store, client_id, ctx)
+            .await;
+        lease.settle(result)
+    }
+
+    /// Call the `on-disconnect` hook.
+    pub async fn on_disconnect(&self, client_id: &str, deadline: Instant) -> Result<(), CallError> {
+        let mut lease = self.pool.lease(deadline).await?;
+        let instance = lease.instance();
+        let handler = instance.guest.rpcnode_plugin_handler();
+        let result = handler
+            .call_on_disconnect(&mut instance.store, client_id)
+            .await;
+        lease.settle(result)
+    }
+}

@@ -1,0 +1,173 @@
+//! The method table: which plugin answers which method, and which plugins
+//! implement each hook. Readers take an `Arc` snapshot, so a call in flight
+//! keeps the table it started with.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use super::bindings::rpcnode::plugin::types::Hook;
+use super::loaded::LoadedPlugin;
+use super::loader::LoadFailure;
+
+/// Where a method call goes.
+pub struct Route {
+    /// The plugin that handles it.
+    pub plugin: Arc<LoadedPlugin>,
+    /// The method name as the plugin spells it.
+    pub method: String,
+    /// Whether the method has no result.
+    pub notification: bool,
+}
+
+/// Methods and hooks of the loaded plugins.
+#[derive(Default)]
+pub struct MethodTable {
+    routes: HashMap<String, Route>,
+    /// Plugins that loaded, in load order.
+    pub plugins: Vec<Arc<LoadedPlugin>>,
+    /// Plugin files that did not load, and why.
+    pub failures: Vec<LoadFailure>,
+    before_request: Vec<Arc<LoadedPlugin>>,
+    after_request: Vec<Arc<LoadedPlugin>>,
+    on_connect: Vec<Arc<LoadedPlugin>>,
+    on_disconnect: Vec<Arc<LoadedPlugin>>,
+}
+
+impl MethodTable {
+    /// Register `plugins` in order. A plugin whose name or any method is
+    /// already taken is refused whole, and the earlier one keeps serving.
+    pub fn build(plugins: Vec<LoadedPlugin>, mut failures: Vec<LoadFailure>) -> Self {
+        let mut table = Self::default();
+        for plugin in plugins {
+            match table.conflict(&plugin) {
+                Some(reason) => {
+                    tracing::error!(file = %plugin.file.display(), "plugin refused: {reason}");
+                    failures.push(LoadFailure {
+                        file: plugin.file.clone(),
+                        reason,
+                    });
+                }
+                None => table.register(Arc::new(plugin)),
+            }
+        }
+        table.failures = failures;
+        table
+    }
+
+    fn conflict(&self, plugin: &LoadedPlugin) -> Option<String> {
+        let name = plugin.name();
+        if let Some(other) = self.plugins.iter().find(|other| other.name() == name) {
+            return Some(format!(
+                "plugin {name} from {} is already loaded from {}",
+                plugin.file.display(),
+                other.file.display()
+            ));
+        }
+        plugin.manifest.methods.iter().find_map(|method| {
+            self.routes
+                .get(normalize(&method.name).as_ref())
+                .map(|taken| {
+                    format!(
+                        "plugin {name}: method {} already registered by plugin {}",
+                        method.name,
+                        taken.plugin.name()
+                    )
+                })
+        })
+    }
+
+    fn register(&mut self, plugin: Arc<LoadedPlugin>) {
+        for method in &plugin.manifest.methods {
+            let route = Route {
+                plugin: Arc::clone(&plugin),
+                method: method.name.clone(),
+                notification: method.notification,
+            };
+            self.routes
+                .insert(normalize(&method.name).into_owned(), route);
+        }
+        let hooks = [
+            (Hook::BeforeRequest, &mut self.before_request),
+            (Hook::AfterRequest, &mut self.after_request),
+            (Hook::OnConnect, &mut self.on_connect),
+            (Hook::OnDisconnect, &mut self.on_disconnect),
+        ];
+        for (hook, list) in hooks {
+            if plugin.has_hook(hook) {
+                list.push(Arc::clone(&plugin));
+            }
+        }
+        self.plugins.push(plugin);
+    }
+
+    /// The route for `method` as a client spelled it.
+    pub fn route(&self, method: &str) -> Option<&Route> {
+        self.routes.get(normalize(method).as_ref())
+    }
+
+    /// The plugins that implement `hook`, in load order.
+    pub fn hooked(&self, hook: Hook) -> &[Arc<LoadedPlugin>] {
+        match hook {
+            Hook::BeforeRequest => &self.before_request,
+            Hook::AfterRequest => &self.after_request,
+            Hook::OnConnect => &self.on_connect,
+            Hook::OnDisconnect => &self.on_disconnect,
+        }
+    }
+}
+
+/// The live method table.
+pub struct Registry {
+    current: RwLock<Arc<MethodTable>>,
+}
+
+impl Registry {
+    /// A registry serving `table`.
+    pub fn new(table: MethodTable) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(table)),
+        }
+    }
+
+    /// A snapshot of the current table.
+    pub fn current(&self) -> Arc<MethodTable> {
+        Arc::clone(&self.current.read().expect("registry lock"))
+    }
+}
+
+/// Method names match with `.`, `-` and `#` read as `_`: `user.create`,
+/// `user-create` and `user#create` all reach `user_create`.
+pub fn normalize(method: &str) -> Cow<'_, str> {
+    if method.contains(['.', '-', '#']) {
+        Cow::Owned(method.replace(['.', '-', '#'], "_"))
+    } else {
+        Cow::Borrowed(method)
+    }
+}
+
+/// Names starting with `rpc.` belong to the host; plugins may not register
+/// them, nor names that normalise to the same thing (`rpc_…`).
+pub fn is_reserved(method: &str) -> bool {
+    normalize(method).starts_with("rpc_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separators_normalise_to_underscores() {
+        assert_eq!(normalize("user.create"), "user_create");
+        assert_eq!(normalize("user-create"), "user_create");
+        assert_eq!(normalize("user#create"), "user_create");
+        assert!(matches!(normalize("add"), Cow::Borrowed("add")));
+    }
+
+    #[test]
+    fn rpc_names_are_reserved() {
+        assert!(is_reserved("rpc.subscribe"));
+        assert!(is_reserved("rpc_subscribe"));
+        assert!(!is_reserved("rpcx"));
+    }
+}

@@ -1,0 +1,137 @@
+//! JSON-RPC over WebSocket: `GET /ws`. Text frames carry requests, batches,
+//! responses and server notifications. Each connection is a tracked client
+//! with an id, a bounded outbound queue and a writer task that drains it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt, stream::SplitSink};
+use tokio::sync::{Notify, Semaphore, mpsc};
+
+use crate::dispatch::Caller;
+use crate::jsonrpc::{self, INVALID_REQUEST, RpcError};
+use crate::node::Node;
+use crate::plugin::Transport;
+
+/// The most queued messages the writer sends before flushing the socket.
+const WRITE_BATCH: usize = 64;
+
+/// Handle `GET /ws`: upgrade and serve the connection.
+pub async fn upgrade(
+    State(node): State<Arc<Node>>,
+    ConnectInfo(remote_addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let max = node.config.max_message_bytes;
+    let headers = super::header_list(&headers);
+    upgrade
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| serve(node, socket, remote_addr, headers))
+}
+
+async fn serve(
+    node: Arc<Node>,
+    socket: WebSocket,
+    remote_addr: SocketAddr,
+    headers: Arc<[(String, String)]>,
+) {
+    let registration = node.clients.register();
+    let client_id = registration.id;
+    let caller = Arc::new(Caller {
+        transport: Transport::Websocket,
+        client_id: Some(Arc::clone(&client_id)),
+        remote_addr,
+        headers,
+    });
+    tracing::debug!(client = %client_id, %remote_addr, "websocket client connected");
+    node.connected(&caller).await;
+
+    let (sink, mut stream) = socket.split();
+    let mut writer = tokio::spawn(write(sink, registration.outbound, registration.evicted));
+    let queue = registration.queue;
+    let in_flight = Arc::new(Semaphore::new(node.config.ws_max_in_flight));
+    loop {
+        let frame = tokio::select! {
+            frame = stream.next() => frame,
+            _ = &mut writer => break,
+        };
+        let text = match frame {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Binary(_))) => {
+                let error = RpcError::new(
+                    INVALID_REQUEST,
+                    "binary frames are not supported; send JSON-RPC as text frames",
+                );
+                if queue
+                    .send(jsonrpc::failure(None, &error).into())
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                continue;
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+        };
+        let permit = Arc::clone(&in_flight)
+            .acquire_owned()
+            .await
+            .expect("semaphore is never closed");
+        let (node, caller, queue) = (Arc::clone(&node), Arc::clone(&caller), queue.clone());
+        tokio::spawn(async move {
+            if let Some(answer) = node.handle_message(text.as_bytes(), &caller).await {
+                // The client may have gone; then there is no one to answer.
+                let _ = queue.send(answer.into()).await;
+            }
+            drop(permit);
+        });
+    }
+
+    node.clients.unregister(&client_id);
+    drop(queue);
+    tracing::debug!(client = %client_id, "websocket client disconnected");
+    node.disconnected(&client_id).await;
+}
+
+/// Drain the client's queue into the socket, flushing after each burst. Ends
+/// when the queue closes, the socket fails, or the client is evicted.
+async fn write(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outbound: mpsc::Receiver<Utf8Bytes>,
+    evicted: Arc<Notify>,
+) {
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = evicted.notified() => {
+                let frame = CloseFrame { code: close_code::POLICY, reason: "outbound queue full: client too slow".into() };
+                let _ = sink.send(Message::Close(Some(frame))).await;
+                return;
+            }
+            next = outbound.recv() => next,
+        };
+        let Some(first) = first else {
+            let _ = sink.close().await;
+            return;
+        };
+        if sink.feed(Message::Text(first)).await.is_err() {
+            return;
+        }
+        for _ in 1..WRITE_BATCH {
+            let Ok(next) = outbound.try_recv() else { break };
+            if sink.feed(Message::Text(next)).await.is_err() {
+                return;
+            }
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+    }
+}

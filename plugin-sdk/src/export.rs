@@ -1,0 +1,180 @@
+//! The component export: translates between the WIT bindings and the SDK's types.
+
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use bindings::exports::rpcnode::plugin::handler::Guest;
+use bindings::rpcnode::plugin::types as wit;
+
+use crate::{Context, Plugin, Request, RpcError, Transport};
+
+/// The generated bindings for the `rpcnode:plugin/plugin` world.
+#[allow(missing_docs)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "rpcnode:plugin/plugin",
+        pub_export_macro: true,
+        export_macro_name: "__export_guest",
+        default_bindings_module: "rpcnode_sdk::__private::bindings",
+    });
+}
+
+/// Implemented by [`crate::export!`] for the type it exports.
+pub trait PluginSource {
+    /// Build the plugin description.
+    fn build() -> Plugin;
+}
+
+static PLUGIN: OnceLock<Plugin> = OnceLock::new();
+
+fn plugin<P: PluginSource>() -> &'static Plugin {
+    PLUGIN.get_or_init(P::build)
+}
+
+impl<P: PluginSource> Guest for P {
+    fn describe() -> wit::Manifest {
+        let plugin = plugin::<P>();
+        let mut hooks = Vec::new();
+        if plugin.before_request.is_some() {
+            hooks.push(wit::Hook::BeforeRequest);
+        }
+        if plugin.after_request.is_some() {
+            hooks.push(wit::Hook::AfterRequest);
+        }
+        if plugin.on_connect.is_some() {
+            hooks.push(wit::Hook::OnConnect);
+        }
+        if plugin.on_disconnect.is_some() {
+            hooks.push(wit::Hook::OnDisconnect);
+        }
+        wit::Manifest {
+            name: plugin.name.clone(),
+            version: plugin.version.clone(),
+            methods: plugin
+                .methods
+                .iter()
+                .map(|method| wit::MethodInfo {
+                    name: method.name.clone(),
+                    summary: method.summary.clone(),
+                    description: method.description.clone(),
+                    params_schema: method.params_schema.as_ref().map(Value::to_string),
+                    result_schema: method.result_schema.as_ref().map(Value::to_string),
+                    notification: method.notification,
+                })
+                .collect(),
+            hooks,
+        }
+    }
+
+    fn handle(
+        method: String,
+        params: Option<String>,
+        ctx: wit::RequestContext,
+    ) -> Result<String, wit::RpcError> {
+        let plugin = plugin::<P>();
+        let request = request(method, params, ctx)?;
+        let Some(found) = plugin.find(&request.method) else {
+            return Err(RpcError::new(-32601, format!("no method `{}`", request.method)).into());
+        };
+        (found.handler)(&request)
+            .map(|result| result.to_string())
+            .map_err(Into::into)
+    }
+
+    fn before_request(
+        method: String,
+        params: Option<String>,
+        ctx: wit::RequestContext,
+    ) -> Result<(), wit::RpcError> {
+        match plugin::<P>().before_request {
+            Some(hook) => hook(&request(method, params, ctx)?).map_err(Into::into),
+            None => Ok(()),
+        }
+    }
+
+    fn after_request(
+        method: String,
+        params: Option<String>,
+        ctx: wit::RequestContext,
+        outcome: Result<String, wit::RpcError>,
+    ) {
+        let Some(hook) = plugin::<P>().after_request else {
+            return;
+        };
+        let Ok(request) = request(method, params, ctx) else {
+            return;
+        };
+        match outcome {
+            Ok(result) => hook(&request, Ok(&parse(&result))),
+            Err(error) => hook(&request, Err(&error.into())),
+        }
+    }
+
+    fn on_connect(client_id: String, ctx: wit::RequestContext) {
+        if let Some(hook) = plugin::<P>().on_connect {
+            hook(&client_id, &context(ctx));
+        }
+    }
+
+    fn on_disconnect(client_id: String) {
+        if let Some(hook) = plugin::<P>().on_disconnect {
+            hook(&client_id);
+        }
+    }
+}
+
+/// The host only sends valid JSON; anything else reads as `null`.
+fn parse(json: &str) -> Value {
+    serde_json::from_str(json).unwrap_or(Value::Null)
+}
+
+fn request(
+    method: String,
+    params: Option<String>,
+    ctx: wit::RequestContext,
+) -> Result<Request, RpcError> {
+    let params = params
+        .map(|text| serde_json::from_str(&text))
+        .transpose()
+        .map_err(|error| RpcError::invalid_params(error.to_string()))?;
+    Ok(Request {
+        method,
+        params,
+        context: context(ctx),
+    })
+}
+
+fn context(ctx: wit::RequestContext) -> Context {
+    Context {
+        request_id: ctx.request_id.as_deref().map(parse),
+        transport: match ctx.transport {
+            wit::Transport::Http => Transport::Http,
+            wit::Transport::Websocket => Transport::WebSocket,
+        },
+        client_id: ctx.client_id,
+        remote_addr: ctx.remote_addr,
+        headers: ctx.headers,
+    }
+}
+
+impl From<RpcError> for wit::RpcError {
+    fn from(error: RpcError) -> Self {
+        Self {
+            code: error.code,
+            message: error.message,
+            data: error.data.as_ref().map(Value::to_string),
+        }
+    }
+}
+
+impl From<wit::RpcError> for RpcError {
+    fn from(error: wit::RpcError) -> Self {
+        Self {
+            code: error.code,
+            message: error.message,
+            data: error.data.as_deref().map(parse),
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Functions the host offers to plugins: logging, notifications, clients,
+//! durable state and configuration.
+//!
+//! State lives in the host, per plugin name: every instance of a plugin sees the
+//! same values, and they outlive any one instance. Guest globals (`static`s) are
+//! a per-instance cache only: the host runs several instances of a plugin at
+//! once and replaces them at will.
+
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::Value;
+
+use crate::export::bindings::rpcnode::plugin::host;
+pub use crate::export::bindings::rpcnode::plugin::types::LogLevel;
+
+/// Write `message` to the host's log, tagged with this plugin's name.
+pub fn log(level: LogLevel, message: &str) {
+    host::log(level, message);
+}
+
+/// Send notification `method` with `params` to every connected WebSocket
+/// client; returns how many clients it was queued for.
+pub fn broadcast(method: &str, params: &Value) -> Result<u32, String> {
+    host::broadcast_notification(method, Some(&params.to_string()))
+}
+
+/// Send notification `method` with `params` to one WebSocket client. Fails
+/// when the client is unknown or gone.
+pub fn notify(client_id: &str, method: &str, params: &Value) -> Result<(), String> {
+    host::send_notification(client_id, method, Some(&params.to_string()))
+}
+
+/// The ids of the connected WebSocket clients.
+pub fn clients() -> Vec<String> {
+    host::clients()
+}
+
+/// Read `key` from this plugin's state; `None` when absent or not a `T`.
+pub fn state_get<T: DeserializeOwned>(key: &str) -> Option<T> {
+    host::state_get(key).and_then(|text| serde_json::from_str(&text).ok())
+}
+
+/// Store `value` at `key` in this plugin's state.
+pub fn state_set<T: Serialize>(key: &str, value: &T) -> Result<(), String> {
+    let text = serde_json::to_string(value).map_err(|error| error.to_string())?;
+    host::state_set(key, &text)
+}
+
+/// Remove `key` from this plugin's state; true if it existed.
+pub fn state_delete(key: &str) -> bool {
+    host::state_delete(key)
+}
+
+/// Atomically add `delta` to the integer at `key` (missing counts as 0) and
+/// return the new value.
+pub fn state_increment(key: &str, delta: i64) -> Result<i64, String> {
+    host::state_increment(key, delta)
+}
+
+/// Read `key` from this plugin's `[config]` table; `None` when absent or not a `T`.
+pub fn config<T: DeserializeOwned>(key: &str) -> Option<T> {
+    host::config_get(key).and_then(|text| serde_json::from_str(&text).ok())
+}

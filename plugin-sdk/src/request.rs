@@ -1,0 +1,141 @@
+//! What a handler receives: the method, its params and who called.
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::RpcError;
+
+/// The transport a call arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// An HTTP POST.
+    Http,
+    /// A WebSocket text frame.
+    WebSocket,
+}
+
+/// Who made a call, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Context {
+    /// The request id; `None` for notifications and connection events.
+    pub request_id: Option<Value>,
+    /// The transport the call arrived on.
+    pub transport: Transport,
+    /// The WebSocket client id, for calls over WebSocket.
+    pub client_id: Option<String>,
+    /// The peer's socket address.
+    pub remote_addr: Option<String>,
+    /// HTTP request headers, or WebSocket handshake headers, with lowercase names.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Context {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// One call of a method.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The method name as the plugin registered it.
+    pub method: String,
+    /// The params: an object (by name), an array (by position) or absent.
+    pub params: Option<Value>,
+    /// Who called.
+    pub context: Context,
+}
+
+impl Request {
+    /// Deserialize all params into `T`. A struct accepts both named params
+    /// (`{"a":1,"b":2}`) and positional ones (`[1,2]`, in field order); absent
+    /// params read as `{}`. A mismatch is an invalid-params error.
+    pub fn params<T: DeserializeOwned>(&self) -> Result<T, RpcError> {
+        let params = self
+            .params
+            .clone()
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        serde_json::from_value(params).map_err(|error| RpcError::invalid_params(error.to_string()))
+    }
+
+    /// One param, by `name` when params are an object or by `position` when
+    /// they are an array. Missing or mistyped is an invalid-params error.
+    pub fn param<T: DeserializeOwned>(&self, position: usize, name: &str) -> Result<T, RpcError> {
+        let value = match &self.params {
+            Some(Value::Object(map)) => map.get(name),
+            Some(Value::Array(items)) => items.get(position),
+            _ => None,
+        }
+        .ok_or_else(|| RpcError::invalid_params(format!("missing parameter `{name}`")))?;
+        T::deserialize(value)
+            .map_err(|error| RpcError::invalid_params(format!("parameter `{name}`: {error}")))
+    }
+
+    /// The WebSocket client id of the caller, if the call came over WebSocket.
+    pub fn client_id(&self) -> Option<&str> {
+        self.context.client_id.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request(params: Option<Value>) -> Request {
+        Request {
+            method: "add".into(),
+            params,
+            context: Context {
+                request_id: None,
+                transport: Transport::Http,
+                client_id: None,
+                remote_addr: None,
+                headers: vec![("authorization".into(), "Bearer x".into())],
+            },
+        }
+    }
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Pair {
+        a: f64,
+        b: f64,
+    }
+
+    #[test]
+    fn struct_params_by_name_and_by_position() {
+        let named = request(Some(json!({"a": 1, "b": 2})));
+        let positional = request(Some(json!([1, 2])));
+        assert_eq!(named.params::<Pair>().unwrap(), Pair { a: 1.0, b: 2.0 });
+        assert_eq!(
+            positional.params::<Pair>().unwrap(),
+            Pair { a: 1.0, b: 2.0 }
+        );
+    }
+
+    #[test]
+    fn missing_or_mistyped_params_are_invalid_params() {
+        let error = request(Some(json!({"a": 1}))).params::<Pair>().unwrap_err();
+        assert_eq!(error.code, RpcError::INVALID_PARAMS);
+        assert_eq!(error.message, "missing field `b`");
+        let error = request(None).param::<f64>(0, "a").unwrap_err();
+        assert_eq!(error.message, "missing parameter `a`");
+        let error = request(Some(json!(["x"])))
+            .param::<f64>(0, "a")
+            .unwrap_err();
+        assert!(error.message.starts_with("parameter `a`: invalid type"));
+    }
+
+    #[test]
+    fn headers_are_case_insensitive() {
+        assert_eq!(
+            request(None).context.header("Authorization"),
+            Some("Bearer x")
+        );
+        assert_eq!(request(None).context.header("x-missing"), None);
+    }
+}

@@ -1,0 +1,39 @@
+//! Hooks only: logs every call, counts requests and errors in host state
+//! (`requests`, `errors`), and rejects calls to the methods listed in its
+//! configuration (`deny_methods = ["…"]` in `audit.toml`).
+
+use rpcnode_sdk::host::{self, LogLevel};
+use rpcnode_sdk::{Plugin, Request, RpcError, Value, export};
+
+/// The application error code for a call the audit policy forbids.
+const FORBIDDEN: i32 = -32010;
+
+fn before_request(request: &Request) -> Result<(), RpcError> {
+    let denied: Vec<String> = host::config("deny_methods").unwrap_or_default();
+    if denied.iter().any(|name| *name == request.method) {
+        return Err(RpcError::new(FORBIDDEN, format!("method {} is denied by the audit policy", request.method)));
+    }
+    Ok(())
+}
+
+fn after_request(request: &Request, outcome: Result<&Value, &RpcError>) {
+    // Counting is best effort: an audit failure must not fail the request.
+    let _ = host::state_increment("requests", 1);
+    let status = match outcome {
+        Ok(_) => "ok".to_string(),
+        Err(error) => {
+            let _ = host::state_increment("errors", 1);
+            format!("error {}", error.code)
+        }
+    };
+    let caller = request.context.client_id.as_deref().or(request.context.remote_addr.as_deref()).unwrap_or("-");
+    host::log(LogLevel::Info, &format!("{} from {caller}: {status}", request.method));
+}
+
+fn plugin() -> Plugin {
+    Plugin::new("audit", env!("CARGO_PKG_VERSION"))
+        .before_request(before_request)
+        .after_request(after_request)
+}
+
+export!(plugin);
