@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::ws::Utf8Bytes;
+use axum::extract::ws::{CloseFrame, Utf8Bytes};
 use tokio::sync::{Notify, mpsc};
 
 /// Why a notification could not be sent to a client.
@@ -25,9 +25,24 @@ pub enum SendError {
     Evicted(String),
 }
 
+/// What a connection's writer task sends to the socket, in order.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A text frame: a response or a notification.
+    Text(Utf8Bytes),
+    /// A close frame, after which the writer stops.
+    Close(CloseFrame),
+}
+
+impl From<String> for Outbound {
+    fn from(text: String) -> Self {
+        Self::Text(text.into())
+    }
+}
+
 #[derive(Clone)]
 struct ClientHandle {
-    queue: mpsc::Sender<Utf8Bytes>,
+    queue: mpsc::Sender<Outbound>,
     evicted: Arc<Notify>,
 }
 
@@ -36,9 +51,9 @@ pub struct Registration {
     /// The client id, `ws_{counter}_{timestamp_ms}`.
     pub id: Arc<str>,
     /// Where responses to this client's requests are queued.
-    pub queue: mpsc::Sender<Utf8Bytes>,
+    pub queue: mpsc::Sender<Outbound>,
     /// What the writer task sends to the socket.
-    pub outbound: mpsc::Receiver<Utf8Bytes>,
+    pub outbound: mpsc::Receiver<Outbound>,
     /// Signalled when the client is evicted for being too slow.
     pub evicted: Arc<Notify>,
 }
@@ -95,7 +110,7 @@ impl Clients {
         let mut queued = 0;
         let mut too_slow = Vec::new();
         for (id, client) in self.read().iter() {
-            match client.queue.try_send(message.clone()) {
+            match client.queue.try_send(Outbound::Text(message.clone())) {
                 Ok(()) => queued += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => too_slow.push(Arc::clone(id)),
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
@@ -113,7 +128,7 @@ impl Clients {
         let Some(client) = client else {
             return Err(SendError::UnknownClient(id.to_owned()));
         };
-        match client.queue.try_send(message) {
+        match client.queue.try_send(Outbound::Text(message)) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.evict(id);

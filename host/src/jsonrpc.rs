@@ -302,7 +302,7 @@ mod tests {
 
     #[test]
     fn batches_over_the_limit_are_one_error() {
-        let text = format!("[{}]", vec!["1"; 11].join(","));
+        let text = format!("[{}]", ["1"; 11].join(","));
         let error = parse(text.as_bytes(), 10).unwrap_err();
         assert_eq!(
             error.message,

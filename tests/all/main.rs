@@ -1,1 +1,11 @@
+//! Integration tests: the real server (or the real binary) over real sockets,
+//! with real compiled plugins. Build the plugins first: `cargo xtask test`
+//! does both.
 
+mod binary;
+mod faults;
+mod hooks;
+mod jsonrpc_spec;
+mod loading;
+mod support;
+mod transports;

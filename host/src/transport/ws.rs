@@ -5,13 +5,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt, stream::SplitSink};
 use tokio::sync::{Notify, Semaphore, mpsc};
 
+use crate::clients::Outbound;
 use crate::dispatch::Caller;
 use crate::jsonrpc::{self, INVALID_REQUEST, RpcError};
 use crate::node::Node;
@@ -78,6 +79,14 @@ async fn serve(
                 continue;
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Err(ref error)) if is_too_long(error) => {
+                let frame = CloseFrame {
+                    code: close_code::SIZE,
+                    reason: "message too big".into(),
+                };
+                let _ = queue.send(Outbound::Close(frame)).await;
+                break;
+            }
             Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
         };
         let permit = Arc::clone(&in_flight)
@@ -104,7 +113,7 @@ async fn serve(
 /// when the queue closes, the socket fails, or the client is evicted.
 async fn write(
     mut sink: SplitSink<WebSocket, Message>,
-    mut outbound: mpsc::Receiver<Utf8Bytes>,
+    mut outbound: mpsc::Receiver<Outbound>,
     evicted: Arc<Notify>,
 ) {
     loop {
@@ -117,21 +126,33 @@ async fn write(
             }
             next = outbound.recv() => next,
         };
-        let Some(first) = first else {
+        let Some(mut next) = first else {
             let _ = sink.close().await;
             return;
         };
-        if sink.feed(Message::Text(first)).await.is_err() {
-            return;
-        }
-        for _ in 1..WRITE_BATCH {
-            let Ok(next) = outbound.try_recv() else { break };
-            if sink.feed(Message::Text(next)).await.is_err() {
+        for _ in 0..WRITE_BATCH {
+            let (message, last) = match next {
+                Outbound::Text(text) => (Message::Text(text), false),
+                Outbound::Close(frame) => (Message::Close(Some(frame)), true),
+            };
+            if sink.feed(message).await.is_err() || last {
+                let _ = sink.flush().await;
                 return;
+            }
+            match outbound.try_recv() {
+                Ok(queued) => next = queued,
+                Err(_) => break,
             }
         }
         if sink.flush().await.is_err() {
             return;
         }
     }
+}
+
+/// Whether a read failed because the message exceeded the size limit.
+fn is_too_long(error: &axum::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|error| matches!(error, tungstenite::Error::Capacity(_)))
 }

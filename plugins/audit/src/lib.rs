@@ -10,8 +10,11 @@ const FORBIDDEN: i32 = -32010;
 
 fn before_request(request: &Request) -> Result<(), RpcError> {
     let denied: Vec<String> = host::config("deny_methods").unwrap_or_default();
-    if denied.iter().any(|name| *name == request.method) {
-        return Err(RpcError::new(FORBIDDEN, format!("method {} is denied by the audit policy", request.method)));
+    if denied.contains(&request.method) {
+        return Err(RpcError::new(
+            FORBIDDEN,
+            format!("method {} is denied by the audit policy", request.method),
+        ));
     }
     Ok(())
 }
@@ -26,8 +29,16 @@ fn after_request(request: &Request, outcome: Result<&Value, &RpcError>) {
             format!("error {}", error.code)
         }
     };
-    let caller = request.context.client_id.as_deref().or(request.context.remote_addr.as_deref()).unwrap_or("-");
-    host::log(LogLevel::Info, &format!("{} from {caller}: {status}", request.method));
+    let caller = request
+        .context
+        .client_id
+        .as_deref()
+        .or(request.context.remote_addr.as_deref())
+        .unwrap_or("-");
+    host::log(
+        LogLevel::Info,
+        &format!("{} from {caller}: {status}", request.method),
+    );
 }
 
 fn plugin() -> Plugin {

@@ -54,7 +54,9 @@ fn plugin() -> Plugin {
             Method::new("add", add)
                 .summary("Add two numbers")
                 .params_schema(operands_schema())
-                .result_schema(json!({ "type": "object", "properties": { "sum": { "type": "number" } } })),
+                .result_schema(
+                    json!({ "type": "object", "properties": { "sum": { "type": "number" } } }),
+                ),
         )
         .method(
             Method::new("multiply", multiply)

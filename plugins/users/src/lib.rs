@@ -20,7 +20,9 @@ fn user_create(request: &Request) -> Result<Value, RpcError> {
         return Err(RpcError::invalid_params("name must not be empty"));
     }
     if !email.contains('@') {
-        return Err(RpcError::invalid_params(format!("invalid email address: {email}")));
+        return Err(RpcError::invalid_params(format!(
+            "invalid email address: {email}"
+        )));
     }
     let id = host::state_increment("next_id", 1).map_err(RpcError::internal)?;
     let user = json!({ "id": id, "name": name, "email": email });
@@ -36,7 +38,10 @@ fn user_get(request: &Request) -> Result<Value, RpcError> {
 
 fn plugin() -> Plugin {
     Plugin::new("users", env!("CARGO_PKG_VERSION"))
-        .method(Method::new("user_create", user_create).summary("Create a user from a name and an email"))
+        .method(
+            Method::new("user_create", user_create)
+                .summary("Create a user from a name and an email"),
+        )
         .method(Method::new("user_get", user_get).summary("Get a user by id"))
 }
 

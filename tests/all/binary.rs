@@ -1,0 +1,183 @@
+//! The `rpcnode` binary: started with `--port 0`, it prints its address and
+//! serves; bad flags and folders fail with a message that says what to do.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::support::{plugins_dir, success, within};
+
+fn rpcnode() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_rpcnode"));
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// Start the binary on `plugins` with `--port 0` and read the address it
+/// prints; on early exit, fail with what it wrote to stderr.
+async fn start(plugins: &Path, extra: &[&str]) -> (Child, String) {
+    let mut child = rpcnode()
+        .arg("--plugins")
+        .arg(plugins)
+        .args(["--port", "0"])
+        .args(extra)
+        .spawn()
+        .expect("starting rpcnode");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    match within(stdout.next_line()).await.expect("reading stdout") {
+        Some(line) => {
+            let address = line
+                .strip_prefix("listening on ")
+                .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+            (child, address.to_owned())
+        }
+        None => {
+            let mut stderr = String::new();
+            let _ = child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .await;
+            panic!("rpcnode exited early: {stderr}");
+        }
+    }
+}
+
+/// Run the binary to completion; its exit code and stderr.
+async fn run_to_end(args: &[&str]) -> (Option<i32>, String) {
+    let output = within(rpcnode().args(args).output())
+        .await
+        .expect("running rpcnode");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn serves_on_the_port_it_prints_and_stops_on_sigterm() {
+    let dir = plugins_dir(&["calculator"]);
+    let (mut child, address) = start(dir.path(), &["--name", "bin-test"]).await;
+    assert!(address.starts_with("http://127.0.0.1:"), "{address}");
+
+    let client = reqwest::Client::new();
+    let response = within(
+        client
+            .post(&address)
+            .header("content-type", "application/json")
+            .body(r#"{"jsonrpc":"2.0","method":"add","params":{"a":20,"b":22},"id":1}"#)
+            .send(),
+    )
+    .await
+    .unwrap();
+    let answer: serde_json::Value = within(response.json()).await.unwrap();
+    assert_eq!(answer, success(json!({"sum": 42}), json!(1)));
+    let health: serde_json::Value = within(
+        within(client.get(format!("{address}/health")).send())
+            .await
+            .unwrap()
+            .json(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(health["node"], "bin-test");
+
+    let pid = child.id().expect("running") as i32;
+    // SIGTERM asks for a graceful stop.
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = within(child.wait()).await.unwrap();
+    assert_eq!(exit.code(), Some(0));
+}
+
+#[tokio::test]
+async fn a_missing_plugins_folder_says_what_to_do() {
+    let (code, stderr) = run_to_end(&["--plugins", "/definitely/not/here", "--port", "0"]).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains(
+            "plugins folder /definitely/not/here does not exist; create it or pass --plugins DIR"
+        ),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn bad_flags_are_refused_with_the_flag_named() {
+    let dir = plugins_dir(&[]);
+    let plugins = dir.path().to_str().unwrap();
+    for (args, expected) in [
+        (
+            vec!["--plugins", plugins, "--port", "99999"],
+            "--port <PORT>",
+        ),
+        (
+            vec!["--plugins", plugins, "--request-timeout", "0"],
+            "--request-timeout <SECS>",
+        ),
+        (
+            vec!["--plugins", plugins, "--request-timeout", "soon"],
+            "is not a number of seconds",
+        ),
+        (
+            vec!["--plugins", plugins, "--max-batch-size", "0"],
+            "--max-batch-size <N>",
+        ),
+        (
+            vec!["--plugins", plugins, "--no-such-flag"],
+            "unexpected argument '--no-such-flag'",
+        ),
+        (vec!["--port", "0"], "--plugins <DIR>"),
+    ] {
+        let (code, stderr) = run_to_end(&args).await;
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn a_port_in_use_is_named() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = plugins_dir(&[]);
+    let (code, stderr) =
+        run_to_end(&["--plugins", dir.path().to_str().unwrap(), "--port", &port]).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains(&format!(
+            "127.0.0.1:{port} is already in use; stop the other server or pass --port 0"
+        )),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn help_documents_every_flag() {
+    let output = within(rpcnode().arg("--help").output()).await.unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--plugins",
+        "--host",
+        "--port",
+        "--request-timeout",
+        "--name",
+        "--max-batch-size",
+        "--max-message-bytes",
+        "--ws-queue-capacity",
+        "--plugin-memory-mib",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+}

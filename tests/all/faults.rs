@@ -1,0 +1,74 @@
+//! Misbehaving plugins: a panic, a trap or an endless loop costs the caller
+//! an error and nothing else.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{TestNode, error, success};
+
+#[tokio::test]
+async fn panics_and_traps_are_internal_errors_and_the_host_carries_on() {
+    let node = TestNode::start(&["calculator", "probe"]).await;
+    for method in ["fault_panic", "fault_trap"] {
+        assert_eq!(
+            node.call(method, json!([])).await,
+            error(-32603, "Internal error: plugin probe failed", json!(1)),
+            "{method}"
+        );
+        // The faulted instance is gone; the plugin and its neighbours still answer.
+        assert_eq!(
+            node.call("echo", json!([])).await["result"]["method"],
+            "echo"
+        );
+        assert_eq!(
+            node.call("add", json!([1, 1])).await,
+            success(json!({"sum": 2}), json!(1))
+        );
+    }
+    let mut ws = node.ws().await;
+    assert_eq!(
+        ws.call("fault_panic", json!([]), 3).await,
+        error(-32603, "Internal error: plugin probe failed", json!(3))
+    );
+    assert_eq!(
+        ws.call("add", json!([2, 3]), 4).await,
+        success(json!({"sum": 5}), json!(4))
+    );
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn an_endless_loop_times_out_while_everyone_else_is_served() {
+    let node = TestNode::start_with(&["calculator", "probe"], |config| {
+        config.request_timeout = Duration::from_millis(1500);
+    })
+    .await;
+    let spinning = node.call("fault_spin", json!([]));
+    let others = async {
+        // While the loop runs, other requests are answered.
+        for n in 0..20 {
+            assert_eq!(
+                node.call("add", json!([n, 1])).await,
+                success(json!({"sum": n + 1}), json!(1))
+            );
+        }
+    };
+    let (spun, ()) = tokio::join!(spinning, others);
+    assert_eq!(
+        spun,
+        error(
+            -32000,
+            "Server error: request timed out after 1.5s (request_timeout)",
+            json!(1)
+        )
+    );
+    assert_eq!(
+        node.call("echo", json!([])).await["result"]["method"],
+        "echo"
+    );
+    assert_eq!(
+        node.get_json("/health").await["pending_requests"],
+        Value::from(0)
+    );
+}

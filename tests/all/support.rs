@@ -1,0 +1,227 @@
+//! Shared test helpers: start a server on 127.0.0.1:0 with chosen plugins,
+//! talk to it over HTTP and WebSocket, and bound every wait.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rpcnode::{Config, Server};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// The longest any single step of a test may wait.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Await `future`, failing the test if it takes longer than [`TIMEOUT`].
+pub async fn within<F: Future>(future: F) -> F::Output {
+    tokio::time::timeout(TIMEOUT, future)
+        .await
+        .expect("timed out waiting")
+}
+
+/// The compiled plugin `name`: an example from `target/plugins` or a test
+/// fixture from `target/plugin-fixtures`.
+pub fn plugin_file(name: &str) -> PathBuf {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+    ["plugins", "plugin-fixtures"]
+        .iter()
+        .map(|dir| target.join(dir).join(format!("{name}.wasm")))
+        .find(|path| path.exists())
+        .unwrap_or_else(|| panic!("plugin {name}.wasm is not built: run `cargo xtask build-plugins` (or `cargo xtask test`)"))
+}
+
+/// A temporary plugins folder holding copies of the named plugins.
+pub fn plugins_dir(plugins: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("creating a temporary folder");
+    for name in plugins {
+        std::fs::copy(plugin_file(name), dir.path().join(format!("{name}.wasm")))
+            .expect("copying a plugin");
+    }
+    dir
+}
+
+/// A running server and clients for it.
+pub struct TestNode {
+    pub server: Server,
+    _dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl TestNode {
+    /// A server with the named plugins and default settings.
+    pub async fn start(plugins: &[&str]) -> Self {
+        Self::start_with(plugins, |_| {}).await
+    }
+
+    /// A server with the named plugins; `configure` may change settings and
+    /// add files to the plugins folder before it starts.
+    pub async fn start_with(plugins: &[&str], configure: impl FnOnce(&mut Config)) -> Self {
+        let dir = plugins_dir(plugins);
+        let mut config = Config::new(dir.path());
+        config.port = 0;
+        configure(&mut config);
+        let server = within(Server::start(config))
+            .await
+            .expect("starting the server");
+        Self {
+            server,
+            _dir: dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.local_addr())
+    }
+
+    /// POST `body` as JSON; the status and the body text.
+    pub async fn post_text(&self, body: &str) -> (u16, String) {
+        self.post_with(body, &[]).await
+    }
+
+    /// POST `body` as JSON with extra headers; the status and the body text.
+    pub async fn post_with(&self, body: &str, headers: &[(&str, &str)]) -> (u16, String) {
+        let mut request = self
+            .http
+            .post(self.url("/"))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = within(request.send()).await.expect("sending the request");
+        let status = response.status().as_u16();
+        (
+            status,
+            within(response.text()).await.expect("reading the body"),
+        )
+    }
+
+    /// POST a JSON value and parse the JSON answer (which must be 200).
+    pub async fn post(&self, body: &Value) -> Value {
+        let (status, text) = self.post_text(&body.to_string()).await;
+        assert_eq!(status, 200, "unexpected status; body: {text}");
+        serde_json::from_str(&text).expect("the answer is JSON")
+    }
+
+    /// Call `method` over HTTP with id 1; the whole response object.
+    pub async fn call(&self, method: &str, params: Value) -> Value {
+        self.post(&request(method, params, json!(1))).await
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = within(self.http.get(self.url(path)).send())
+            .await
+            .expect("GET");
+        within(response.json()).await.expect("JSON body")
+    }
+
+    /// Open a WebSocket to `/ws`.
+    pub async fn ws(&self) -> WsClient {
+        self.ws_with(&[]).await
+    }
+
+    /// Open a WebSocket to `/ws` with extra handshake headers.
+    pub async fn ws_with(&self, headers: &[(&'static str, &'static str)]) -> WsClient {
+        let mut handshake = format!("ws://{}/ws", self.server.local_addr())
+            .into_client_request()
+            .expect("a valid URL");
+        for (name, value) in headers {
+            handshake
+                .headers_mut()
+                .insert(*name, value.parse().expect("a valid header"));
+        }
+        let (stream, _) = within(tokio_tungstenite::connect_async(handshake))
+            .await
+            .expect("WebSocket handshake");
+        WsClient { stream }
+    }
+
+    /// The hook log the probe fixture keeps in its state.
+    pub async fn hook_log(&self) -> Vec<String> {
+        let response = self.call("hook_log", json!([])).await;
+        serde_json::from_value(response["result"].clone()).expect("a list of strings")
+    }
+}
+
+/// A WebSocket client.
+pub struct WsClient {
+    pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl WsClient {
+    pub async fn send_text(&mut self, text: &str) {
+        within(self.stream.send(Message::text(text)))
+            .await
+            .expect("sending a frame");
+    }
+
+    pub async fn send(&mut self, message: &Value) {
+        self.send_text(&message.to_string()).await;
+    }
+
+    /// The next frame that is not a ping or pong.
+    pub async fn next_frame(&mut self) -> Option<Message> {
+        loop {
+            match within(self.stream.next()).await {
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(message)) => return Some(message),
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    /// The next text frame, parsed as JSON.
+    pub async fn recv(&mut self) -> Value {
+        match self.next_frame().await {
+            Some(Message::Text(text)) => serde_json::from_str(&text).expect("a JSON frame"),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    /// Call `method` and wait for its response (skipping notifications).
+    pub async fn call(&mut self, method: &str, params: Value, id: u64) -> Value {
+        self.send(&request(method, params, json!(id))).await;
+        loop {
+            let message = self.recv().await;
+            if message.get("id") == Some(&json!(id)) {
+                return message;
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = within(self.stream.close(None)).await;
+        while self.next_frame().await.is_some() {}
+    }
+}
+
+/// A request object.
+pub fn request(method: &str, params: Value, id: Value) -> Value {
+    json!({ "jsonrpc": "2.0", "method": method, "params": params, "id": id })
+}
+
+/// A success response object.
+pub fn success(result: Value, id: Value) -> Value {
+    json!({ "jsonrpc": "2.0", "result": result, "id": id })
+}
+
+/// An error response object without data.
+pub fn error(code: i32, message: &str, id: Value) -> Value {
+    json!({ "jsonrpc": "2.0", "error": { "code": code, "message": message }, "id": id })
+}
+
+/// Poll `check` until it returns true, for events a client cannot await
+/// directly (such as the server noticing a disconnect).
+pub async fn eventually(mut check: impl AsyncFnMut() -> bool) {
+    within(async {
+        while !check().await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}

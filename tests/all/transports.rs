@@ -1,0 +1,295 @@
+//! What is particular to each transport: HTTP statuses and headers, WebSocket
+//! frames and client ids, `/health`, and notifications pushed by plugins.
+
+use std::collections::HashSet;
+
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::support::{TestNode, error, success, within};
+
+#[tokio::test]
+async fn http_rejects_what_is_not_a_json_post() {
+    let node = TestNode::start(&["calculator"]).await;
+    let client = reqwest::Client::new();
+    let body = r#"{"jsonrpc":"2.0","method":"add","params":[1,2],"id":1}"#;
+
+    let plain = within(
+        client
+            .post(node.url("/"))
+            .header("content-type", "text/plain")
+            .body(body)
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(plain.status(), 415);
+    let answer: Value = within(plain.json()).await.unwrap();
+    assert_eq!(
+        answer,
+        error(
+            -32600,
+            "Invalid Request: Content-Type must be application/json",
+            Value::Null
+        )
+    );
+
+    let with_charset = within(
+        client
+            .post(node.url("/"))
+            .header("content-type", "application/json; charset=utf-8")
+            .body(body)
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(with_charset.status(), 200);
+
+    let get = within(client.get(node.url("/")).send()).await.unwrap();
+    assert_eq!(get.status(), 405);
+    let missing = within(client.get(node.url("/nowhere")).send())
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test]
+async fn http_body_over_the_limit_is_413_and_the_server_carries_on() {
+    let node =
+        TestNode::start_with(&["calculator"], |config| config.max_message_bytes = 1024).await;
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","method":"add","params":[1,2],"id":"{}"}}"#,
+        "x".repeat(2000)
+    );
+    let (status, body) = node.post_text(&big).await;
+    assert_eq!(status, 413);
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["error"]["code"], -32600);
+    assert_eq!(answer["id"], Value::Null);
+    assert_eq!(
+        node.call("add", json!([1, 2])).await,
+        success(json!({"sum": 3}), json!(1))
+    );
+}
+
+#[tokio::test]
+async fn batch_size_is_limited() {
+    let node = TestNode::start_with(&["calculator"], |config| config.max_batch_size = 2).await;
+    let batch = json!([
+        {"jsonrpc":"2.0","method":"add","params":[1,2],"id":1},
+        {"jsonrpc":"2.0","method":"add","params":[1,2],"id":2},
+        {"jsonrpc":"2.0","method":"add","params":[1,2],"id":3},
+    ]);
+    assert_eq!(
+        node.post(&batch).await,
+        error(
+            -32600,
+            "Invalid Request: batch of 3 requests exceeds the limit of 2",
+            Value::Null
+        )
+    );
+}
+
+#[tokio::test]
+async fn health_reports_the_node_and_its_plugins() {
+    let node = TestNode::start_with(&["calculator", "users"], |config| {
+        config.node_name = "node-a".into()
+    })
+    .await;
+    let ws = node.ws().await;
+    let health = node.get_json("/health").await;
+    assert_eq!(
+        health,
+        json!({
+            "status": "ok",
+            "node": "node-a",
+            "websocket_clients": 1,
+            "pending_requests": 0,
+            "plugins": [
+                {"name": "calculator", "version": "0.1.0", "methods": ["add", "multiply", "divide"]},
+                {"name": "users", "version": "0.1.0", "methods": ["user_create", "user_get"]},
+            ],
+            "failed": [],
+        })
+    );
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn websocket_bad_frames_get_errors_and_the_connection_stays_usable() {
+    let node = TestNode::start(&["calculator"]).await;
+    let mut ws = node.ws().await;
+    within(futures_util::SinkExt::send(
+        &mut ws.stream,
+        Message::binary(vec![1u8, 2, 3]),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        ws.recv().await,
+        error(
+            -32600,
+            "Invalid Request: binary frames are not supported; send JSON-RPC as text frames",
+            Value::Null
+        )
+    );
+    ws.send_text("not json").await;
+    assert_eq!(
+        ws.recv().await,
+        error(
+            -32700,
+            "Parse error: expected ident at line 1 column 2",
+            Value::Null
+        )
+    );
+    assert_eq!(
+        ws.call("add", json!([2, 2]), 1).await,
+        success(json!({"sum": 4}), json!(1))
+    );
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn websocket_message_over_the_limit_closes_with_1009() {
+    let node =
+        TestNode::start_with(&["calculator"], |config| config.max_message_bytes = 1024).await;
+    let mut ws = node.ws().await;
+    ws.send_text(&format!(
+        r#"{{"jsonrpc":"2.0","method":"add","params":[1,2],"id":"{}"}}"#,
+        "x".repeat(2000)
+    ))
+    .await;
+    match ws.next_frame().await {
+        Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CloseCode::Size),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    assert_eq!(
+        node.call("add", json!([1, 2])).await,
+        success(json!({"sum": 3}), json!(1))
+    );
+}
+
+#[tokio::test]
+async fn websocket_requests_in_flight_together_each_get_their_own_answer() {
+    let node = TestNode::start(&["calculator"]).await;
+    let mut ws = node.ws().await;
+    for id in 0..200 {
+        ws.send(&json!({"jsonrpc":"2.0","method":"add","params":[id, 1],"id":id}))
+            .await;
+    }
+    let mut seen = HashSet::new();
+    for _ in 0..200 {
+        let answer = ws.recv().await;
+        let id = answer["id"].as_i64().unwrap();
+        assert_eq!(answer, success(json!({"sum": id + 1}), json!(id)));
+        assert!(seen.insert(id), "answer {id} arrived twice");
+    }
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn plugins_see_the_transport_client_id_and_headers() {
+    let node = TestNode::start(&["probe"]).await;
+    let (status, body) = node
+        .post_with(
+            r#"{"jsonrpc":"2.0","method":"echo","params":{"k":[1]},"id":"e"}"#,
+            &[("x-test", "over-http")],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        answer["result"],
+        json!({"method": "echo", "params": {"k": [1]}, "request_id": "e", "transport": "Http",
+               "client_id": null, "has_remote_addr": true, "x_test": "over-http"})
+    );
+
+    let mut first = node.ws_with(&[("x-test", "handshake")]).await;
+    let mut second = node.ws().await;
+    let one = first.call("echo", json!([]), 7).await["result"].clone();
+    let two = second.call("echo", json!([]), 8).await["result"].clone();
+    assert_eq!(one["transport"], "WebSocket");
+    assert_eq!(one["x_test"], "handshake");
+    assert_eq!(one["request_id"], 7);
+    let (id_one, id_two) = (
+        one["client_id"].as_str().unwrap(),
+        two["client_id"].as_str().unwrap(),
+    );
+    assert_ne!(id_one, id_two);
+    for id in [id_one, id_two] {
+        let parts: Vec<&str> = id.split('_').collect();
+        assert_eq!(parts.len(), 3, "{id}");
+        assert_eq!(parts[0], "ws");
+        assert!(
+            parts[1].parse::<u64>().is_ok() && parts[2].parse::<u64>().unwrap() > 1_700_000_000_000,
+            "{id}"
+        );
+    }
+    first.close().await;
+    second.close().await;
+}
+
+#[tokio::test]
+async fn plugins_broadcast_and_send_to_one_client() {
+    let node = TestNode::start(&["probe"]).await;
+    let mut a = node.ws().await;
+    let mut b = node.ws().await;
+    let id_a = a.call("echo", json!([]), 1).await["result"]["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id_b = b.call("echo", json!([]), 1).await["result"]["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let mut expected = vec![id_a.clone(), id_b.clone()];
+    expected.sort();
+    assert_eq!(
+        node.call("list_clients", json!([])).await["result"],
+        json!(expected)
+    );
+
+    let queued = node
+        .call("notify", json!({"method": "tick", "params": {"n": 1}}))
+        .await;
+    assert_eq!(queued["result"], json!({"queued": 2}));
+    let tick = json!({"jsonrpc": "2.0", "method": "tick", "params": {"n": 1}});
+    assert_eq!(a.recv().await, tick);
+    assert_eq!(b.recv().await, tick);
+
+    let sent = node
+        .call(
+            "notify",
+            json!({"method": "direct", "params": [id_b], "client_id": id_b}),
+        )
+        .await;
+    assert_eq!(sent["result"], json!({"sent": true}));
+    assert_eq!(
+        b.recv().await,
+        json!({"jsonrpc": "2.0", "method": "direct", "params": [id_b]})
+    );
+    // `a` got nothing: its next frame is the answer to its next call.
+    assert_eq!(a.call("echo", json!([]), 2).await["id"], 2);
+
+    let gone = node
+        .call(
+            "notify",
+            json!({"method": "x", "params": [], "client_id": "ws_0_0"}),
+        )
+        .await;
+    assert_eq!(
+        gone["result"],
+        json!({"error": "no connected client \"ws_0_0\""})
+    );
+    let bad = node
+        .call("notify", json!({"method": "x", "params": 5}))
+        .await;
+    assert_eq!(
+        bad["result"],
+        json!({"error": "params must be a JSON object or array"})
+    );
+    a.close().await;
+    b.close().await;
+}
