@@ -46,6 +46,10 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub ws_queue_capacity: u32,
 
+    /// Greet each WebSocket client with a `welcome` notification carrying its client_id.
+    #[arg(long)]
+    pub welcome: bool,
+
     /// Linear memory each plugin instance may use, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub plugin_memory_mib: u32,
@@ -68,6 +72,7 @@ impl Cli {
         config.max_batch_size = self.max_batch_size as usize;
         config.max_message_bytes = self.max_message_bytes as usize;
         config.ws_queue_capacity = self.ws_queue_capacity as usize;
+        config.welcome = self.welcome;
         config.plugins.memory_limit = (self.plugin_memory_mib as usize) << 20;
         Ok(config)
     }

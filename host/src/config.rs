@@ -29,6 +29,11 @@ pub struct Config {
     /// Requests one WebSocket connection may have in flight; further frames
     /// wait to be read.
     pub ws_max_in_flight: usize,
+    /// Greet each WebSocket client with a `welcome` notification carrying its
+    /// `client_id`.
+    pub welcome: bool,
+    /// Background calls (`spawn`) one plugin may have pending.
+    pub max_background_calls: usize,
     /// Limits applied to plugin instances.
     pub plugins: PluginSettings,
 }
@@ -47,6 +52,8 @@ impl Config {
             max_message_bytes: 10 << 20,
             ws_queue_capacity: 1024,
             ws_max_in_flight: 64,
+            welcome: false,
+            max_background_calls: 1000,
             plugins: PluginSettings::default(),
         }
     }

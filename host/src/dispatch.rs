@@ -9,11 +9,14 @@ use std::time::Instant;
 use futures_util::future::join_all;
 use serde_json::value::RawValue;
 
+use crate::builtin;
 use crate::jsonrpc::{
     self, INTERNAL_ERROR, Item, METHOD_NOT_FOUND, Message, REQUEST_TIMEOUT, Request, RpcError,
 };
 use crate::node::Node;
-use crate::plugin::{CallError, Hook, LoadedPlugin, MethodTable, RequestContext, Transport};
+use crate::plugin::{
+    CallError, GuestError, Hook, LoadedPlugin, MethodTable, RequestContext, Transport,
+};
 
 /// Who sent a message: the same for every request of one HTTP body or one
 /// WebSocket connection.
@@ -42,7 +45,18 @@ impl Caller {
 }
 
 /// A plugin's view of an outcome: the WIT result type.
-type WitOutcome = Result<String, crate::plugin::GuestError>;
+type WitOutcome = Result<String, GuestError>;
+
+/// One request on its way through the hooks and the handler.
+struct Call<'a> {
+    /// The method as the client spelled it.
+    requested: &'a str,
+    /// The method as hooks and the handler see it.
+    method: &'a str,
+    params: Option<String>,
+    context: RequestContext,
+    caller: &'a Caller,
+}
 
 impl Node {
     /// Answer one HTTP body or WebSocket text frame. `None` means nothing is
@@ -85,27 +99,22 @@ impl Node {
         let _pending = self.track_pending();
         let started = Instant::now();
         let route = table.route(&request.method);
-        // Hooks see the name the plugin registered, however the client spelled
-        // it, so a policy on `user_create` also covers `user.create`.
-        let method = route.map_or(request.method.as_ref(), |route| route.method.as_str());
-        let params = request.params.map(|params| params.get().to_owned());
-        let context = caller.context(request.id);
-        let deadline = started + self.config.request_timeout;
+        let call = Call {
+            requested: &request.method,
+            // Hooks see the name the plugin registered, however the client
+            // spelled it, so a policy on `user_create` also covers `user.create`.
+            method: route.map_or(request.method.as_ref(), |route| route.method.as_str()),
+            params: request.params.map(|params| params.get().to_owned()),
+            context: caller.context(request.id),
+            caller,
+        };
 
         let outcome = self
-            .run(
-                table,
-                &request.method,
-                method,
-                params.as_ref(),
-                &context,
-                deadline,
-            )
+            .run(table, &call, started + self.config.request_timeout)
             .await;
-        self.after_request(table, method, params.as_ref(), &context, &outcome)
-            .await;
+        self.after_request(table, &call, &outcome).await;
         tracing::debug!(
-            method,
+            method = call.method,
             transport = ?caller.transport,
             client = caller.client_id.as_deref(),
             elapsed_us = started.elapsed().as_micros() as u64,
@@ -120,16 +129,14 @@ impl Node {
         })
     }
 
-    /// The `before-request` hooks, then the handler.
+    /// The `before-request` hooks, then the built-in method or the handler.
     async fn run(
         &self,
         table: &MethodTable,
-        requested: &str,
-        method: &str,
-        params: Option<&String>,
-        context: &RequestContext,
+        call: &Call<'_>,
         deadline: Instant,
     ) -> Result<String, RpcError> {
+        let (method, params, context) = (call.method, call.params.as_ref(), &call.context);
         for plugin in table.hooked(Hook::BeforeRequest) {
             match plugin
                 .before_request(method, params, context, deadline)
@@ -142,11 +149,14 @@ impl Node {
                 }
             }
         }
-        let Some(route) = table.route(requested) else {
-            return Err(RpcError::new(METHOD_NOT_FOUND, requested));
+        if let Some(outcome) = builtin::call(self, call.requested, params, call.caller) {
+            return outcome;
+        }
+        let Some(route) = table.route(call.requested) else {
+            return Err(RpcError::new(METHOD_NOT_FOUND, call.requested));
         };
-        match route
-            .plugin
+        let plugin = &route.plugin;
+        match plugin
             .handle(&route.method, params, context, deadline)
             .await
         {
@@ -155,18 +165,16 @@ impl Node {
                 Ok(_) => Ok(result),
                 Err(error) => {
                     tracing::error!(
-                        plugin = route.plugin.name(),
+                        plugin = plugin.name(),
                         method,
                         "handler returned invalid JSON: {error}"
                     );
-                    Err(RpcError::new(
-                        INTERNAL_ERROR,
-                        format_args!("plugin {} returned invalid JSON", route.plugin.name()),
-                    ))
+                    let detail = format_args!("plugin {} returned invalid JSON", plugin.name());
+                    Err(RpcError::new(INTERNAL_ERROR, detail))
                 }
             },
-            Ok(Err(error)) => Err(plugin_error(&route.plugin, error)),
-            Err(error) => Err(self.call_failed(&route.plugin, "handle", method, error)),
+            Ok(Err(error)) => Err(plugin_error(plugin, error)),
+            Err(error) => Err(self.call_failed(plugin, "handle", method, error)),
         }
     }
 
@@ -174,9 +182,7 @@ impl Node {
     async fn after_request(
         &self,
         table: &MethodTable,
-        method: &str,
-        params: Option<&String>,
-        context: &RequestContext,
+        call: &Call<'_>,
         outcome: &Result<String, RpcError>,
     ) {
         let hooks = table.hooked(Hook::AfterRequest);
@@ -185,18 +191,18 @@ impl Node {
         }
         let outcome: WitOutcome = match outcome {
             Ok(result) => Ok(result.clone()),
-            Err(error) => Err(crate::plugin::GuestError {
+            Err(error) => Err(GuestError {
                 code: error.code,
                 message: error.message.clone(),
                 data: error.data.as_ref().map(|data| data.get().to_owned()),
             }),
         };
         let deadline = Instant::now() + self.config.request_timeout;
+        let (method, params) = (call.method, call.params.as_ref());
         for plugin in hooks {
-            if let Err(error) = plugin
-                .after_request(method, params, context, outcome.as_ref(), deadline)
-                .await
-            {
+            let done =
+                plugin.after_request(method, params, &call.context, outcome.as_ref(), deadline);
+            if let Err(error) = done.await {
                 self.call_failed(plugin, "after-request", method, error);
             }
         }
@@ -266,7 +272,7 @@ impl Node {
 
 /// A plugin's error as the client sees it; data that is not JSON is dropped
 /// (and logged) rather than sent.
-fn plugin_error(plugin: &LoadedPlugin, error: crate::plugin::GuestError) -> RpcError {
+fn plugin_error(plugin: &LoadedPlugin, error: GuestError) -> RpcError {
     let data = error
         .data
         .and_then(|data| match jsonrpc::check_json(&data) {

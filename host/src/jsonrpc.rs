@@ -22,6 +22,8 @@ pub const INVALID_PARAMS: i32 = -32602;
 pub const INTERNAL_ERROR: i32 = -32603;
 /// Server error: the request ran past `request_timeout`.
 pub const REQUEST_TIMEOUT: i32 = -32000;
+/// Server error: the method only works over a WebSocket connection.
+pub const WEBSOCKET_REQUIRED: i32 = -32001;
 
 /// A JSON-RPC error object as sent to a client.
 #[derive(Debug, Clone, Serialize)]

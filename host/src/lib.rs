@@ -5,9 +5,12 @@
 //! - [`dispatch`]: hooks, routing and responses, shared by both transports.
 //! - [`transport`]: HTTP `POST /` and WebSocket `GET /ws`; [`health`]: `GET /health`.
 //! - [`clients`]: WebSocket client tracking and notification fan-out.
-//! - [`plugin`]: loading, sandboxing and calling plugins; [`state`]: their durable state.
+//! - [`builtin`]: the host's own `rpc.` methods.
+//! - [`plugin`]: loading, sandboxing and calling plugins; [`state`]: their durable state;
+//!   [`scheduler`]: their background work.
 //! - [`server`], [`node`], [`config`], [`cli`]: putting it together.
 
+pub mod builtin;
 pub mod cli;
 pub mod clients;
 pub mod config;
@@ -16,6 +19,7 @@ pub mod health;
 pub mod jsonrpc;
 pub mod node;
 pub mod plugin;
+pub mod scheduler;
 pub mod server;
 pub mod state;
 pub mod transport;

@@ -80,12 +80,17 @@ impl Server {
         &self.node
     }
 
-    /// Serve until `signal` completes, then stop accepting and let requests in
-    /// flight finish.
+    /// Serve until `signal` completes, then stop as [`Server::stop`] does.
     pub async fn run_until(self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let Self { stop, mut task, .. } = self;
+        let Self {
+            stop,
+            mut task,
+            node,
+            ..
+        } = self;
         tokio::select! {
             () = signal => {
+                node.shutdown().await;
                 let _ = stop.send(());
                 task.await.context("server task failed")?.context("serving")
             }
@@ -93,8 +98,10 @@ impl Server {
         }
     }
 
-    /// Stop accepting and wait for requests in flight to finish.
+    /// Close WebSocket connections (code 1001), cancel background work, stop
+    /// accepting and wait for HTTP requests in flight to finish.
     pub async fn stop(self) -> anyhow::Result<()> {
+        self.node.shutdown().await;
         let _ = self.stop.send(());
         self.task
             .await

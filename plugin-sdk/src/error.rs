@@ -19,6 +19,9 @@ impl RpcError {
     pub const INVALID_PARAMS: i32 = -32602;
     /// The plugin failed for a reason of its own (-32603).
     pub const INTERNAL_ERROR: i32 = -32603;
+    /// The method needs a WebSocket connection (-32001), as the host's
+    /// `rpc.subscribe` does.
+    pub const WEBSOCKET_REQUIRED: i32 = -32001;
 
     /// An error with any code.
     pub fn new(code: i32, message: impl Into<String>) -> Self {

@@ -62,9 +62,18 @@ impl<P: PluginSource> Guest for P {
                     params_schema: method.params_schema.as_ref().map(Value::to_string),
                     result_schema: method.result_schema.as_ref().map(Value::to_string),
                     notification: method.notification,
+                    internal: method.internal,
                 })
                 .collect(),
             hooks,
+            timers: plugin
+                .timers
+                .iter()
+                .map(|(method, every_ms)| wit::Timer {
+                    method: method.clone(),
+                    every_ms: *every_ms,
+                })
+                .collect(),
         }
     }
 
@@ -152,6 +161,7 @@ fn context(ctx: wit::RequestContext) -> Context {
         transport: match ctx.transport {
             wit::Transport::Http => Transport::Http,
             wit::Transport::Websocket => Transport::WebSocket,
+            wit::Transport::Background => Transport::Background,
         },
         client_id: ctx.client_id,
         remote_addr: ctx.remote_addr,

@@ -1,5 +1,5 @@
 //! Functions the host offers to plugins: logging, notifications, clients,
-//! durable state and configuration.
+//! topics, durable state, background work and configuration.
 //!
 //! State lives in the host, per plugin name: every instance of a plugin sees the
 //! same values, and they outlive any one instance. Guest globals (`static`s) are
@@ -20,7 +20,12 @@ pub fn log(level: LogLevel, message: &str) {
 /// Send notification `method` with `params` to every connected WebSocket
 /// client; returns how many clients it was queued for.
 pub fn broadcast(method: &str, params: &Value) -> Result<u32, String> {
-    host::broadcast_notification(method, Some(&params.to_string()))
+    broadcast_except(method, params, &[])
+}
+
+/// Like [`broadcast`], skipping the clients in `exclude` (such as the caller).
+pub fn broadcast_except(method: &str, params: &Value, exclude: &[String]) -> Result<u32, String> {
+    host::broadcast_notification(method, Some(&params.to_string()), exclude)
 }
 
 /// Send notification `method` with `params` to one WebSocket client. Fails
@@ -32,6 +37,49 @@ pub fn notify(client_id: &str, method: &str, params: &Value) -> Result<(), Strin
 /// The ids of the connected WebSocket clients.
 pub fn clients() -> Vec<String> {
     host::clients()
+}
+
+/// How many WebSocket clients are connected.
+pub fn client_count() -> u32 {
+    host::client_count()
+}
+
+/// Metadata `key` of a connected client; `None` when absent or not a `T`.
+pub fn client_get<T: DeserializeOwned>(client_id: &str, key: &str) -> Option<T> {
+    host::client_get(client_id, key).and_then(|text| serde_json::from_str(&text).ok())
+}
+
+/// Set metadata `key` of a connected client; dropped when it disconnects.
+pub fn client_set<T: Serialize>(client_id: &str, key: &str, value: &T) -> Result<(), String> {
+    let text = serde_json::to_string(value).map_err(|error| error.to_string())?;
+    host::client_set(client_id, key, &text)
+}
+
+/// Subscribe a connected client to `topic`.
+pub fn subscribe(client_id: &str, topic: &str) -> Result<(), String> {
+    host::subscribe(client_id, topic)
+}
+
+/// Unsubscribe a client from `topic`; true if it was subscribed.
+pub fn unsubscribe(client_id: &str, topic: &str) -> bool {
+    host::unsubscribe(client_id, topic)
+}
+
+/// Send notification `method` with `params` to the subscribers of `topic`;
+/// returns how many clients it was queued for.
+pub fn publish(topic: &str, method: &str, params: &Value) -> Result<u32, String> {
+    host::publish(topic, method, Some(&params.to_string()))
+}
+
+/// The ids of the clients subscribed to `topic`.
+pub fn subscribers(topic: &str) -> Vec<String> {
+    host::subscribers(topic)
+}
+
+/// Call this plugin's own `method` with `params` after `delay_ms`, with no
+/// client attached.
+pub fn spawn(method: &str, params: &Value, delay_ms: u32) -> Result<(), String> {
+    host::spawn(method, Some(&params.to_string()), delay_ms)
 }
 
 /// Read `key` from this plugin's state; `None` when absent or not a `T`.

@@ -17,6 +17,7 @@ pub struct Method {
     pub(crate) params_schema: Option<Value>,
     pub(crate) result_schema: Option<Value>,
     pub(crate) notification: bool,
+    pub(crate) internal: bool,
 }
 
 impl Method {
@@ -31,6 +32,7 @@ impl Method {
             params_schema: None,
             result_schema: None,
             notification: false,
+            internal: false,
         }
     }
 
@@ -41,6 +43,13 @@ impl Method {
             notification: true,
             ..Self::new(name, handler)
         }
+    }
+
+    /// Only this plugin's background work (`host::spawn`, timers) may call the
+    /// method; clients get "method not found".
+    pub fn internal(mut self) -> Self {
+        self.internal = true;
+        self
     }
 
     /// A one-line summary.
@@ -87,6 +96,7 @@ pub struct Plugin {
     pub(crate) after_request: Option<AfterRequest>,
     pub(crate) on_connect: Option<OnConnect>,
     pub(crate) on_disconnect: Option<OnDisconnect>,
+    pub(crate) timers: Vec<(String, u32)>,
 }
 
 impl Plugin {
@@ -100,12 +110,20 @@ impl Plugin {
             after_request: None,
             on_connect: None,
             on_disconnect: None,
+            timers: Vec::new(),
         }
     }
 
     /// Add a method.
     pub fn method(mut self, method: Method) -> Self {
         self.methods.push(method);
+        self
+    }
+
+    /// Have the host call `method` (one of this plugin's, usually
+    /// [`Method::internal`]) every `every_ms` milliseconds, with no params.
+    pub fn timer(mut self, method: impl Into<String>, every_ms: u32) -> Self {
+        self.timers.push((method.into(), every_ms));
         self
     }
 

@@ -12,6 +12,8 @@ pub enum Transport {
     Http,
     /// A WebSocket text frame.
     WebSocket,
+    /// Background work (`host::spawn` or a timer): no client is attached.
+    Background,
 }
 
 /// Who made a call, and how.
@@ -78,6 +80,17 @@ impl Request {
     /// The WebSocket client id of the caller, if the call came over WebSocket.
     pub fn client_id(&self) -> Option<&str> {
         self.context.client_id.as_deref()
+    }
+
+    /// The caller's WebSocket client id, or a -32001 error saying the method
+    /// needs a WebSocket connection.
+    pub fn require_client(&self) -> Result<&str, RpcError> {
+        self.client_id().ok_or_else(|| {
+            RpcError::new(
+                RpcError::WEBSOCKET_REQUIRED,
+                format!("{} needs a WebSocket connection", self.method),
+            )
+        })
     }
 }
 

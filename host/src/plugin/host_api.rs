@@ -1,6 +1,9 @@
-//! The host functions plugins import (`rpcnode:plugin/host`).
+//! The host functions plugins import (`rpcnode:plugin/host`). Whatever a
+//! plugin passes is checked here; a bad argument is an error value, never a
+//! trap.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -9,7 +12,11 @@ use super::bindings::rpcnode::plugin::types::{self, LogLevel};
 use super::instance::StoreState;
 use crate::clients::Clients;
 use crate::jsonrpc;
+use crate::scheduler::Spawner;
 use crate::state::Namespace;
+
+/// The largest metadata value a plugin may attach to a client.
+const MAX_METADATA_BYTES: usize = 64 << 10;
 
 /// What a plugin's host functions act on.
 pub struct PluginEnv {
@@ -21,6 +28,9 @@ pub struct PluginEnv {
     pub state: Arc<Namespace>,
     /// The plugin's `[config]` table.
     pub config: Arc<Map<String, Value>>,
+    /// How the plugin schedules background work; `None` while it is being
+    /// described at load time.
+    pub spawner: Option<Spawner>,
 }
 
 impl types::Host for StoreState {}
@@ -41,9 +51,10 @@ impl Host for StoreState {
         &mut self,
         method: String,
         params: Option<String>,
+        exclude: Vec<String>,
     ) -> Result<u32, String> {
         let message = notification(&method, params.as_deref())?;
-        Ok(self.env.clients.broadcast(&message.into()))
+        Ok(self.env.clients.broadcast(&message.into(), &exclude))
     }
 
     fn send_notification(
@@ -53,14 +64,76 @@ impl Host for StoreState {
         params: Option<String>,
     ) -> Result<(), String> {
         let message = notification(&method, params.as_deref())?;
-        self.env
-            .clients
+        let clients = &self.env.clients;
+        clients
             .send(&client_id, message.into())
             .map_err(|error| error.to_string())
     }
 
     fn clients(&mut self) -> Vec<String> {
         self.env.clients.ids()
+    }
+
+    fn client_count(&mut self) -> u32 {
+        u32::try_from(self.env.clients.count()).unwrap_or(u32::MAX)
+    }
+
+    fn client_get(&mut self, client_id: String, key: String) -> Option<String> {
+        self.env.clients.metadata(&client_id, &key)
+    }
+
+    fn client_set(&mut self, client_id: String, key: String, value: String) -> Result<(), String> {
+        jsonrpc::check_json(&value).map_err(|error| format!("value is not valid JSON: {error}"))?;
+        if value.len() > MAX_METADATA_BYTES {
+            return Err(format!(
+                "value exceeds the limit of {MAX_METADATA_BYTES} bytes"
+            ));
+        }
+        let clients = &self.env.clients;
+        clients
+            .set_metadata(&client_id, key, value)
+            .map_err(|error| error.to_string())
+    }
+
+    fn subscribe(&mut self, client_id: String, topic: String) -> Result<(), String> {
+        self.env
+            .clients
+            .subscribe(&client_id, &topic)
+            .map_err(|error| error.to_string())
+    }
+
+    fn unsubscribe(&mut self, client_id: String, topic: String) -> bool {
+        self.env.clients.unsubscribe(&client_id, &topic)
+    }
+
+    fn publish(
+        &mut self,
+        topic: String,
+        method: String,
+        params: Option<String>,
+    ) -> Result<u32, String> {
+        let message = notification(&method, params.as_deref())?;
+        Ok(self.env.clients.publish(&topic, &message.into()))
+    }
+
+    fn subscribers(&mut self, topic: String) -> Vec<String> {
+        self.env.clients.subscribers(&topic)
+    }
+
+    fn spawn(
+        &mut self,
+        method: String,
+        params: Option<String>,
+        delay_ms: u32,
+    ) -> Result<(), String> {
+        let Some(spawner) = &self.env.spawner else {
+            return Err("spawn is not available while the plugin is being described".into());
+        };
+        if let Some(params) = &params {
+            check_params(params)?;
+        }
+        let delay = Duration::from_millis(delay_ms.into());
+        spawner.scheduler.spawn(spawner, method, params, delay)
     }
 
     fn state_get(&mut self, key: String) -> Option<String> {
@@ -94,11 +167,16 @@ impl Host for StoreState {
 /// A notification's text, after checking the plugin's params.
 fn notification(method: &str, params: Option<&str>) -> Result<String, String> {
     if let Some(params) = params {
-        jsonrpc::check_json(params)
-            .map_err(|error| format!("params are not valid JSON: {error}"))?;
-        if !matches!(params.trim_start().as_bytes().first(), Some(b'{' | b'[')) {
-            return Err("params must be a JSON object or array".into());
-        }
+        check_params(params)?;
     }
     Ok(jsonrpc::notification(method, params.map(str::trim)))
+}
+
+/// Params from a plugin must be a JSON object or array.
+fn check_params(params: &str) -> Result<(), String> {
+    jsonrpc::check_json(params).map_err(|error| format!("params are not valid JSON: {error}"))?;
+    if !matches!(params.trim_start().as_bytes().first(), Some(b'{' | b'[')) {
+        return Err("params must be a JSON object or array".into());
+    }
+    Ok(())
 }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tokio_util::sync::CancellationToken;
+
 use super::bindings::rpcnode::plugin::types::{Hook, Manifest, RequestContext, RpcError};
 use super::instance::{CallError, InstancePool};
 
@@ -15,6 +17,8 @@ pub struct LoadedPlugin {
     /// The file it was loaded from.
     pub file: PathBuf,
     pub(crate) pool: Arc<InstancePool>,
+    /// Cancelled when this version of the plugin stops serving; its timers end.
+    pub unloaded: CancellationToken,
 }
 
 impl LoadedPlugin {

@@ -21,6 +21,7 @@ use super::instance::{InstancePool, classify, new_store};
 use super::loaded::LoadedPlugin;
 use super::registry::{is_reserved, normalize};
 use crate::clients::Clients;
+use crate::scheduler::{Scheduler, Spawner};
 use crate::state::StateStore;
 
 /// Limits applied to every plugin's instances.
@@ -68,6 +69,8 @@ pub struct Shared<'a> {
     pub clients: &'a Arc<Clients>,
     /// Plugin state.
     pub state: &'a StateStore,
+    /// Background work.
+    pub scheduler: &'a Arc<Scheduler>,
 }
 
 /// Load every `*.wasm` file in `dir`, in file-name order. Fails only when the
@@ -151,6 +154,7 @@ async fn load_file(
         clients: Arc::clone(shared.clients),
         state: Arc::default(),
         config: Arc::clone(&config),
+        spawner: None,
     });
     let manifest = describe(engine, &pre, probe_env, settings).await?;
     check_manifest(&manifest)?;
@@ -160,6 +164,16 @@ async fn load_file(
         clients: Arc::clone(shared.clients),
         state: shared.state.namespace(&manifest.name),
         config,
+        spawner: Some(Spawner {
+            scheduler: Arc::clone(shared.scheduler),
+            plugin: manifest.name.clone(),
+            methods: manifest
+                .methods
+                .iter()
+                .map(|method| method.name.clone())
+                .collect(),
+            pending: Arc::default(),
+        }),
     });
     let pool = InstancePool::new(
         engine.clone(),
@@ -172,6 +186,7 @@ async fn load_file(
         manifest,
         file: file.to_path_buf(),
         pool: Arc::new(pool),
+        unloaded: Default::default(),
     })
 }
 
@@ -238,6 +253,22 @@ fn check_manifest(manifest: &Manifest) -> anyhow::Result<()> {
             serde_json::from_str::<serde::de::IgnoredAny>(schema).with_context(|| {
                 format!("plugin {name}: method {method_name} has a schema that is not JSON")
             })?;
+        }
+    }
+    for timer in &manifest.timers {
+        let method = &timer.method;
+        if !manifest
+            .methods
+            .iter()
+            .any(|candidate| candidate.name == *method)
+        {
+            bail!("plugin {name}: timer calls {method}, which is not in its methods");
+        }
+        if timer.every_ms < 10 {
+            bail!(
+                "plugin {name}: timer for {method} fires every {} ms; the minimum is 10",
+                timer.every_ms
+            );
         }
     }
     Ok(())

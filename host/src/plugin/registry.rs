@@ -20,6 +20,12 @@ pub struct Route {
     pub notification: bool,
 }
 
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new(MethodTable::default())
+    }
+}
+
 /// Methods and hooks of the loaded plugins.
 #[derive(Default)]
 pub struct MethodTable {
@@ -64,21 +70,31 @@ impl MethodTable {
                 other.file.display()
             ));
         }
-        plugin.manifest.methods.iter().find_map(|method| {
-            self.routes
-                .get(normalize(&method.name).as_ref())
-                .map(|taken| {
-                    format!(
-                        "plugin {name}: method {} already registered by plugin {}",
-                        method.name,
-                        taken.plugin.name()
-                    )
-                })
-        })
+        plugin
+            .manifest
+            .methods
+            .iter()
+            .filter(|method| !method.internal)
+            .find_map(|method| {
+                self.routes
+                    .get(normalize(&method.name).as_ref())
+                    .map(|taken| {
+                        format!(
+                            "plugin {name}: method {} already registered by plugin {}",
+                            method.name,
+                            taken.plugin.name()
+                        )
+                    })
+            })
     }
 
     fn register(&mut self, plugin: Arc<LoadedPlugin>) {
-        for method in &plugin.manifest.methods {
+        for method in plugin
+            .manifest
+            .methods
+            .iter()
+            .filter(|method| !method.internal)
+        {
             let route = Route {
                 plugin: Arc::clone(&plugin),
                 method: method.name.clone(),
@@ -104,6 +120,14 @@ impl MethodTable {
     /// The route for `method` as a client spelled it.
     pub fn route(&self, method: &str) -> Option<&Route> {
         self.routes.get(normalize(method).as_ref())
+    }
+
+    /// The loaded plugin called `name`.
+    pub fn plugin(&self, name: &str) -> Option<Arc<LoadedPlugin>> {
+        self.plugins
+            .iter()
+            .find(|plugin| plugin.name() == name)
+            .cloned()
     }
 
     /// The plugins that implement `hook`, in load order.
@@ -133,6 +157,11 @@ impl Registry {
     /// A snapshot of the current table.
     pub fn current(&self) -> Arc<MethodTable> {
         Arc::clone(&self.current.read().expect("registry lock"))
+    }
+
+    /// Serve `table` from now on; calls in flight finish on the old one.
+    pub fn replace(&self, table: MethodTable) {
+        *self.current.write().expect("registry lock") = Arc::new(table);
     }
 }
 

@@ -4,12 +4,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt, stream::SplitSink};
+use serde_json::json;
 use tokio::sync::{Notify, Semaphore, mpsc};
 
 use crate::clients::Outbound;
@@ -20,6 +22,8 @@ use crate::plugin::Transport;
 
 /// The most queued messages the writer sends before flushing the socket.
 const WRITE_BATCH: usize = 64;
+/// How long an evicted client gets to take its close frame.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Handle `GET /ws`: upgrade and serve the connection.
 pub async fn upgrade(
@@ -44,6 +48,7 @@ async fn serve(
 ) {
     let registration = node.clients.register();
     let client_id = registration.id;
+    let queue = registration.queue;
     let caller = Arc::new(Caller {
         transport: Transport::Websocket,
         client_id: Some(Arc::clone(&client_id)),
@@ -51,16 +56,27 @@ async fn serve(
         headers,
     });
     tracing::debug!(client = %client_id, %remote_addr, "websocket client connected");
+    if node.config.welcome {
+        let welcome = jsonrpc::notification(
+            "welcome",
+            Some(&json!({ "client_id": &*client_id }).to_string()),
+        );
+        let _ = queue.send(welcome.into()).await;
+    }
     node.connected(&caller).await;
 
     let (sink, mut stream) = socket.split();
     let mut writer = tokio::spawn(write(sink, registration.outbound, registration.evicted));
-    let queue = registration.queue;
     let in_flight = Arc::new(Semaphore::new(node.config.ws_max_in_flight));
     loop {
         let frame = tokio::select! {
             frame = stream.next() => frame,
             _ = &mut writer => break,
+            () = node.stopping.cancelled() => {
+                let frame = CloseFrame { code: close_code::AWAY, reason: "server shutting down".into() };
+                let _ = queue.send(Outbound::Close(frame)).await;
+                break;
+            }
         };
         let text = match frame {
             Some(Ok(Message::Text(text))) => text,
@@ -87,7 +103,7 @@ async fn serve(
                 let _ = queue.send(Outbound::Close(frame)).await;
                 break;
             }
-            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+            Some(Ok(Message::Close(_)) | Err(_)) | None => break,
         };
         let permit = Arc::clone(&in_flight)
             .acquire_owned()
@@ -109,45 +125,48 @@ async fn serve(
     node.disconnected(&client_id).await;
 }
 
-/// Drain the client's queue into the socket, flushing after each burst. Ends
-/// when the queue closes, the socket fails, or the client is evicted.
-async fn write(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut outbound: mpsc::Receiver<Outbound>,
-    evicted: Arc<Notify>,
-) {
+/// Drain the client's queue into the socket. Ends when the queue closes, the
+/// socket fails, or the client is evicted, even while a write to a client that
+/// stopped reading is stuck.
+async fn write(mut sink: SplitSink<WebSocket, Message>, mut outbound: mpsc::Receiver<Outbound>, evicted: Arc<Notify>) {
     loop {
-        let first = tokio::select! {
+        tokio::select! {
             biased;
-            _ = evicted.notified() => {
+            () = evicted.notified() => {
                 let frame = CloseFrame { code: close_code::POLICY, reason: "outbound queue full: client too slow".into() };
-                let _ = sink.send(Message::Close(Some(frame))).await;
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
                 return;
             }
-            next = outbound.recv() => next,
-        };
-        let Some(mut next) = first else {
-            let _ = sink.close().await;
-            return;
-        };
-        for _ in 0..WRITE_BATCH {
-            let (message, last) = match next {
-                Outbound::Text(text) => (Message::Text(text), false),
-                Outbound::Close(frame) => (Message::Close(Some(frame)), true),
-            };
-            if sink.feed(message).await.is_err() || last {
-                let _ = sink.flush().await;
+            more = write_burst(&mut sink, &mut outbound) => if !more {
                 return;
-            }
-            match outbound.try_recv() {
-                Ok(queued) => next = queued,
-                Err(_) => break,
-            }
-        }
-        if sink.flush().await.is_err() {
-            return;
+            },
         }
     }
+}
+
+/// Wait for the next queued message and write it with whatever else is
+/// queued (up to [`WRITE_BATCH`]), then flush once. False when the
+/// connection is done.
+async fn write_burst(sink: &mut SplitSink<WebSocket, Message>, outbound: &mut mpsc::Receiver<Outbound>) -> bool {
+    let Some(mut next) = outbound.recv().await else {
+        let _ = sink.close().await;
+        return false;
+    };
+    for _ in 0..WRITE_BATCH {
+        let (message, last) = match next {
+            Outbound::Text(text) => (Message::Text(text), false),
+            Outbound::Close(frame) => (Message::Close(Some(frame)), true),
+        };
+        if sink.feed(message).await.is_err() || last {
+            let _ = sink.flush().await;
+            return false;
+        }
+        match outbound.try_recv() {
+            Ok(queued) => next = queued,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await.is_ok()
 }
 
 /// Whether a read failed because the message exceeded the size limit.
