@@ -2,10 +2,13 @@
 //! with real compiled plugins. Build the plugins first: `cargo xtask test`
 //! does both.
 
+mod background;
 mod binary;
+mod examples;
 mod faults;
 mod hooks;
 mod jsonrpc_spec;
 mod loading;
+mod notifications;
 mod support;
 mod transports;

@@ -1,6 +1,7 @@
 //! Shared test helpers: start a server on 127.0.0.1:0 with chosen plugins,
 //! talk to it over HTTP and WebSocket, and bound every wait.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -138,7 +139,10 @@ impl TestNode {
         let (stream, _) = within(tokio_tungstenite::connect_async(handshake))
             .await
             .expect("WebSocket handshake");
-        WsClient { stream }
+        WsClient {
+            stream,
+            unread: VecDeque::new(),
+        }
     }
 
     /// The hook log the probe fixture keeps in its state.
@@ -151,6 +155,8 @@ impl TestNode {
 /// A WebSocket client.
 pub struct WsClient {
     pub stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Messages that arrived while [`WsClient::call`] waited for its answer.
+    unread: VecDeque<Value>,
 }
 
 impl WsClient {
@@ -175,23 +181,54 @@ impl WsClient {
         }
     }
 
-    /// The next text frame, parsed as JSON.
+    /// The next message: one set aside by [`WsClient::call`], or the next
+    /// text frame, parsed as JSON.
     pub async fn recv(&mut self) -> Value {
+        if let Some(message) = self.unread.pop_front() {
+            return message;
+        }
         match self.next_frame().await {
             Some(Message::Text(text)) => serde_json::from_str(&text).expect("a JSON frame"),
             other => panic!("expected a text frame, got {other:?}"),
         }
     }
 
-    /// Call `method` and wait for its response (skipping notifications).
+    /// Call `method` and wait for its response; other messages that arrive
+    /// first are kept for [`WsClient::recv`].
     pub async fn call(&mut self, method: &str, params: Value, id: u64) -> Value {
         self.send(&request(method, params, json!(id))).await;
-        loop {
-            let message = self.recv().await;
+        let mut early = Vec::new();
+        let answer = loop {
+            let message = match self.next_frame().await {
+                Some(Message::Text(text)) => {
+                    serde_json::from_str::<Value>(&text).expect("a JSON frame")
+                }
+                other => panic!("expected a text frame, got {other:?}"),
+            };
             if message.get("id") == Some(&json!(id)) {
-                return message;
+                break message;
             }
-        }
+            early.push(message);
+        };
+        self.unread.extend(early);
+        answer
+    }
+
+    /// Assert nothing has arrived unasked: the answer to a fresh request is
+    /// the next message.
+    pub async fn assert_quiet(&mut self) {
+        let probe = json!({"jsonrpc": "2.0", "method": "rpc.quiet", "id": "quiet"});
+        self.send(&probe).await;
+        assert!(
+            self.unread.is_empty(),
+            "unexpected messages: {:?}",
+            self.unread
+        );
+        assert_eq!(
+            self.recv().await["id"],
+            "quiet",
+            "a message arrived unasked"
+        );
     }
 
     pub async fn close(mut self) {

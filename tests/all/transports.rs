@@ -270,8 +270,7 @@ async fn plugins_broadcast_and_send_to_one_client() {
         b.recv().await,
         json!({"jsonrpc": "2.0", "method": "direct", "params": [id_b]})
     );
-    // `a` got nothing: its next frame is the answer to its next call.
-    assert_eq!(a.call("echo", json!([]), 2).await["id"], 2);
+    a.assert_quiet().await;
 
     let gone = node
         .call(

@@ -128,7 +128,11 @@ async fn serve(
 /// Drain the client's queue into the socket. Ends when the queue closes, the
 /// socket fails, or the client is evicted, even while a write to a client that
 /// stopped reading is stuck.
-async fn write(mut sink: SplitSink<WebSocket, Message>, mut outbound: mpsc::Receiver<Outbound>, evicted: Arc<Notify>) {
+async fn write(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outbound: mpsc::Receiver<Outbound>,
+    evicted: Arc<Notify>,
+) {
     loop {
         tokio::select! {
             biased;
@@ -147,12 +151,16 @@ async fn write(mut sink: SplitSink<WebSocket, Message>, mut outbound: mpsc::Rece
 /// Wait for the next queued message and write it with whatever else is
 /// queued (up to [`WRITE_BATCH`]), then flush once. False when the
 /// connection is done.
-async fn write_burst(sink: &mut SplitSink<WebSocket, Message>, outbound: &mut mpsc::Receiver<Outbound>) -> bool {
+async fn write_burst(
+    sink: &mut SplitSink<WebSocket, Message>,
+    outbound: &mut mpsc::Receiver<Outbound>,
+) -> bool {
     let Some(mut next) = outbound.recv().await else {
         let _ = sink.close().await;
         return false;
     };
-    for _ in 0..WRITE_BATCH {
+    let mut written = 0;
+    loop {
         let (message, last) = match next {
             Outbound::Text(text) => (Message::Text(text), false),
             Outbound::Close(frame) => (Message::Close(Some(frame)), true),
@@ -160,6 +168,10 @@ async fn write_burst(sink: &mut SplitSink<WebSocket, Message>, outbound: &mut mp
         if sink.feed(message).await.is_err() || last {
             let _ = sink.flush().await;
             return false;
+        }
+        written += 1;
+        if written == WRITE_BATCH {
+            break;
         }
         match outbound.try_recv() {
             Ok(queued) => next = queued,

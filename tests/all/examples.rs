@@ -1,0 +1,107 @@
+//! The seed docs' patterns as example plugins, driven the way the docs'
+//! clients drive them.
+
+use serde_json::json;
+
+use crate::support::{TestNode, error, success};
+
+#[tokio::test]
+async fn data_updates_are_broadcast() {
+    let node = TestNode::start(&["data_service"]).await;
+    let mut watcher = node.ws().await;
+    let mut writer = node.ws().await;
+    let answer = writer
+        .call("updateData", json!({"id": "temp", "value": 21.5}), 1)
+        .await;
+    assert_eq!(
+        answer,
+        success(
+            json!({"status": "updated", "id": "temp", "notified": 2}),
+            json!(1)
+        )
+    );
+    let update =
+        json!({"jsonrpc": "2.0", "method": "dataUpdated", "params": {"id": "temp", "value": 21.5}});
+    assert_eq!(watcher.recv().await, update);
+    assert_eq!(writer.recv().await, update);
+    assert_eq!(
+        node.call("getData", json!({"id": "temp"})).await,
+        success(json!({"id": "temp", "value": 21.5}), json!(1))
+    );
+    assert_eq!(
+        node.call("getData", json!({"id": 7})).await,
+        error(404, "no data for id 7", json!(1))
+    );
+}
+
+#[tokio::test]
+async fn admin_actions_reach_users_and_admins_differently() {
+    let node = TestNode::start(&["roles"]).await;
+    let mut admin = node.ws().await;
+    let mut user = node.ws().await;
+    let mut anonymous = node.ws().await;
+    assert_eq!(
+        admin
+            .call("authenticate", json!({"role": "admin"}), 1)
+            .await,
+        success(json!({"authenticated": true, "role": "admin"}), json!(1))
+    );
+    user.call("authenticate", json!({"role": "user"}), 1).await;
+    assert_eq!(
+        user.call("adminAction", json!({"action": "x"}), 2).await,
+        error(-32003, "adminAction needs the admin role", json!(2))
+    );
+    assert_eq!(
+        anonymous
+            .call("authenticate", json!({"role": "root"}), 1)
+            .await["error"]["message"],
+        r#"Invalid params: role must be one of ["user", "admin"]"#
+    );
+    assert_eq!(
+        admin
+            .call("adminAction", json!({"action": "restart"}), 2)
+            .await,
+        success(json!({"users_notified": 1, "admins_notified": 1}), json!(2))
+    );
+    assert_eq!(
+        user.recv().await,
+        json!({"jsonrpc": "2.0", "method": "adminNotification", "params": {"action": "restart"}})
+    );
+    let log = admin.recv().await;
+    assert_eq!(log["method"], "adminLog");
+    assert_eq!(log["params"]["action"], "restart");
+    anonymous.assert_quiet().await;
+}
+
+#[tokio::test]
+async fn presence_welcomes_and_lists_clients() {
+    let node = TestNode::start(&["presence"]).await;
+    let mut first = node.ws().await;
+    let welcome = first.recv().await;
+    assert_eq!(welcome["method"], "welcome");
+    assert_eq!(welcome["params"]["message"], "Welcome!");
+    let first_id = welcome["params"]["client_id"].as_str().unwrap().to_owned();
+    let mut second = node.ws().await;
+    let second_id = second.recv().await["params"]["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut ids = vec![first_id, second_id];
+    ids.sort();
+    assert_eq!(
+        first.call("listClients", json!({}), 1).await,
+        success(json!({"clients": ids, "count": 2}), json!(1))
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_requests_and_errors() {
+    let node = TestNode::start(&["metrics", "calculator"]).await;
+    node.call("add", json!([1, 2])).await;
+    node.call("divide", json!([1, 0])).await;
+    node.call("nope", json!([])).await;
+    assert_eq!(
+        node.call("getMetrics", json!({})).await,
+        success(json!({"requests": 3, "errors": 2}), json!(1))
+    );
+}

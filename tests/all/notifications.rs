@@ -1,0 +1,265 @@
+//! Server-push delivery: broadcast, targeted, all-but-one and topic delivery,
+//! cleanup on disconnect, order under bursts, and eviction of a stalled client.
+
+use std::collections::HashSet;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{TestNode, WsClient, error, eventually, success, within};
+
+/// The client id a connection reports through the probe's `echo`.
+async fn client_id(ws: &mut WsClient) -> String {
+    ws.call("echo", json!([]), 0).await["result"]["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn broadcast_reaches_every_client_exactly_once() {
+    let node = TestNode::start(&["probe"]).await;
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        clients.push(node.ws().await);
+    }
+    let queued = node
+        .call("notify", json!({"method": "news", "params": {"n": 1}}))
+        .await;
+    assert_eq!(queued["result"], json!({"queued": 5}));
+    for ws in &mut clients {
+        assert_eq!(
+            ws.recv().await,
+            json!({"jsonrpc": "2.0", "method": "news", "params": {"n": 1}})
+        );
+        ws.assert_quiet().await;
+    }
+}
+
+#[tokio::test]
+async fn an_edit_reaches_everyone_but_the_editor() {
+    let node = TestNode::start(&["editor", "probe"]).await;
+    let mut editor = node.ws().await;
+    let mut others = vec![node.ws().await, node.ws().await, node.ws().await];
+    let editor_id = client_id(&mut editor).await;
+    let answer = editor
+        .call(
+            "editDocument",
+            json!({"doc_id": "d1", "edit": {"insert": "hi", "at": 0}}),
+            1,
+        )
+        .await;
+    assert_eq!(
+        answer,
+        success(
+            json!({"doc_id": "d1", "version": 1, "notified": 3}),
+            json!(1)
+        )
+    );
+    let expected = json!({"jsonrpc": "2.0", "method": "documentEdited",
+        "params": {"doc_id": "d1", "edit": {"insert": "hi", "at": 0}, "version": 1, "editor": editor_id}});
+    for ws in &mut others {
+        assert_eq!(ws.recv().await, expected);
+    }
+    editor.assert_quiet().await;
+}
+
+#[tokio::test]
+async fn topics_reach_only_their_subscribers_and_die_with_the_connection() {
+    let node = TestNode::start(&["pubsub", "probe"]).await;
+    let mut news = node.ws().await;
+    let mut both = node.ws().await;
+    let mut none = node.ws().await;
+    assert_eq!(
+        news.call("rpc.subscribe", json!({"topics": ["news"]}), 1)
+            .await,
+        success(json!({"subscribed": ["news"]}), json!(1))
+    );
+    // The plugin's own subscribe works on the same topics.
+    assert_eq!(
+        both.call("subscribe", json!({"topics": ["news", "sport"]}), 1)
+            .await,
+        success(json!({"subscribed": ["news", "sport"]}), json!(1))
+    );
+
+    let published = node
+        .call("publish", json!({"topic": "news", "message": "extra"}))
+        .await;
+    assert_eq!(published["result"], json!({"subscribers_notified": 2}));
+    let expected = json!({"jsonrpc": "2.0", "method": "news", "params": {"topic": "news", "message": "extra"}});
+    assert_eq!(news.recv().await, expected);
+    assert_eq!(both.recv().await, expected);
+    none.assert_quiet().await;
+
+    assert_eq!(
+        both.call("rpc.unsubscribe", json!({"topics": ["news", "weather"]}), 2)
+            .await,
+        success(json!({"unsubscribed": ["news"]}), json!(2))
+    );
+    let published = node
+        .call("publish", json!({"topic": "news", "message": 2}))
+        .await;
+    assert_eq!(published["result"], json!({"subscribers_notified": 1}));
+
+    news.close().await;
+    both.close().await;
+    eventually(async || {
+        let left = node
+            .call("publish", json!({"topic": "sport", "message": 3}))
+            .await;
+        left["result"]["subscribers_notified"] == 0
+    })
+    .await;
+    let left = node
+        .call("publish", json!({"topic": "news", "message": 4}))
+        .await;
+    assert_eq!(left["result"], json!({"subscribers_notified": 0}));
+    none.assert_quiet().await;
+}
+
+#[tokio::test]
+async fn subscriptions_belong_to_the_calling_connection_only() {
+    let node = TestNode::start(&["pubsub"]).await;
+    let (status, body) = node
+        .post_text(r#"{"jsonrpc":"2.0","method":"rpc.subscribe","params":{"topics":["a"]},"id":1}"#)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        error(
+            -32001,
+            "Server error: rpc.subscribe needs a WebSocket connection (GET /ws)",
+            json!(1)
+        )
+    );
+    assert_eq!(
+        node.call("subscribe", json!({"topics": ["a"]})).await,
+        error(-32001, "subscribe needs a WebSocket connection", json!(1))
+    );
+    let mut ws = node.ws().await;
+    // A client id in the params is not a field of rpc.subscribe: it is ignored.
+    assert_eq!(
+        ws.call(
+            "rpc.subscribe",
+            json!({"topics": ["a"], "client_id": "ws_1_1"}),
+            1
+        )
+        .await,
+        success(json!({"subscribed": ["a"]}), json!(1))
+    );
+    assert_eq!(
+        ws.call("rpc.subscribe", json!({"topics": "a"}), 2).await,
+        error(
+            -32602,
+            "Invalid params: invalid type: string \"a\", expected a sequence at line 1 column 13",
+            json!(2)
+        )
+    );
+    assert_eq!(
+        ws.call("rpc.subscribe", json!({"topics": [""]}), 3).await,
+        error(
+            -32602,
+            "Invalid params: topic names must be 1 to 256 bytes",
+            json!(3)
+        )
+    );
+    ws.close().await;
+}
+
+#[tokio::test]
+async fn order_is_kept_per_client_under_a_burst_of_10000() {
+    let node = TestNode::start_with(&["probe"], |config| config.ws_queue_capacity = 20_000).await;
+    let mut clients = vec![node.ws().await, node.ws().await, node.ws().await];
+    let burst = node.call("burst", json!({"count": 10_000})).await;
+    assert_eq!(burst["result"], json!({"queued": 30_000}));
+    for ws in &mut clients {
+        for n in 0..10_000 {
+            let message = ws.recv().await;
+            assert_eq!(message["params"]["n"], n, "out of order");
+        }
+        ws.assert_quiet().await;
+    }
+}
+
+/// Resident memory of this process, in KiB.
+fn resident_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_stalled_client_is_evicted_while_100_others_keep_receiving() {
+    let node = TestNode::start_with(&["probe"], |config| config.ws_queue_capacity = 64).await;
+    let mut stalled = node.ws().await;
+    let stalled_id = client_id(&mut stalled).await;
+    let mut others = Vec::new();
+    for _ in 0..100 {
+        others.push(node.ws().await);
+    }
+    let before = resident_kib();
+
+    // 100,000 notifications of 16 KiB would be 1.6 GB if nothing gave way.
+    let flood = node
+        .call(
+            "flood",
+            json!({"client_id": stalled_id, "count": 100_000, "size": 16_384}),
+        )
+        .await;
+    let queued = flood["result"]["queued"].as_u64().unwrap();
+    assert!(queued < 100_000, "the stalled client was never evicted");
+    assert_eq!(
+        flood["result"]["error"],
+        format!("client \"{stalled_id}\" is too slow and was disconnected")
+    );
+    assert_eq!(node.server.node().clients.evictions(), 1);
+    let grown_mib = resident_kib().saturating_sub(before) / 1024;
+    assert!(grown_mib < 512, "memory grew by {grown_mib} MiB");
+
+    for n in 0..10 {
+        let queued = node
+            .call("notify", json!({"method": "tick", "params": {"n": n}}))
+            .await;
+        assert_eq!(queued["result"], json!({"queued": 100}));
+    }
+    for ws in &mut others {
+        for n in 0..10 {
+            assert_eq!(
+                ws.recv().await,
+                json!({"jsonrpc": "2.0", "method": "tick", "params": {"n": n}})
+            );
+        }
+    }
+    let listed: HashSet<String> =
+        serde_json::from_value(node.call("list_clients", json!([])).await["result"].clone())
+            .unwrap();
+    assert_eq!(listed.len(), 100);
+    assert!(!listed.contains(&stalled_id));
+
+    // Once the stalled client reads again it finds the close frame (1008)
+    // after what was already in flight.
+    let closed = within(async {
+        while let Some(frame) = stalled.stream.next().await {
+            if let Ok(Message::Close(frame)) = frame {
+                return frame.map(|frame| u16::from(frame.code));
+            }
+        }
+        None
+    })
+    .await;
+    assert!(matches!(closed, Some(1008) | None), "{closed:?}");
+}
+
+#[tokio::test]
+async fn the_host_can_greet_each_client_with_its_id() {
+    let node = TestNode::start_with(&["probe"], |config| config.welcome = true).await;
+    let mut ws = node.ws().await;
+    let welcome = ws.recv().await;
+    assert_eq!(welcome["method"], "welcome");
+    let id = welcome["params"]["client_id"].as_str().unwrap().to_owned();
+    assert_eq!(client_id(&mut ws).await, id);
+}
