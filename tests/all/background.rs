@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{TestNode, eventually, success, within};
+use crate::support::{TestNode, eventually, plugin_config, success, within};
 
 #[tokio::test]
 async fn spawned_calls_run_later_with_no_client() {
@@ -102,13 +102,10 @@ async fn shutdown_cancels_pending_work_promptly() {
 
 #[tokio::test]
 async fn jobs_report_progress_then_complete_or_fail() {
-    let node = TestNode::start_with(&["jobs"], |config| {
-        std::fs::write(
-            config.plugins_dir.join("jobs.toml"),
-            "[config]\nstep_delay_ms = 10\n",
-        )
-        .unwrap();
-    })
+    let node = TestNode::start_with(
+        &["jobs"],
+        plugin_config("jobs", "[config]\nstep_delay_ms = 10\n"),
+    )
     .await;
     let mut ws = node.ws().await;
     assert_eq!(
@@ -143,13 +140,10 @@ async fn jobs_report_progress_then_complete_or_fail() {
 
 #[tokio::test]
 async fn large_file_progress_arrives_chunk_by_chunk() {
-    let node = TestNode::start_with(&["progress"], |config| {
-        std::fs::write(
-            config.plugins_dir.join("progress.toml"),
-            "[config]\nchunk_delay_ms = 5\n",
-        )
-        .unwrap();
-    })
+    let node = TestNode::start_with(
+        &["progress"],
+        plugin_config("progress", "[config]\nchunk_delay_ms = 5\n"),
+    )
     .await;
     let mut ws = node.ws().await;
     assert_eq!(
@@ -183,13 +177,10 @@ async fn large_file_progress_arrives_chunk_by_chunk() {
 
 #[tokio::test]
 async fn timers_fire_at_their_interval() {
-    let node = TestNode::start_with(&["heartbeat"], |config| {
-        std::fs::write(
-            config.plugins_dir.join("heartbeat.toml"),
-            "[config]\ninterval_ms = 100\n",
-        )
-        .unwrap();
-    })
+    let node = TestNode::start_with(
+        &["heartbeat"],
+        plugin_config("heartbeat", "[config]\ninterval_ms = 100\n"),
+    )
     .await;
     let mut ws = node.ws().await;
     let mut stamps = Vec::new();

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{TestNode, error, eventually, success};
+use crate::support::{TestNode, error, eventually, plugin_config, success};
 
 #[tokio::test]
 async fn hooks_wrap_every_request_in_order() {
@@ -53,10 +53,11 @@ async fn a_rejection_stops_the_handler_and_after_request_still_sees_it() {
 
 #[tokio::test]
 async fn audit_denies_configured_methods_however_they_are_spelled() {
-    let node = TestNode::start_with(&["audit", "calculator", "users"], |config| {
-        let policy = "[config]\ndeny_methods = [\"multiply\", \"user_create\"]\n";
-        std::fs::write(config.plugins_dir.join("audit.toml"), policy).unwrap();
-    })
+    let policy = "[config]\ndeny_methods = [\"multiply\", \"user_create\"]\n";
+    let node = TestNode::start_with(
+        &["audit", "calculator", "users"],
+        plugin_config("audit", policy),
+    )
     .await;
     assert_eq!(
         node.call("multiply", json!([2, 3])).await,

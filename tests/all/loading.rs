@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::support::{TestNode, plugins_dir, success, within};
+use crate::support::{TestNode, plugin_config, plugins_dir, success, within};
 
 /// The `failed` entries of `/health`, as (file name, reason).
 async fn failures(node: &TestNode) -> Vec<(String, String)> {
@@ -95,13 +95,10 @@ async fn broken_files_are_reported_and_skipped() {
 
 #[tokio::test]
 async fn a_malformed_plugin_config_fails_that_plugin_only() {
-    let node = TestNode::start_with(&["audit", "calculator"], |config| {
-        std::fs::write(
-            config.plugins_dir.join("audit.toml"),
-            "[config]\ndeny_methods = [\n",
-        )
-        .unwrap();
-    })
+    let node = TestNode::start_with(
+        &["audit", "calculator"],
+        plugin_config("audit", "[config]\ndeny_methods = [\n"),
+    )
     .await;
     let failed = failures(&node).await;
     assert_eq!(failed.len(), 1);
@@ -112,14 +109,8 @@ async fn a_malformed_plugin_config_fails_that_plugin_only() {
         failed[0].1
     );
 
-    let node = TestNode::start_with(&["audit"], |config| {
-        std::fs::write(
-            config.plugins_dir.join("audit.toml"),
-            "[limits]\nmemory = 1\n",
-        )
-        .unwrap();
-    })
-    .await;
+    let node =
+        TestNode::start_with(&["audit"], plugin_config("audit", "[limits]\nmemory = 1\n")).await;
     let failed = failures(&node).await;
     assert!(
         failed[0].1.contains("unknown field `limits`"),

@@ -45,6 +45,15 @@ pub fn plugins_dir(plugins: &[&str]) -> tempfile::TempDir {
     dir
 }
 
+/// A `configure` step for [`TestNode::start_with`] that writes `NAME.toml`
+/// with `toml` beside the plugin `NAME`.
+pub fn plugin_config(name: &'static str, toml: &'static str) -> impl FnOnce(&mut Config) {
+    move |config| {
+        std::fs::write(config.plugins_dir.join(format!("{name}.toml")), toml)
+            .expect("writing plugin config")
+    }
+}
+
 /// A running server and clients for it.
 pub struct TestNode {
     pub server: Server,

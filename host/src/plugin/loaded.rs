@@ -10,6 +10,18 @@ use tokio_util::sync::CancellationToken;
 use super::bindings::rpcnode::plugin::types::{Hook, Manifest, RequestContext, RpcError};
 use super::instance::{CallError, InstancePool};
 
+/// Lease an instance, call one `handler` export on it, and settle the lease
+/// with the outcome (a fault or timeout discards the instance).
+macro_rules! call_export {
+    ($plugin:expr, $deadline:expr, $export:ident($($arg:expr),*)) => {{
+        let mut lease = $plugin.pool.lease($deadline).await?;
+        let instance = lease.instance();
+        let handler = instance.guest.rpcnode_plugin_handler();
+        let result = handler.$export(&mut instance.store, $($arg),*).await;
+        lease.settle(result)
+    }};
+}
+
 /// A plugin that loaded and registered.
 pub struct LoadedPlugin {
     /// What the plugin reported from `describe`.
@@ -40,13 +52,7 @@ impl LoadedPlugin {
         ctx: &RequestContext,
         deadline: Instant,
     ) -> Result<Result<String, RpcError>, CallError> {
-        let mut lease = self.pool.lease(deadline).await?;
-        let instance = lease.instance();
-        let handler = instance.guest.rpcnode_plugin_handler();
-        let result = handler
-            .call_handle(&mut instance.store, method, params, ctx)
-            .await;
-        lease.settle(result)
+        call_export!(self, deadline, call_handle(method, params, ctx))
     }
 
     /// Call the `before-request` hook.
@@ -57,13 +63,7 @@ impl LoadedPlugin {
         ctx: &RequestContext,
         deadline: Instant,
     ) -> Result<Result<(), RpcError>, CallError> {
-        let mut lease = self.pool.lease(deadline).await?;
-        let instance = lease.instance();
-        let handler = instance.guest.rpcnode_plugin_handler();
-        let result = handler
-            .call_before_request(&mut instance.store, method, params, ctx)
-            .await;
-        lease.settle(result)
+        call_export!(self, deadline, call_before_request(method, params, ctx))
     }
 
     /// Call the `after-request` hook with the request's outcome.
@@ -75,13 +75,11 @@ impl LoadedPlugin {
         outcome: Result<&String, &RpcError>,
         deadline: Instant,
     ) -> Result<(), CallError> {
-        let mut lease = self.pool.lease(deadline).await?;
-        let instance = lease.instance();
-        let handler = instance.guest.rpcnode_plugin_handler();
-        let result = handler
-            .call_after_request(&mut instance.store, method, params, ctx, outcome)
-            .await;
-        lease.settle(result)
+        call_export!(
+            self,
+            deadline,
+            call_after_request(method, params, ctx, outcome)
+        )
     }
 
     /// Call the `on-connect` hook.
@@ -91,23 +89,11 @@ impl LoadedPlugin {
         ctx: &RequestContext,
         deadline: Instant,
     ) -> Result<(), CallError> {
-        let mut lease = self.pool.lease(deadline).await?;
-        let instance = lease.instance();
-        let handler = instance.guest.rpcnode_plugin_handler();
-        let result = handler
-            .call_on_connect(&mut instance.store, client_id, ctx)
-            .await;
-        lease.settle(result)
+        call_export!(self, deadline, call_on_connect(client_id, ctx))
     }
 
     /// Call the `on-disconnect` hook.
     pub async fn on_disconnect(&self, client_id: &str, deadline: Instant) -> Result<(), CallError> {
-        let mut lease = self.pool.lease(deadline).await?;
-        let instance = lease.instance();
-        let handler = instance.guest.rpcnode_plugin_handler();
-        let result = handler
-            .call_on_disconnect(&mut instance.store, client_id)
-            .await;
-        lease.settle(result)
+        call_export!(self, deadline, call_on_disconnect(client_id))
     }
 }
