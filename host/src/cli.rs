@@ -50,6 +50,22 @@ pub struct Cli {
     #[arg(long)]
     pub welcome: bool,
 
+    /// Do not watch the plugins folder (by default plugins are reloaded when it changes).
+    #[arg(long)]
+    pub no_watch: bool,
+
+    /// Folder for compiled plugins [default: $XDG_CACHE_HOME/rpcnode or ~/.cache/rpcnode].
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Compile plugins on every start instead of caching the compiled code.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
+
+    /// Replace a plugin instance with a fresh one after this many calls (0: never).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub recycle_after_calls: u64,
+
     /// Linear memory each plugin instance may use, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub plugin_memory_mib: u32,
@@ -73,9 +89,24 @@ impl Cli {
         config.max_message_bytes = self.max_message_bytes as usize;
         config.ws_queue_capacity = self.ws_queue_capacity as usize;
         config.welcome = self.welcome;
+        config.watch = !self.no_watch;
+        config.cache_dir = if self.no_cache {
+            None
+        } else {
+            self.cache_dir.or_else(default_cache_dir)
+        };
+        config.plugins.recycle_after_calls = self.recycle_after_calls;
         config.plugins.memory_limit = (self.plugin_memory_mib as usize) << 20;
         Ok(config)
     }
+}
+
+/// `$XDG_CACHE_HOME/rpcnode`, else `$HOME/.cache/rpcnode`.
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(base.join("rpcnode"))
 }
 
 fn positive_seconds(text: &str) -> Result<f64, String> {

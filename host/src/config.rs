@@ -34,13 +34,18 @@ pub struct Config {
     pub welcome: bool,
     /// Background calls (`spawn`) one plugin may have pending.
     pub max_background_calls: usize,
+    /// Watch the plugins folder and reload plugins when it changes.
+    pub watch: bool,
+    /// Where compiled components are cached; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
     /// Limits applied to plugin instances.
     pub plugins: PluginSettings,
 }
 
 impl Config {
     /// Defaults, loading plugins from `plugins_dir`, listening on
-    /// 127.0.0.1:8000.
+    /// 127.0.0.1:8000, without watching the folder or caching compiled
+    /// components (the `rpcnode` binary turns both on).
     pub fn new(plugins_dir: impl Into<PathBuf>) -> Self {
         Self {
             host: "127.0.0.1".into(),
@@ -54,6 +59,8 @@ impl Config {
             ws_max_in_flight: 64,
             welcome: false,
             max_background_calls: 1000,
+            watch: false,
+            cache_dir: None,
             plugins: PluginSettings::default(),
         }
     }

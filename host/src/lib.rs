@@ -8,6 +8,7 @@
 //! - [`builtin`]: the host's own `rpc.` methods.
 //! - [`plugin`]: loading, sandboxing and calling plugins; [`state`]: their durable state;
 //!   [`scheduler`]: their background work.
+//! - [`watcher`]: hot reload of the plugins folder.
 //! - [`server`], [`node`], [`config`], [`cli`]: putting it together.
 
 pub mod builtin;
@@ -23,6 +24,7 @@ pub mod scheduler;
 pub mod server;
 pub mod state;
 pub mod transport;
+pub mod watcher;
 
 pub use config::Config;
 pub use node::Node;

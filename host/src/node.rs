@@ -1,5 +1,5 @@
 //! The node: the state every transport shares (settings, plugins, clients,
-//! plugin state, background work), and its start and stop.
+//! plugin state, background work), and its start, reload and stop.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clients::Clients;
 use crate::config::Config;
-use crate::plugin::{MethodTable, PluginEngine, Registry, Shared, load_dir};
+use crate::plugin::{CompileCache, Library, PluginEngine, Refresh, Registry, Shared};
 use crate::scheduler::Scheduler;
 use crate::state::StateStore;
 
@@ -21,19 +21,21 @@ pub struct Node {
     /// Connected WebSocket clients.
     pub clients: Arc<Clients>,
     /// Durable plugin state.
-    pub state: StateStore,
+    pub state: Arc<StateStore>,
     /// Spawned calls and timers.
     pub scheduler: Arc<Scheduler>,
+    /// Compiled components on disk.
+    pub cache: Arc<CompileCache>,
     /// Cancelled when the node starts shutting down.
     pub stopping: CancellationToken,
+    library: tokio::sync::Mutex<Library>,
     pending: AtomicUsize,
 }
 
 impl Node {
-    /// Create the engine, load every plugin in `config.plugins_dir` and start
-    /// their timers.
+    /// Create the engine, load every plugin in `config.plugins_dir`, start
+    /// their timers and, if configured, watch the folder for changes.
     pub async fn start(config: Config) -> anyhow::Result<Arc<Self>> {
-        let engine = PluginEngine::new()?;
         let registry = Arc::new(Registry::default());
         let stopping = CancellationToken::new();
         let scheduler = Arc::new(Scheduler::new(
@@ -43,28 +45,52 @@ impl Node {
             config.max_background_calls,
         ));
         let clients = Arc::new(Clients::new(config.ws_queue_capacity));
-        let state = StateStore::default();
+        let state = Arc::new(StateStore::default());
+        let cache = Arc::new(CompileCache::new(config.cache_dir.clone()));
         let shared = Shared {
-            clients: &clients,
-            state: &state,
-            scheduler: &scheduler,
+            engine: PluginEngine::new()?,
+            cache: Arc::clone(&cache),
+            settings: config.plugins.clone(),
+            clients: Arc::clone(&clients),
+            state: Arc::clone(&state),
+            scheduler: Arc::clone(&scheduler),
         };
-        let (plugins, failures) =
-            load_dir(&engine, &config.plugins_dir, shared, &config.plugins).await?;
-        let table = MethodTable::build(plugins, failures);
-        for plugin in &table.plugins {
-            scheduler.start_timers(plugin);
-        }
-        registry.replace(table);
-        Ok(Arc::new(Self {
+        let library = Library::new(config.plugins_dir.clone(), shared);
+        let node = Arc::new(Self {
             config,
             registry,
             clients,
             state,
             scheduler,
+            cache,
             stopping,
+            library: tokio::sync::Mutex::new(library),
             pending: AtomicUsize::new(0),
-        }))
+        });
+        node.reload().await?;
+        if node.config.watch {
+            crate::watcher::watch(&node)?;
+        }
+        Ok(node)
+    }
+
+    /// Rescan the plugins folder and serve what it holds now. Calls in flight
+    /// finish on the versions they started with.
+    pub async fn reload(&self) -> anyhow::Result<()> {
+        let mut library = self.library.lock().await;
+        let Refresh {
+            table,
+            added,
+            removed,
+        } = library.refresh().await?;
+        self.registry.replace(table);
+        for plugin in &removed {
+            plugin.unloaded.cancel();
+        }
+        for plugin in &added {
+            self.scheduler.start_timers(plugin);
+        }
+        Ok(())
     }
 
     /// Requests being processed right now.
@@ -78,8 +104,8 @@ impl Node {
         PendingGuard(&self.pending)
     }
 
-    /// Close WebSocket connections, cancel background work and wait for the
-    /// background calls already running.
+    /// Close WebSocket connections, stop watching, cancel background work and
+    /// wait for the background calls already running.
     pub async fn shutdown(&self) {
         self.stopping.cancel();
         self.scheduler.shutdown().await;

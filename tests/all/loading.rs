@@ -110,10 +110,10 @@ async fn a_malformed_plugin_config_fails_that_plugin_only() {
     );
 
     let node =
-        TestNode::start_with(&["audit"], plugin_config("audit", "[limits]\nmemory = 1\n")).await;
+        TestNode::start_with(&["audit"], plugin_config("audit", "[limitz]\nmemory = 1\n")).await;
     let failed = failures(&node).await;
     assert!(
-        failed[0].1.contains("unknown field `limits`"),
+        failed[0].1.contains("unknown field `limitz`"),
         "{}",
         failed[0].1
     );

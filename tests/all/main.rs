@@ -4,11 +4,14 @@
 
 mod background;
 mod binary;
+mod cache;
 mod examples;
 mod faults;
 mod hooks;
 mod jsonrpc_spec;
 mod loading;
 mod notifications;
+mod reload;
+mod sandbox;
 mod support;
 mod transports;

@@ -57,7 +57,7 @@ pub fn plugin_config(name: &'static str, toml: &'static str) -> impl FnOnce(&mut
 /// A running server and clients for it.
 pub struct TestNode {
     pub server: Server,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     http: reqwest::Client,
 }
 
@@ -79,9 +79,29 @@ impl TestNode {
             .expect("starting the server");
         Self {
             server,
-            _dir: dir,
+            dir,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// The plugins folder.
+    pub fn plugins_path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Write the compiled plugin `plugin` into the plugins folder as `file`,
+    /// in place (a watcher may see it half written).
+    pub fn put_plugin(&self, plugin: &str, file: &str) {
+        let bytes = std::fs::read(plugin_file(plugin)).expect("reading a built plugin");
+        std::fs::write(self.dir.path().join(file), bytes).expect("writing into the plugins folder");
+    }
+
+    /// The version `/health` reports for plugin `name`, if it is loaded.
+    pub async fn plugin_version(&self, name: &str) -> Option<String> {
+        let health = self.get_json("/health").await;
+        let plugins = health["plugins"].as_array()?;
+        let plugin = plugins.iter().find(|plugin| plugin["name"] == name)?;
+        Some(plugin["version"].as_str()?.to_owned())
     }
 
     pub fn url(&self, path: &str) -> String {

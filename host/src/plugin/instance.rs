@@ -8,11 +8,13 @@ use std::time::Instant;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings;
 use super::engine::PluginEngine;
 use super::host_api::PluginEnv;
+use super::plugin_file::Sandbox;
+use super::stdio::LogStream;
 
 /// Why a plugin call produced no answer.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +51,7 @@ impl WasiView for StoreState {
 pub struct Instance {
     pub(crate) store: Store<StoreState>,
     pub(crate) guest: bindings::Plugin,
+    calls: u64,
 }
 
 /// The instances of one plugin: idle ones ready for reuse, and a cap on how
@@ -57,28 +60,27 @@ pub struct InstancePool {
     engine: PluginEngine,
     pre: bindings::PluginPre<StoreState>,
     env: Arc<PluginEnv>,
-    memory_limit: usize,
+    sandbox: Sandbox,
     idle: Mutex<Vec<Instance>>,
     permits: Arc<Semaphore>,
 }
 
 impl InstancePool {
-    /// A pool for the pre-linked component `pre`, allowing `max_instances` at
-    /// once, each with at most `memory_limit` bytes of linear memory.
+    /// A pool for the pre-linked component `pre`, its instances confined by
+    /// `sandbox`.
     pub fn new(
         engine: PluginEngine,
         pre: bindings::PluginPre<StoreState>,
         env: Arc<PluginEnv>,
-        max_instances: usize,
-        memory_limit: usize,
+        sandbox: Sandbox,
     ) -> Self {
         Self {
             engine,
             pre,
             env,
-            memory_limit,
+            permits: Arc::new(Semaphore::new(sandbox.max_instances)),
+            sandbox,
             idle: Mutex::new(Vec::new()),
-            permits: Arc::new(Semaphore::new(max_instances)),
         }
     }
 
@@ -93,6 +95,7 @@ impl InstancePool {
             Some(instance) => instance,
             None => self.instantiate(deadline).await?,
         };
+        instance.calls += 1;
         instance.store.data_mut().deadline = deadline;
         instance.store.set_epoch_deadline(1);
         Ok(Lease {
@@ -104,31 +107,60 @@ impl InstancePool {
     }
 
     async fn instantiate(&self, deadline: Instant) -> Result<Instance, CallError> {
-        let mut store = new_store(
-            &self.engine,
-            Arc::clone(&self.env),
-            self.memory_limit,
-            deadline,
-        );
+        let mut store = new_store(&self.engine, Arc::clone(&self.env), &self.sandbox, deadline)
+            .map_err(CallError::Fault)?;
         match self.pre.instantiate_async(&mut store).await {
-            Ok(guest) => Ok(Instance { store, guest }),
+            Ok(guest) => Ok(Instance {
+                store,
+                guest,
+                calls: 0,
+            }),
             Err(error) => Err(classify(error)),
+        }
+    }
+
+    /// Take back an instance after a clean call, unless it is due for
+    /// recycling.
+    fn give_back(&self, instance: Instance) {
+        let recycle = self.sandbox.recycle_after_calls;
+        if recycle == 0 || instance.calls < recycle {
+            self.idle.lock().expect("pool lock").push(instance);
         }
     }
 }
 
-/// A fresh store with no filesystem, network, environment or stdio, the
-/// memory cap applied, and the deadline enforced at every epoch tick.
+/// A fresh store confined by `sandbox`: no filesystem, network or environment
+/// beyond its grants, stdout and stderr into the host's log, the memory cap
+/// applied, and the deadline enforced at every epoch tick.
 pub fn new_store(
     engine: &PluginEngine,
     env: Arc<PluginEnv>,
-    memory_limit: usize,
+    sandbox: &Sandbox,
     deadline: Instant,
-) -> Store<StoreState> {
+) -> wasmtime::Result<Store<StoreState>> {
+    let mut wasi = WasiCtx::builder();
+    wasi.stdout(LogStream::new(&env.name, "stdout"))
+        .stderr(LogStream::new(&env.name, "stderr"));
+    for (name, value) in &sandbox.grants.env {
+        wasi.env(name, value);
+    }
+    for dir in &sandbox.grants.dirs {
+        let perms = if dir.writable {
+            FsPerms::ReadWrite
+        } else {
+            FsPerms::ReadOnly
+        };
+        wasi.preopened_dir(&dir.host, &dir.guest, perms)?;
+    }
+    if sandbox.grants.network {
+        wasi.inherit_network().allow_ip_name_lookup(true);
+    }
     let state = StoreState {
-        wasi: WasiCtx::builder().build(),
+        wasi: wasi.build(),
         table: ResourceTable::new(),
-        limits: StoreLimitsBuilder::new().memory_size(memory_limit).build(),
+        limits: StoreLimitsBuilder::new()
+            .memory_size(sandbox.memory_limit)
+            .build(),
         env,
         deadline,
     };
@@ -142,7 +174,7 @@ pub fn new_store(
             Ok(UpdateDeadline::Yield(1))
         }
     });
-    store
+    Ok(store)
 }
 
 /// Tell a deadline interrupt from any other fault.
@@ -183,7 +215,7 @@ impl Drop for Lease {
         if let Some(instance) = self.instance.take()
             && self.reusable
         {
-            self.pool.idle.lock().expect("pool lock").push(instance);
+            self.pool.give_back(instance);
         }
     }
 }

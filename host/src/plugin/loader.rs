@@ -1,8 +1,5 @@
-//! Loading plugins from a folder: compile each `.wasm` component, link it
+//! Loading one plugin: compile its component (through the cache), link it
 //! against the host, ask it to describe itself and check what it says.
-//!
-//! A file that fails to load is reported and skipped; it never stops the
-//! others.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -10,15 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use serde::Deserialize;
-use serde_json::{Map, Value};
-use wasmtime::component::Component;
 
 use super::bindings::{PluginPre, rpcnode::plugin::types::Manifest};
+use super::cache::CompileCache;
 use super::engine::PluginEngine;
 use super::host_api::PluginEnv;
 use super::instance::{InstancePool, classify, new_store};
 use super::loaded::LoadedPlugin;
+use super::plugin_file::{PluginFile, Sandbox};
 use super::registry::{is_reserved, normalize};
 use crate::clients::Clients;
 use crate::scheduler::{Scheduler, Spawner};
@@ -33,6 +29,8 @@ pub struct PluginSettings {
     pub memory_limit: usize,
     /// How long instantiation and `describe` may take at load time.
     pub load_timeout: Duration,
+    /// Calls after which an instance is replaced by a fresh one; 0 means never.
+    pub recycle_after_calls: u64,
 }
 
 impl Default for PluginSettings {
@@ -41,6 +39,7 @@ impl Default for PluginSettings {
             max_instances: 64,
             memory_limit: 64 << 20,
             load_timeout: Duration::from_secs(10),
+            recycle_after_calls: 0,
         }
     }
 }
@@ -54,88 +53,41 @@ pub struct LoadFailure {
     pub reason: String,
 }
 
-/// The optional `<file-stem>.toml` beside a plugin.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PluginFile {
-    /// Values the plugin reads with `config-get`.
-    #[serde(default)]
-    config: Map<String, Value>,
-}
-
 /// Everything plugins share with the rest of the host.
-pub struct Shared<'a> {
+pub struct Shared {
+    /// The engine and linker.
+    pub engine: PluginEngine,
+    /// Compiled components on disk.
+    pub cache: Arc<CompileCache>,
+    /// Default limits.
+    pub settings: PluginSettings,
     /// The WebSocket clients.
-    pub clients: &'a Arc<Clients>,
+    pub clients: Arc<Clients>,
     /// Plugin state.
-    pub state: &'a StateStore,
+    pub state: Arc<StateStore>,
     /// Background work.
-    pub scheduler: &'a Arc<Scheduler>,
+    pub scheduler: Arc<Scheduler>,
 }
 
-/// Load every `*.wasm` file in `dir`, in file-name order. Fails only when the
-/// folder cannot be read.
-pub async fn load_dir(
-    engine: &PluginEngine,
-    dir: &Path,
-    shared: Shared<'_>,
-    settings: &PluginSettings,
-) -> anyhow::Result<(Vec<LoadedPlugin>, Vec<LoadFailure>)> {
-    let mut files = Vec::new();
-    let entries = std::fs::read_dir(dir)
-        .with_context(|| format!("reading plugins folder {}", dir.display()))?;
-    for entry in entries {
-        let path = entry
-            .with_context(|| format!("reading plugins folder {}", dir.display()))?
-            .path();
-        if path
-            .extension()
-            .is_some_and(|extension| extension == "wasm")
-        {
-            files.push(path);
-        }
-    }
-    files.sort();
-
-    let mut loaded = Vec::new();
-    let mut failures = Vec::new();
-    for file in files {
-        match load_file(engine, &file, &shared, settings).await {
-            Ok(plugin) => {
-                tracing::info!(
-                    plugin = plugin.name(),
-                    version = plugin.manifest.version,
-                    file = %file.display(),
-                    methods = plugin.manifest.methods.len(),
-                    "plugin loaded"
-                );
-                loaded.push(plugin);
-            }
-            Err(error) => {
-                let reason = format!("{error:#}");
-                tracing::error!(file = %file.display(), "plugin failed to load: {reason}");
-                failures.push(LoadFailure { file, reason });
-            }
-        }
-    }
-    Ok((loaded, failures))
-}
-
-async fn load_file(
-    engine: &PluginEngine,
+/// Load one plugin from the component in `bytes` (read from `file`).
+pub async fn load_file(
+    shared: &Shared,
     file: &Path,
-    shared: &Shared<'_>,
-    settings: &PluginSettings,
+    bytes: Vec<u8>,
 ) -> anyhow::Result<LoadedPlugin> {
-    let config = Arc::new(read_config(file)?);
-    let bytes = tokio::fs::read(file).await.context("reading the file")?;
-    let compiler = engine.engine.clone();
-    let component = tokio::task::spawn_blocking(move || Component::from_binary(&compiler, &bytes))
+    let plugin_file = PluginFile::read(file)?;
+    let sandbox = plugin_file.sandbox(&shared.settings);
+    let config = Arc::new(plugin_file.config);
+    let (engine, path, cache) = (
+        shared.engine.engine.clone(),
+        file.to_path_buf(),
+        Arc::clone(&shared.cache),
+    );
+    let component = tokio::task::spawn_blocking(move || cache.load(&engine, &bytes, &path))
         .await
-        .context("compiling the component")?
-        .map_err(anyhow::Error::from)
-        .context("not a valid WebAssembly component")?;
-    let pre = engine
+        .context("compiling the component")??;
+    let pre = shared
+        .engine
         .linker
         .instantiate_pre(&component)
         .map_err(anyhow::Error::from)
@@ -151,21 +103,28 @@ async fn load_file(
         .into_owned();
     let probe_env = Arc::new(PluginEnv {
         name: stem,
-        clients: Arc::clone(shared.clients),
+        clients: Arc::clone(&shared.clients),
         state: Arc::default(),
         config: Arc::clone(&config),
         spawner: None,
     });
-    let manifest = describe(engine, &pre, probe_env, settings).await?;
+    let manifest = describe(
+        &shared.engine,
+        &pre,
+        probe_env,
+        &sandbox,
+        shared.settings.load_timeout,
+    )
+    .await?;
     check_manifest(&manifest)?;
 
     let env = Arc::new(PluginEnv {
         name: manifest.name.clone(),
-        clients: Arc::clone(shared.clients),
+        clients: Arc::clone(&shared.clients),
         state: shared.state.namespace(&manifest.name),
         config,
         spawner: Some(Spawner {
-            scheduler: Arc::clone(shared.scheduler),
+            scheduler: Arc::clone(&shared.scheduler),
             plugin: manifest.name.clone(),
             methods: manifest
                 .methods
@@ -175,13 +134,7 @@ async fn load_file(
             pending: Arc::default(),
         }),
     });
-    let pool = InstancePool::new(
-        engine.clone(),
-        pre,
-        env,
-        settings.max_instances,
-        settings.memory_limit,
-    );
+    let pool = InstancePool::new(shared.engine.clone(), pre, env, sandbox);
     Ok(LoadedPlugin {
         manifest,
         file: file.to_path_buf(),
@@ -195,10 +148,11 @@ async fn describe(
     engine: &PluginEngine,
     pre: &PluginPre<super::instance::StoreState>,
     env: Arc<PluginEnv>,
-    settings: &PluginSettings,
+    sandbox: &Sandbox,
+    timeout: Duration,
 ) -> anyhow::Result<Manifest> {
-    let deadline = Instant::now() + settings.load_timeout;
-    let mut store = new_store(engine, env, settings.memory_limit, deadline);
+    let deadline = Instant::now() + timeout;
+    let mut store = new_store(engine, env, sandbox, deadline).map_err(anyhow::Error::from)?;
     let guest = pre
         .instantiate_async(&mut store)
         .await
@@ -210,18 +164,6 @@ async fn describe(
         .await
         .map_err(|error| anyhow::Error::from(classify(error)))
         .context("calling describe")
-}
-
-fn read_config(file: &Path) -> anyhow::Result<Map<String, Value>> {
-    let path = file.with_extension("toml");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Map::new()),
-        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
-    };
-    let parsed: PluginFile =
-        toml::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
-    Ok(parsed.config)
 }
 
 fn check_manifest(manifest: &Manifest) -> anyhow::Result<()> {

@@ -2,17 +2,23 @@
 //! own stores, called through a pool of warm instances.
 
 mod bindings;
+mod cache;
 mod engine;
 mod host_api;
 mod instance;
+mod library;
 mod loaded;
 mod loader;
+mod plugin_file;
 mod registry;
+mod stdio;
 
+pub use cache::CompileCache;
 pub use engine::PluginEngine;
 pub use instance::CallError;
+pub use library::{Library, Refresh};
 pub use loaded::LoadedPlugin;
-pub use loader::{LoadFailure, PluginSettings, Shared, load_dir};
+pub use loader::{LoadFailure, PluginSettings, Shared};
 pub use registry::{MethodTable, Registry, Route};
 
 /// The WIT types as the host sees them.

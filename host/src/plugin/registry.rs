@@ -41,27 +41,9 @@ pub struct MethodTable {
 }
 
 impl MethodTable {
-    /// Register `plugins` in order. A plugin whose name or any method is
-    /// already taken is refused whole, and the earlier one keeps serving.
-    pub fn build(plugins: Vec<LoadedPlugin>, mut failures: Vec<LoadFailure>) -> Self {
-        let mut table = Self::default();
-        for plugin in plugins {
-            match table.conflict(&plugin) {
-                Some(reason) => {
-                    tracing::error!(file = %plugin.file.display(), "plugin refused: {reason}");
-                    failures.push(LoadFailure {
-                        file: plugin.file.clone(),
-                        reason,
-                    });
-                }
-                None => table.register(Arc::new(plugin)),
-            }
-        }
-        table.failures = failures;
-        table
-    }
-
-    fn conflict(&self, plugin: &LoadedPlugin) -> Option<String> {
+    /// Why `plugin` cannot join this table (its name or one of its methods
+    /// is taken), if it cannot.
+    pub fn conflict(&self, plugin: &LoadedPlugin) -> Option<String> {
         let name = plugin.name();
         if let Some(other) = self.plugins.iter().find(|other| other.name() == name) {
             return Some(format!(
@@ -88,7 +70,8 @@ impl MethodTable {
             })
     }
 
-    fn register(&mut self, plugin: Arc<LoadedPlugin>) {
+    /// Add `plugin`; it must not conflict (see [`MethodTable::conflict`]).
+    pub fn register(&mut self, plugin: Arc<LoadedPlugin>) {
         for method in plugin
             .manifest
             .methods
@@ -115,6 +98,21 @@ impl MethodTable {
             }
         }
         self.plugins.push(plugin);
+    }
+
+    /// Put plugins and hooks in file-name order (the order hooks run in) and
+    /// record the files that failed.
+    pub fn finish(&mut self, failures: Vec<LoadFailure>) {
+        for list in [
+            &mut self.plugins,
+            &mut self.before_request,
+            &mut self.after_request,
+            &mut self.on_connect,
+            &mut self.on_disconnect,
+        ] {
+            list.sort_by(|a, b| a.file.cmp(&b.file));
+        }
+        self.failures = failures;
     }
 
     /// The route for `method` as a client spelled it.

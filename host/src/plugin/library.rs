@@ -1,0 +1,189 @@
+//! The plugins folder as the host knows it: which version of each file is
+//! serving, and which files failed. A refresh rescans the folder, loads only
+//! what changed, and builds the next method table.
+//!
+//! A file that fails to load (half written, corrupt, the wrong world, a
+//! failing `describe`, a conflict) leaves the version that was serving in
+//! place, and stays listed as failed until a good file arrives.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use sha2::{Digest, Sha256};
+
+use super::loaded::LoadedPlugin;
+use super::loader::{LoadFailure, Shared, load_file};
+use super::registry::MethodTable;
+
+/// What identifies one version of a plugin: the SHA-256 of its `.wasm` file
+/// and of its `.toml` file (missing reads as empty).
+type Version = [u8; 32];
+
+#[derive(Default)]
+struct FileState {
+    serving: Option<(Version, Arc<LoadedPlugin>)>,
+    failed: Option<(Version, String)>,
+}
+
+/// The result of a refresh.
+pub struct Refresh {
+    /// The table to serve from now on.
+    pub table: MethodTable,
+    /// Plugins that started serving.
+    pub added: Vec<Arc<LoadedPlugin>>,
+    /// Plugins that stopped serving (replaced or removed).
+    pub removed: Vec<Arc<LoadedPlugin>>,
+}
+
+/// The loaded plugin files of one folder.
+pub struct Library {
+    dir: PathBuf,
+    shared: Shared,
+    files: BTreeMap<PathBuf, FileState>,
+}
+
+impl Library {
+    /// A library of `dir`, with nothing loaded yet.
+    pub fn new(dir: PathBuf, shared: Shared) -> Self {
+        Self {
+            dir,
+            shared,
+            files: BTreeMap::new(),
+        }
+    }
+
+    /// Rescan the folder and build the next table. Fails only when the
+    /// folder cannot be read.
+    pub async fn refresh(&mut self) -> anyhow::Result<Refresh> {
+        let files = wasm_files(&self.dir)?;
+        let mut previous = std::mem::take(&mut self.files);
+        let mut removed: Vec<Arc<LoadedPlugin>> = previous
+            .iter()
+            .filter(|(file, _)| !files.contains(file))
+            .filter_map(|(_, state)| state.serving.as_ref().map(|(_, plugin)| Arc::clone(plugin)))
+            .collect();
+
+        // Load what changed; keep everything else as it is.
+        let mut candidates = Vec::new();
+        for file in files {
+            let mut state = previous.remove(&file).unwrap_or_default();
+            match read_version(&file) {
+                Err(error) => state.failed = Some(([0; 32], format!("{error:#}"))),
+                Ok((version, _))
+                    if state
+                        .serving
+                        .as_ref()
+                        .is_some_and(|(serving, _)| *serving == version) =>
+                {
+                    state.failed = None;
+                }
+                Ok((version, _))
+                    if state
+                        .failed
+                        .as_ref()
+                        .is_some_and(|(failed, _)| *failed == version) => {}
+                Ok((version, bytes)) => match load_file(&self.shared, &file, bytes).await {
+                    Ok(plugin) => candidates.push((file.clone(), version, Arc::new(plugin))),
+                    Err(error) => {
+                        let reason = format!("{error:#}");
+                        tracing::error!(file = %file.display(), "plugin failed to load: {reason}");
+                        state.failed = Some((version, reason));
+                    }
+                },
+            }
+            self.files.insert(file, state);
+        }
+
+        // Plugins already serving keep their names and methods; a new version
+        // that conflicts with them is refused and the old one serves on.
+        let mut table = MethodTable::default();
+        let replaced: Vec<&PathBuf> = candidates.iter().map(|(file, _, _)| file).collect();
+        for (file, state) in &self.files {
+            if let Some((_, plugin)) = &state.serving
+                && !replaced.contains(&file)
+            {
+                table.register(Arc::clone(plugin));
+            }
+        }
+        let mut added = Vec::new();
+        for (file, version, plugin) in candidates {
+            let state = self
+                .files
+                .get_mut(&file)
+                .expect("every candidate has a state");
+            match table.conflict(&plugin) {
+                None => {
+                    tracing::info!(
+                        plugin = plugin.name(),
+                        version = plugin.manifest.version,
+                        file = %file.display(),
+                        methods = plugin.manifest.methods.len(),
+                        "plugin loaded"
+                    );
+                    table.register(Arc::clone(&plugin));
+                    if let Some((_, old)) = state.serving.replace((version, Arc::clone(&plugin))) {
+                        removed.push(old);
+                    }
+                    state.failed = None;
+                    added.push(plugin);
+                }
+                Some(reason) => {
+                    tracing::error!(file = %file.display(), "plugin refused: {reason}");
+                    state.failed = Some((version, reason));
+                    if let Some((_, old)) = &state.serving
+                        && table.conflict(old).is_none()
+                    {
+                        table.register(Arc::clone(old));
+                    }
+                }
+            }
+        }
+
+        let failures = self
+            .files
+            .iter()
+            .filter_map(|(file, state)| {
+                let (_, reason) = state.failed.as_ref()?;
+                Some(LoadFailure {
+                    file: file.clone(),
+                    reason: reason.clone(),
+                })
+            })
+            .collect();
+        table.finish(failures);
+        Ok(Refresh {
+            table,
+            added,
+            removed,
+        })
+    }
+}
+
+/// The `*.wasm` files of `dir`, sorted by name.
+fn wasm_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let context = || format!("reading plugins folder {}", dir.display());
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(context)? {
+        let path = entry.with_context(context)?.path();
+        if path
+            .extension()
+            .is_some_and(|extension| extension == "wasm")
+        {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The version of the plugin in `file`, and the component's bytes.
+fn read_version(file: &Path) -> anyhow::Result<(Version, Vec<u8>)> {
+    let bytes = std::fs::read(file).context("reading the file")?;
+    let config = std::fs::read(file.with_extension("toml")).unwrap_or_default();
+    let mut hasher = Sha256::new();
+    hasher.update(Sha256::digest(&bytes));
+    hasher.update(Sha256::digest(&config));
+    Ok((hasher.finalize().into(), bytes))
+}
