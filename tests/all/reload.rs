@@ -26,7 +26,7 @@ async fn no_request_fails_while_a_plugin_is_replaced_20_times_under_load() {
                 id += 1;
                 let (a, b) = (id as i64, client as i64);
                 // Alternate transports: half the clients use HTTP, half WebSocket.
-                let answer = if client % 2 == 0 {
+                let answer = if client.is_multiple_of(2) {
                     node.call("add", json!([a, b])).await
                 } else {
                     ws.call("add", json!({"a": a, "b": b}), id).await
@@ -46,7 +46,7 @@ async fn no_request_fails_while_a_plugin_is_replaced_20_times_under_load() {
     let swaps = async {
         let mut latencies = Vec::new();
         for round in 0..20 {
-            let (plugin, version) = if round % 2 == 0 {
+            let (plugin, version) = if round.is_multiple_of(2) {
                 ("calculator_v2", "2.0.0")
             } else {
                 ("calculator", "0.1.0")
