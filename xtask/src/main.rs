@@ -6,6 +6,7 @@
 //! - `run [FLAGS…]`: build the plugins and start the host on them
 //!   (127.0.0.1:8000 unless FLAGS say otherwise).
 //! - `test [ARGS…]`: build the plugins and run every test.
+//! - `bench [SCENARIO…]`: build the plugins and run the measurements.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -34,8 +35,14 @@ fn main() -> anyhow::Result<()> {
             cargo.args(&rest);
             run(cargo)
         }
+        "bench" => {
+            build_plugins(&root)?;
+            let mut cargo = cargo(&root, &["run", "--release", "--package", "rpcnode-bench", "--"]);
+            cargo.args(&rest);
+            run(cargo)
+        }
         _ => {
-            eprintln!("usage: cargo xtask <build-plugins | run [FLAGS…] | test [ARGS…]>");
+            eprintln!("usage: cargo xtask <build-plugins | run [FLAGS…] | test [ARGS…] | bench [SCENARIO…]>");
             bail!("unknown command {command:?}")
         }
     }
