@@ -65,7 +65,7 @@ async fn run_to_end(args: &[&str]) -> (Option<i32>, String) {
 #[tokio::test]
 async fn serves_on_the_port_it_prints_and_stops_on_sigterm() {
     let dir = plugins_dir(&["calculator"]);
-    let (mut child, address) = start(dir.path(), &["--name", "bin-test"]).await;
+    let (child, address) = start(dir.path(), &["--name", "bin-test", "--no-cache"]).await;
     assert!(address.starts_with("http://127.0.0.1:"), "{address}");
 
     let client = reqwest::Client::new();
@@ -90,15 +90,51 @@ async fn serves_on_the_port_it_prints_and_stops_on_sigterm() {
     .unwrap();
     assert_eq!(health["node"], "bin-test");
 
-    let pid = child.id().expect("running") as i32;
     // SIGTERM asks for a graceful stop.
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
+    let (code, _) = terminate(child).await;
+    assert_eq!(code, Some(0));
+}
+
+/// Ask a running binary to stop with SIGTERM and wait for it; its exit code
+/// and everything it wrote to stderr.
+async fn terminate(mut child: Child) -> (Option<i32>, String) {
+    let pid = child.id().expect("running").to_string();
+    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(status.success());
+    let mut stderr = String::new();
+    within(child.stderr.take().unwrap().read_to_string(&mut stderr)).await.unwrap();
     let exit = within(child.wait()).await.unwrap();
-    assert_eq!(exit.code(), Some(0));
+    (exit.code(), stderr)
+}
+
+#[tokio::test]
+async fn plugin_output_goes_to_the_log_and_restarts_use_the_compile_cache() {
+    let dir = plugins_dir(&["probe"]);
+    let cache = tempfile::tempdir().unwrap();
+    let cache_flag = ["--cache-dir", cache.path().to_str().unwrap()];
+
+    let (child, address) = start(dir.path(), &cache_flag).await;
+    let client = reqwest::Client::new();
+    let call = client
+        .post(&address)
+        .header("content-type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","method":"print","id":1}"#);
+    let answer: serde_json::Value = within(within(call.send()).await.unwrap().json()).await.unwrap();
+    assert_eq!(answer, success(json!(true), json!(1)));
+    let (code, log) = terminate(child).await;
+    assert_eq!(code, Some(0));
+    assert!(log.contains("compiled and cached"), "{log}");
+    for stream in ["stdout", "stderr"] {
+        let line = log
+            .lines()
+            .find(|line| line.contains(&format!("probe says hello on {stream}")))
+            .unwrap_or_else(|| panic!("no {stream} line in {log}"));
+        assert!(line.contains("plugin=\"probe\"") && line.contains(&format!("stream=\"{stream}\"")), "{line}");
+    }
+
+    let (child, _) = start(dir.path(), &cache_flag).await;
+    let (_, log) = terminate(child).await;
+    assert!(log.contains("compile cache hit"), "{log}");
 }
 
 #[tokio::test]
@@ -139,6 +175,8 @@ async fn bad_flags_are_refused_with_the_flag_named() {
             "unexpected argument '--no-such-flag'",
         ),
         (vec!["--port", "0"], "--plugins <DIR>"),
+        (vec!["--plugins", plugins, "--no-cache", "--cache-dir", "/tmp"], "cannot be used with"),
+        (vec!["--plugins", plugins, "--recycle-after-calls", "many"], "--recycle-after-calls <N>"),
     ] {
         let (code, stderr) = run_to_end(&args).await;
         assert_eq!(code, Some(2), "{args:?}: {stderr}");
@@ -177,6 +215,11 @@ async fn help_documents_every_flag() {
         "--max-message-bytes",
         "--ws-queue-capacity",
         "--plugin-memory-mib",
+        "--welcome",
+        "--no-watch",
+        "--cache-dir",
+        "--no-cache",
+        "--recycle-after-calls",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }

@@ -45,7 +45,7 @@ async fn no_request_fails_while_a_plugin_is_replaced_20_times_under_load() {
     };
     let swaps = async {
         let mut latencies = Vec::new();
-        for round in 0..20 {
+        for round in 0..20u32 {
             let (plugin, version) = if round.is_multiple_of(2) {
                 ("calculator_v2", "2.0.0")
             } else {
