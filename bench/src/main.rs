@@ -103,12 +103,21 @@ async fn overhead() -> anyhow::Result<()> {
         let started = Instant::now();
         for _ in 0..CALLS {
             let deadline = Instant::now() + Duration::from_secs(30);
-            let _ = route.plugin.handle(&route.method, params.as_ref(), &context, deadline).await;
+            let _ = route
+                .plugin
+                .handle(&route.method, params.as_ref(), &context, deadline)
+                .await;
         }
         per_call.push(started.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS));
     }
-    println!("| warm request through the dispatcher (calculator `add`) | {:.2} µs |", median(per_request));
-    println!("| warm plugin call alone (`handle` on a pooled instance) | {:.2} µs |", median(per_call));
+    println!(
+        "| warm request through the dispatcher (calculator `add`) | {:.2} µs |",
+        median(per_request)
+    );
+    println!(
+        "| warm plugin call alone (`handle` on a pooled instance) | {:.2} µs |",
+        median(per_call)
+    );
     Ok(())
 }
 
@@ -146,7 +155,10 @@ async fn start_once(plugins: &Path, cache: &Path) -> anyhow::Result<f64> {
     let started = Instant::now();
     let node = Node::start(config).await?;
     let elapsed = started.elapsed().as_secs_f64() * 1e3;
-    anyhow::ensure!(node.registry.current().failures.is_empty(), "a plugin failed to load");
+    anyhow::ensure!(
+        node.registry.current().failures.is_empty(),
+        "a plugin failed to load"
+    );
     node.shutdown().await;
     Ok(elapsed)
 }
@@ -158,19 +170,36 @@ async fn reload() -> anyhow::Result<()> {
     config.watch = true;
     config.cache_dir = Some(cache.path().to_path_buf());
     let node = Node::start(config).await?;
-    let versions = [("calculator_v2.wasm", "2.0.0"), ("calculator.wasm", "0.1.0")];
+    let versions = [
+        ("calculator_v2.wasm", "2.0.0"),
+        ("calculator.wasm", "0.1.0"),
+    ];
     let mut latencies = Vec::new();
     for round in 0..20 {
         let (source, version) = versions[round % 2];
-        let bytes = std::fs::read(target().join(if round % 2 == 0 { "plugin-fixtures" } else { "plugins" }).join(source))?;
+        let bytes = std::fs::read(
+            target()
+                .join(if round % 2 == 0 {
+                    "plugin-fixtures"
+                } else {
+                    "plugins"
+                })
+                .join(source),
+        )?;
         let written = Instant::now();
         std::fs::write(dir.path().join("calculator.wasm"), bytes)?;
         loop {
             let table = node.registry.current();
-            if table.plugin("calculator").is_some_and(|plugin| plugin.manifest.version == version) {
+            if table
+                .plugin("calculator")
+                .is_some_and(|plugin| plugin.manifest.version == version)
+            {
                 break;
             }
-            anyhow::ensure!(written.elapsed() < Duration::from_secs(10), "reload never happened");
+            anyhow::ensure!(
+                written.elapsed() < Duration::from_secs(10),
+                "reload never happened"
+            );
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         latencies.push(written.elapsed().as_secs_f64() * 1e3);

@@ -14,6 +14,11 @@ struct Topics {
     topics: Vec<String>,
 }
 
+/// Whether `method` is one of the host's own.
+pub fn is_builtin(method: &str) -> bool {
+    matches!(method, "rpc.subscribe" | "rpc.unsubscribe")
+}
+
 /// Answer `method` if it is a built-in; `None` otherwise.
 pub fn call(
     node: &Node,

@@ -1,102 +1,386 @@
-//! The `rpcnode` command line.
+//! Settings from the three places an operator sets them: a TOML file
+//! (`--config`), command-line flags, and `RPCNODE_*` environment variables.
+//! One struct is both the flag parser and the file schema, so every setting
+//! has the same name everywhere (`--max-batch-size`, `max_batch_size = 100`,
+//! `RPCNODE_MAX_BATCH_SIZE=100`). Flags override the file; environment
+//! variables override both. Unknown keys and bad values are errors that name
+//! the key and where it came from.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use clap::Parser;
+use serde::Deserialize;
 
-use crate::config::Config;
+use crate::config::{Config, RateLimit};
+use crate::plugin::PluginFile;
+use crate::tls::TlsFiles;
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// Serve JSON-RPC 2.0 over HTTP (POST /) and WebSocket (GET /ws) on one port,
 /// with every method handled by a WebAssembly plugin from a folder.
-#[derive(Debug, Parser)]
+///
+/// Every flag can also be set in the --config file (as `snake_case = value`)
+/// and in an RPCNODE_* environment variable (RPCNODE_MAX_BATCH_SIZE=100).
+/// Flags override the file; environment variables override both.
+#[derive(Debug, Default, Clone, Parser, Deserialize)]
 #[command(name = "rpcnode", version)]
-pub struct Cli {
-    /// Folder of plugin components (*.wasm) to load; a `NAME.toml` beside
-    /// `NAME.wasm` configures that plugin.
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// A TOML file with any of these settings, and `[plugin.NAME]` sections
+    /// configuring plugins (see rpcnode.example.toml).
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Folder of plugin components (*.wasm); a NAME.toml beside NAME.wasm
+    /// configures that plugin. Required.
     #[arg(long, value_name = "DIR")]
-    pub plugins: PathBuf,
+    pub plugins: Option<PathBuf>,
 
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1")]
-    pub host: String,
-
-    /// Port to listen on; 0 picks a free port (printed on startup).
-    #[arg(long, default_value_t = 8000)]
-    pub port: u16,
-
-    /// Seconds a request may run before it fails with error -32000.
-    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = positive_seconds)]
-    pub request_timeout: f64,
-
-    /// The node name reported by /health.
-    #[arg(long, default_value = "rpcnode")]
-    pub name: String,
-
-    /// The most requests accepted in one batch.
-    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_batch_size: u32,
-
-    /// The largest HTTP body or WebSocket message accepted, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 10 << 20, value_parser = clap::value_parser!(u32).range(1024..))]
-    pub max_message_bytes: u32,
-
-    /// Messages queued per WebSocket client before it is disconnected as too slow.
-    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
-    pub ws_queue_capacity: u32,
-
-    /// Greet each WebSocket client with a `welcome` notification carrying its client_id.
+    /// Address to listen on [default: 127.0.0.1].
     #[arg(long)]
-    pub welcome: bool,
+    pub host: Option<String>,
 
-    /// Do not watch the plugins folder (by default plugins are reloaded when it changes).
+    /// Port to listen on; 0 picks a free port (printed on startup) [default: 8000].
     #[arg(long)]
-    pub no_watch: bool,
+    pub port: Option<u16>,
+
+    /// The node name reported by /health [default: rpcnode].
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// Seconds a request may run before it fails with error -32000 [default: 30].
+    #[arg(long, value_name = "SECS")]
+    pub request_timeout: Option<f64>,
+
+    /// The most requests accepted in one batch [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub max_batch_size: Option<usize>,
+
+    /// The largest HTTP body or WebSocket message accepted, in bytes [default: 10485760].
+    #[arg(long, value_name = "BYTES")]
+    pub max_message_bytes: Option<usize>,
+
+    /// The most connections open at once; more are answered 503 [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Seconds a client may take to send request headers or finish a TLS handshake [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub header_read_timeout: Option<f64>,
+
+    /// Seconds a stop waits for requests in flight [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub shutdown_grace: Option<f64>,
+
+    /// Messages queued per WebSocket client before it is disconnected as too slow [default: 1024].
+    #[arg(long, value_name = "N")]
+    pub ws_queue_capacity: Option<usize>,
+
+    /// Requests one WebSocket connection may have in flight [default: 64].
+    #[arg(long, value_name = "N")]
+    pub ws_max_in_flight: Option<usize>,
+
+    /// Seconds between keepalive pings on a WebSocket [default: 20].
+    #[arg(long, value_name = "SECS")]
+    pub ws_ping_interval: Option<f64>,
+
+    /// Seconds a WebSocket may stay silent (no frames, no pongs) before it is closed [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub ws_idle_timeout: Option<f64>,
+
+    /// Greet each WebSocket client with a `welcome` notification carrying its client_id [default: false].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub welcome: Option<bool>,
+
+    /// Requests per second allowed per client (WebSocket client, or remote IP over HTTP); off when unset.
+    #[arg(long, value_name = "PER_SEC")]
+    pub rate_limit: Option<f64>,
+
+    /// Requests a client may send in a burst above the rate [default: the rate, at least 1].
+    #[arg(long, value_name = "N")]
+    pub rate_limit_burst: Option<u32>,
+
+    /// Serve HTTPS and WSS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require client certificates signed by this PEM CA (mutual TLS).
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Watch the plugins folder and reload plugins when it changes [default: true].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub watch: Option<bool>,
+
+    /// Cache compiled plugins on disk [default: true].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub cache: Option<bool>,
 
     /// Folder for compiled plugins [default: $XDG_CACHE_HOME/rpcnode or ~/.cache/rpcnode].
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
-    /// Compile plugins on every start instead of caching the compiled code.
-    #[arg(long, conflicts_with = "cache_dir")]
-    pub no_cache: bool,
+    /// Linear memory each plugin instance may use, in MiB [default: 64].
+    #[arg(long, value_name = "MIB")]
+    pub plugin_memory_mib: Option<u32>,
 
-    /// Replace a plugin instance with a fresh one after this many calls (0: never).
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub recycle_after_calls: u64,
+    /// Instances of one plugin alive at once (its concurrency) [default: 64].
+    #[arg(long, value_name = "N")]
+    pub plugin_max_instances: Option<usize>,
 
-    /// Linear memory each plugin instance may use, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub plugin_memory_mib: u32,
+    /// Replace a plugin instance with a fresh one after this many calls; 0 never [default: 0].
+    #[arg(long, value_name = "N")]
+    pub recycle_after_calls: Option<u64>,
+
+    /// Background calls (spawn) one plugin may have pending [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub max_background_calls: Option<usize>,
+
+    /// Log format on stderr; filter with RUST_LOG (such as RUST_LOG=rpcnode=debug) [default: text].
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+
+    /// Plugin configuration by file stem, used when NAME.toml is absent.
+    #[arg(skip)]
+    #[serde(default)]
+    pub plugin: BTreeMap<String, PluginFile>,
 }
 
-impl Cli {
-    /// The server configuration these flags describe.
+/// Overlay `$over`'s settings that are set on `$base`'s.
+macro_rules! overlay {
+    ($base:ident, $over:ident, $($field:ident),* $(,)?) => {
+        $( if $over.$field.is_some() { $base.$field = $over.$field; } )*
+    };
+}
+
+impl Settings {
+    /// The settings in effect: the `--config` file, then these flags, then
+    /// the `RPCNODE_*` variables of `environment`.
+    pub fn resolve(
+        self,
+        environment: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        self.check().context("in the command-line flags")?;
+        let mut settings = match &self.config {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        settings.apply(self);
+        settings.apply(Self::from_environment(environment)?);
+        Ok(settings)
+    }
+
+    fn apply(&mut self, over: Self) {
+        overlay!(
+            self,
+            over,
+            config,
+            plugins,
+            host,
+            port,
+            name,
+            request_timeout,
+            max_batch_size,
+            max_message_bytes,
+            max_connections,
+            header_read_timeout,
+            shutdown_grace,
+            ws_queue_capacity,
+            ws_max_in_flight,
+            ws_ping_interval,
+            ws_idle_timeout,
+            welcome,
+            rate_limit,
+            rate_limit_burst,
+            tls_cert,
+            tls_key,
+            tls_client_ca,
+            watch,
+            cache,
+            cache_dir,
+            plugin_memory_mib,
+            plugin_max_instances,
+            recycle_after_calls,
+            max_background_calls,
+            log_format,
+        );
+        self.plugin.extend(over.plugin);
+    }
+
+    fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        let settings: Self =
+            toml::from_str(&text).with_context(|| format!("in config file {}", path.display()))?;
+        settings
+            .check()
+            .with_context(|| format!("in config file {}", path.display()))?;
+        Ok(settings)
+    }
+
+    /// Settings from `RPCNODE_*` variables: each value is read as TOML
+    /// (`30`, `true`, `1.5`) or else as a string.
+    fn from_environment(
+        environment: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let mut table = toml::Table::new();
+        let mut names = Vec::new();
+        for (name, raw) in environment {
+            let Some(key) = name.strip_prefix("RPCNODE_") else {
+                continue;
+            };
+            let value = toml::from_str::<toml::Table>(&format!("value = {raw}"))
+                .ok()
+                .and_then(|mut parsed| parsed.remove("value"))
+                .unwrap_or(toml::Value::String(raw));
+            table.insert(key.to_lowercase(), value);
+            names.push(name);
+        }
+        let context = || format!("in environment variables {}", names.join(", "));
+        let settings = Self::deserialize(table).with_context(context)?;
+        settings.check().with_context(context)?;
+        Ok(settings)
+    }
+
+    /// Range checks, naming the setting.
+    fn check(&self) -> anyhow::Result<()> {
+        let seconds = [
+            ("request_timeout", self.request_timeout),
+            ("header_read_timeout", self.header_read_timeout),
+            ("shutdown_grace", self.shutdown_grace),
+            ("ws_ping_interval", self.ws_ping_interval),
+            ("ws_idle_timeout", self.ws_idle_timeout),
+        ];
+        for (key, value) in seconds {
+            if let Some(value) = value
+                && !(value.is_finite() && value > 0.0 && value <= 86_400.0)
+            {
+                bail!("{key} must be a number of seconds above 0 and at most 86400, not {value}");
+            }
+        }
+        let counts = [
+            ("max_batch_size", self.max_batch_size),
+            ("max_connections", self.max_connections),
+            ("ws_queue_capacity", self.ws_queue_capacity),
+            ("ws_max_in_flight", self.ws_max_in_flight),
+            ("plugin_max_instances", self.plugin_max_instances),
+            ("max_background_calls", self.max_background_calls),
+        ];
+        for (key, value) in counts {
+            if value == Some(0) {
+                bail!("{key} must be at least 1");
+            }
+        }
+        if let Some(bytes) = self.max_message_bytes
+            && bytes < 1024
+        {
+            bail!("max_message_bytes must be at least 1024, not {bytes}");
+        }
+        if let Some(mib) = self.plugin_memory_mib
+            && !(1..=4096).contains(&mib)
+        {
+            bail!("plugin_memory_mib must be 1 to 4096, not {mib}");
+        }
+        if let Some(rate) = self.rate_limit
+            && !(rate.is_finite() && rate > 0.0)
+        {
+            bail!("rate_limit must be a number of requests per second above 0, not {rate}");
+        }
+        if self.rate_limit_burst == Some(0) {
+            bail!("rate_limit_burst must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The server configuration these settings describe.
     pub fn into_config(self) -> anyhow::Result<Config> {
-        if !self.plugins.is_dir() {
+        let Some(plugins) = self.plugins else {
+            bail!(
+                "no plugins folder: pass --plugins DIR (or set plugins in the config file or RPCNODE_PLUGINS)"
+            );
+        };
+        if !plugins.is_dir() {
             bail!(
                 "plugins folder {} does not exist; create it or pass --plugins DIR pointing at your .wasm files",
-                self.plugins.display()
+                plugins.display()
             );
         }
-        let mut config = Config::new(self.plugins);
-        config.host = self.host;
-        config.port = self.port;
-        config.node_name = self.name;
-        config.request_timeout = Duration::from_secs_f64(self.request_timeout);
-        config.max_batch_size = self.max_batch_size as usize;
-        config.max_message_bytes = self.max_message_bytes as usize;
-        config.ws_queue_capacity = self.ws_queue_capacity as usize;
-        config.welcome = self.welcome;
-        config.watch = !self.no_watch;
-        config.cache_dir = if self.no_cache {
-            None
-        } else {
-            self.cache_dir.or_else(default_cache_dir)
+        let mut config = Config::new(plugins);
+        let seconds = Duration::from_secs_f64;
+        macro_rules! set {
+            ($($field:ident => $target:expr),* $(,)?) => {
+                $( if let Some(value) = self.$field { $target = value; } )*
+            };
+        }
+        set! {
+            host => config.host,
+            port => config.port,
+            name => config.node_name,
+            max_batch_size => config.max_batch_size,
+            max_message_bytes => config.max_message_bytes,
+            max_connections => config.max_connections,
+            ws_queue_capacity => config.ws_queue_capacity,
+            ws_max_in_flight => config.ws_max_in_flight,
+            welcome => config.welcome,
+            plugin_max_instances => config.plugins.max_instances,
+            recycle_after_calls => config.plugins.recycle_after_calls,
+            max_background_calls => config.max_background_calls,
+        }
+        let durations = [
+            (self.request_timeout, &mut config.request_timeout),
+            (self.header_read_timeout, &mut config.header_read_timeout),
+            (self.shutdown_grace, &mut config.shutdown_grace),
+            (self.ws_ping_interval, &mut config.ws_ping_interval),
+            (self.ws_idle_timeout, &mut config.ws_idle_timeout),
+        ];
+        for (value, target) in durations {
+            if let Some(value) = value {
+                *target = seconds(value);
+            }
+        }
+        if let Some(mib) = self.plugin_memory_mib {
+            config.plugins.memory_limit = (mib as usize) << 20;
+        }
+        config.watch = self.watch.unwrap_or(true);
+        config.cache_dir = match self.cache {
+            Some(false) => None,
+            _ => self.cache_dir.or_else(default_cache_dir),
         };
-        config.plugins.recycle_after_calls = self.recycle_after_calls;
-        config.plugins.memory_limit = (self.plugin_memory_mib as usize) << 20;
+        config.tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert,
+                key,
+                client_ca: self.tls_client_ca,
+            }),
+            (None, None) if self.tls_client_ca.is_none() => None,
+            _ => bail!(
+                "TLS needs both --tls-cert and --tls-key (and --tls-client-ca only with them)"
+            ),
+        };
+        config.rate_limit = self.rate_limit.map(|per_second| RateLimit {
+            per_second,
+            burst: self
+                .rate_limit_burst
+                .unwrap_or_else(|| per_second.ceil().max(1.0) as u32),
+        });
+        config.plugin_sections = self.plugin;
         Ok(config)
     }
 }
@@ -107,13 +391,4 @@ fn default_cache_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
     Some(base.join("rpcnode"))
-}
-
-fn positive_seconds(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(seconds) if seconds.is_finite() && seconds > 0.0 && seconds <= 86_400.0 => Ok(seconds),
-        _ => Err(format!(
-            "{text:?} is not a number of seconds between 0 and 86400"
-        )),
-    }
 }

@@ -15,6 +15,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::extract::ws::{CloseFrame, Utf8Bytes};
 use tokio::sync::{Notify, mpsc};
 
+use crate::metrics::Counter;
+
 /// Metadata keys one client may carry.
 pub const MAX_METADATA_KEYS: usize = 64;
 /// Topics one client may subscribe to.
@@ -49,8 +51,12 @@ pub enum ClientError {
 /// What a connection's writer task sends to the socket, in order.
 #[derive(Debug, Clone)]
 pub enum Outbound {
-    /// A text frame: a response or a notification.
+    /// A text frame answering a request.
     Text(Utf8Bytes),
+    /// A text frame carrying a server notification.
+    Notification(Utf8Bytes),
+    /// A keepalive ping.
+    Ping,
     /// A close frame, after which the writer stops.
     Close(CloseFrame),
 }
@@ -92,6 +98,12 @@ pub struct Clients {
     queue_capacity: usize,
     registry: RwLock<Registry>,
     evictions: AtomicU64,
+    /// Notifications queued for a client.
+    pub queued: Counter,
+    /// Notifications written to a client's socket.
+    pub sent: Counter,
+    /// Notifications lost with an evicted client.
+    pub dropped: Counter,
 }
 
 impl Clients {
@@ -103,6 +115,9 @@ impl Clients {
             queue_capacity,
             registry: RwLock::default(),
             evictions: AtomicU64::new(0),
+            queued: Counter::default(),
+            sent: Counter::default(),
+            dropped: Counter::default(),
         }
     }
 
@@ -148,6 +163,7 @@ impl Clients {
             });
             deliver(recipients, message)
         };
+        self.queued.add(queued.into());
         self.evict_all(too_slow);
         queued
     }
@@ -165,6 +181,7 @@ impl Clients {
                 .filter_map(|id| registry.clients.get_key_value(id));
             deliver(recipients, message)
         };
+        self.queued.add(queued.into());
         self.evict_all(too_slow);
         queued
     }
@@ -179,8 +196,11 @@ impl Clients {
         let Some(queue) = queue else {
             return Err(ClientError::UnknownClient(id.to_owned()));
         };
-        match queue.try_send(Outbound::Text(message)) {
-            Ok(()) => Ok(()),
+        match queue.try_send(Outbound::Notification(message)) {
+            Ok(()) => {
+                self.queued.inc();
+                Ok(())
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.evict(id);
                 Err(ClientError::Evicted(id.to_owned()))
@@ -294,6 +314,9 @@ impl Clients {
     fn evict(&self, id: &str) {
         if let Some(client) = self.write().remove(id) {
             self.evictions.fetch_add(1, Ordering::Relaxed);
+            // What was waiting in its queue, and the message that did not fit.
+            let waiting = client.queue.max_capacity() - client.queue.capacity();
+            self.dropped.add(waiting as u64 + 1);
             tracing::warn!(
                 client = id,
                 "disconnecting a client whose outbound queue is full"
@@ -320,7 +343,10 @@ fn deliver<'a>(
     let mut queued = 0;
     let mut too_slow = Vec::new();
     for (id, client) in recipients {
-        match client.queue.try_send(Outbound::Text(message.clone())) {
+        match client
+            .queue
+            .try_send(Outbound::Notification(message.clone()))
+        {
             Ok(()) => queued += 1,
             Err(mpsc::error::TrySendError::Full(_)) => too_slow.push(Arc::clone(id)),
             Err(mpsc::error::TrySendError::Closed(_)) => {}

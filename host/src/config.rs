@@ -1,9 +1,11 @@
 //! Server settings, with the defaults a production JSON-RPC server needs.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::plugin::PluginSettings;
+use crate::plugin::{PluginFile, PluginSettings};
+use crate::tls::TlsFiles;
 
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
@@ -38,8 +40,35 @@ pub struct Config {
     pub watch: bool,
     /// Where compiled components are cached; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
+    /// Serve HTTPS and WSS with these files instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
+    /// The most connections open at once; more are answered `503`.
+    pub max_connections: usize,
+    /// How long a client may take to send request headers (and to finish a
+    /// TLS handshake).
+    pub header_read_timeout: Duration,
+    /// How long a stop waits for requests in flight.
+    pub shutdown_grace: Duration,
+    /// How often an idle WebSocket is pinged.
+    pub ws_ping_interval: Duration,
+    /// How long a WebSocket may stay silent (no frames, no pongs) before it is
+    /// closed.
+    pub ws_idle_timeout: Duration,
+    /// Built-in rate limiting per client; off when `None`.
+    pub rate_limit: Option<RateLimit>,
+    /// Plugin configuration by file stem, used when `NAME.toml` is absent.
+    pub plugin_sections: BTreeMap<String, PluginFile>,
     /// Limits applied to plugin instances.
     pub plugins: PluginSettings,
+}
+
+/// A token bucket: `per_second` requests on average, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Requests per second, on average.
+    pub per_second: f64,
+    /// Requests allowed at once.
+    pub burst: u32,
 }
 
 impl Config {
@@ -61,6 +90,14 @@ impl Config {
             max_background_calls: 1000,
             watch: false,
             cache_dir: None,
+            tls: None,
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
+            rate_limit: None,
+            plugin_sections: BTreeMap::new(),
+            ws_ping_interval: Duration::from_secs(20),
+            ws_idle_timeout: Duration::from_secs(60),
             plugins: PluginSettings::default(),
         }
     }

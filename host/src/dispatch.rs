@@ -8,10 +8,12 @@ use std::time::Instant;
 
 use futures_util::future::join_all;
 use serde_json::value::RawValue;
+use tracing::Instrument as _;
 
 use crate::builtin;
 use crate::jsonrpc::{
-    self, INTERNAL_ERROR, Item, METHOD_NOT_FOUND, Message, REQUEST_TIMEOUT, Request, RpcError,
+    self, INTERNAL_ERROR, Item, METHOD_NOT_FOUND, Message, RATE_LIMITED, REQUEST_TIMEOUT, Request,
+    RpcError,
 };
 use crate::node::Node;
 use crate::plugin::{
@@ -109,24 +111,62 @@ impl Node {
             caller,
         };
 
-        let outcome = self
-            .run(table, &call, started + self.config.request_timeout)
-            .await;
-        self.after_request(table, &call, &outcome).await;
-        tracing::debug!(
+        if let Some(refused) = self.rate_limited(caller) {
+            return request.id.map(|id| jsonrpc::failure(Some(id), &refused));
+        }
+        let plugin = route.map(|route| route.plugin.name());
+        let span = tracing::debug_span!(
+            "request",
             method = call.method,
-            transport = ?caller.transport,
+            transport = transport_name(caller.transport),
             client = caller.client_id.as_deref(),
-            elapsed_us = started.elapsed().as_micros() as u64,
-            ok = outcome.is_ok(),
-            "request"
+            plugin,
         );
+        let deadline = started + self.config.request_timeout;
+        let outcome = async {
+            let outcome = self.run(table, &call, deadline).await;
+            self.after_request(table, &call, &outcome).await;
+            let elapsed_us = started.elapsed().as_micros() as u64;
+            match &outcome {
+                Ok(_) => tracing::debug!(elapsed_us, "request answered"),
+                Err(error) => tracing::debug!(elapsed_us, code = error.code, "request failed"),
+            }
+            outcome
+        }
+        .instrument(span)
+        .await;
+        let label = match route {
+            Some(route) => route.method.as_str(),
+            None if builtin::is_builtin(call.requested) => call.requested,
+            None => "unknown",
+        };
+        self.metrics
+            .request(label, outcome.is_ok(), started.elapsed());
 
         let id = request.id?;
         Some(match outcome {
             Ok(result) => jsonrpc::success(id, &result),
             Err(error) => jsonrpc::failure(Some(id), &error),
         })
+    }
+
+    /// The error for a caller over its rate limit, if it is.
+    fn rate_limited(&self, caller: &Caller) -> Option<RpcError> {
+        let limiter = self.rate_limiter.as_ref()?;
+        let allowed = match &caller.client_id {
+            Some(client_id) => limiter.allow(client_id),
+            None => limiter.allow(&caller.remote_addr.ip().to_string()),
+        };
+        if allowed {
+            return None;
+        }
+        self.metrics.rate_limited.inc();
+        let limit = limiter.limit();
+        let detail = format_args!(
+            "rate limit exceeded ({} requests per second, bursts of {})",
+            limit.per_second, limit.burst
+        );
+        Some(RpcError::new(RATE_LIMITED, detail))
     }
 
     /// The `before-request` hooks, then the built-in method or the handler.
@@ -286,4 +326,13 @@ fn plugin_error(plugin: &LoadedPlugin, error: GuestError) -> RpcError {
             }
         });
     RpcError::from_plugin(error.code, error.message, data)
+}
+
+/// The transport as logs name it.
+fn transport_name(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Http => "http",
+        Transport::Websocket => "websocket",
+        Transport::Background => "background",
+    }
 }

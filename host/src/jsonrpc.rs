@@ -24,6 +24,10 @@ pub const INTERNAL_ERROR: i32 = -32603;
 pub const REQUEST_TIMEOUT: i32 = -32000;
 /// Server error: the method only works over a WebSocket connection.
 pub const WEBSOCKET_REQUIRED: i32 = -32001;
+/// Server error: the server is at `max_connections`.
+pub const SERVER_BUSY: i32 = -32002;
+/// Server error: the caller sent more requests than the rate limit allows.
+pub const RATE_LIMITED: i32 = -32004;
 
 /// A JSON-RPC error object as sent to a client.
 #[derive(Debug, Clone, Serialize)]

@@ -3,8 +3,10 @@
 //!
 //! - [`jsonrpc`]: the wire format and the spec's error codes.
 //! - [`dispatch`]: hooks, routing and responses, shared by both transports.
-//! - [`transport`]: HTTP `POST /` and WebSocket `GET /ws`; [`health`]: `GET /health`.
-//! - [`clients`]: WebSocket client tracking and notification fan-out.
+//! - [`transport`]: HTTP `POST /` and WebSocket `GET /ws`; [`health`]: `GET /health`;
+//!   [`metrics`]: `GET /metrics`; [`tls`]: HTTPS, WSS and mutual TLS.
+//! - [`clients`]: WebSocket client tracking and notification fan-out;
+//!   [`ratelimit`]: optional per-client rate limiting.
 //! - [`builtin`]: the host's own `rpc.` methods.
 //! - [`plugin`]: loading, sandboxing and calling plugins; [`state`]: their durable state;
 //!   [`scheduler`]: their background work.
@@ -18,11 +20,14 @@ pub mod config;
 pub mod dispatch;
 pub mod health;
 pub mod jsonrpc;
+pub mod metrics;
 pub mod node;
 pub mod plugin;
+pub mod ratelimit;
 pub mod scheduler;
 pub mod server;
 pub mod state;
+pub mod tls;
 pub mod transport;
 pub mod watcher;
 

@@ -1,4 +1,4 @@
-//! The `rpcnode` binary: parse flags, start the server, print the address,
+//! The `rpcnode` binary: read settings, start the server, print the address,
 //! serve until SIGINT or SIGTERM.
 
 use std::io::{IsTerminal as _, Write as _};
@@ -6,20 +6,27 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use rpcnode::Server;
-use rpcnode::cli::Cli;
+use rpcnode::cli::{LogFormat, Settings};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let settings = match Settings::parse().resolve(std::env::vars()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
-    match run(cli).await {
+        .with_env_filter(filter);
+    match settings.log_format.unwrap_or(LogFormat::Text) {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
+    match run(settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -28,15 +35,17 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let server = Server::start(cli.into_config()?).await?;
+async fn run(settings: Settings) -> anyhow::Result<()> {
+    let server = Server::start(settings.into_config()?).await?;
     // Scripts and tests read the address from this line: print it once,
     // only when connections are being accepted.
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "listening on http://{}", server.local_addr())?;
+    writeln!(stdout, "listening on {}", server.url())?;
     stdout.flush()?;
     drop(stdout);
-    server.run_until(shutdown_signal()).await
+    server.run_until(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM.

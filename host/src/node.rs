@@ -8,7 +8,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clients::Clients;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::plugin::{CompileCache, Library, PluginEngine, Refresh, Registry, Shared};
+use crate::ratelimit::RateLimiter;
 use crate::scheduler::Scheduler;
 use crate::state::StateStore;
 
@@ -28,6 +30,10 @@ pub struct Node {
     pub cache: Arc<CompileCache>,
     /// Cancelled when the node starts shutting down.
     pub stopping: CancellationToken,
+    /// What `/metrics` reports.
+    pub metrics: Metrics,
+    /// Built-in rate limiting, when configured.
+    pub rate_limiter: Option<RateLimiter>,
     library: tokio::sync::Mutex<Library>,
     pending: AtomicUsize,
 }
@@ -51,11 +57,13 @@ impl Node {
             engine: PluginEngine::new()?,
             cache: Arc::clone(&cache),
             settings: config.plugins.clone(),
+            sections: config.plugin_sections.clone(),
             clients: Arc::clone(&clients),
             state: Arc::clone(&state),
             scheduler: Arc::clone(&scheduler),
         };
         let library = Library::new(config.plugins_dir.clone(), shared);
+        let rate_limit = config.rate_limit;
         let node = Arc::new(Self {
             config,
             registry,
@@ -64,6 +72,8 @@ impl Node {
             scheduler,
             cache,
             stopping,
+            metrics: Metrics::default(),
+            rate_limiter: rate_limit.map(RateLimiter::new),
             library: tokio::sync::Mutex::new(library),
             pending: AtomicUsize::new(0),
         });
@@ -78,11 +88,18 @@ impl Node {
     /// finish on the versions they started with.
     pub async fn reload(&self) -> anyhow::Result<()> {
         let mut library = self.library.lock().await;
+        let first = library.is_empty();
         let Refresh {
             table,
             added,
             removed,
+            failed_loads,
         } = library.refresh().await?;
+        if !first {
+            self.metrics.plugin_reloads.inc();
+        }
+        self.metrics.plugin_loads.add(added.len() as u64);
+        self.metrics.plugin_load_failures.add(failed_loads);
         self.registry.replace(table);
         for plugin in &removed {
             plugin.unloaded.cancel();

@@ -1,20 +1,37 @@
-//! The HTTP server: one port, three routes (`POST /`, `GET /ws`, `GET /health`).
+//! The server: one port, three routes (`POST /`, `GET /ws`, `GET /health`,
+//! plus `GET /metrics`), plain or TLS, with a cap on connections, a deadline
+//! for request headers, and a graceful stop.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{ConnectInfo, DefaultBodyLimit};
 use axum::routing::{get, post};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt as _;
 
 use crate::config::Config;
+use crate::jsonrpc::{self, RpcError, SERVER_BUSY};
 use crate::node::Node;
-use crate::{health, transport};
+use crate::{health, metrics, tls, transport};
+
+/// One of the server's connection slots (`max_connections`), held by the
+/// connection and by the WebSocket it may upgrade to.
+#[derive(Clone)]
+pub struct ConnectionSlot {
+    _permit: Arc<OwnedSemaphorePermit>,
+}
 
 /// The routes, over a node.
 pub fn router(node: Arc<Node>) -> Router {
@@ -23,6 +40,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/", post(transport::http::post))
         .route("/ws", get(transport::ws::upgrade))
         .route("/health", get(health::report))
+        .route("/metrics", get(metrics::report))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(node)
 }
@@ -31,12 +49,13 @@ pub fn router(node: Arc<Node>) -> Router {
 pub struct Server {
     local_addr: SocketAddr,
     node: Arc<Node>,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<std::io::Result<()>>,
+    tls: bool,
+    task: JoinHandle<()>,
 }
 
 impl Server {
-    /// Bind `config.host:config.port`, load the plugins and start serving.
+    /// Check the TLS files, bind `config.host:config.port`, load the plugins
+    /// and start serving.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         let address = format!("{}:{}", config.host, config.port);
         let listener = TcpListener::bind(&address).await.map_err(|error| {
@@ -52,20 +71,14 @@ impl Server {
     /// Load the plugins and serve on an already bound `listener`.
     pub async fn start_on(listener: TcpListener, config: Config) -> anyhow::Result<Self> {
         let local_addr = listener.local_addr().context("reading the bound address")?;
+        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
         let node = Node::start(config).await?;
-        let app = router(Arc::clone(&node)).into_make_service_with_connect_info::<SocketAddr>();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let is_tls = tls.is_some();
+        let task = tokio::spawn(accept(listener, Arc::clone(&node), tls));
         Ok(Self {
             local_addr,
             node,
-            stop,
+            tls: is_tls,
             task,
         })
     }
@@ -75,6 +88,12 @@ impl Server {
         self.local_addr
     }
 
+    /// `http://HOST:PORT`, or `https://HOST:PORT` with TLS.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.local_addr)
+    }
+
     /// The node's shared state.
     pub fn node(&self) -> &Arc<Node> {
         &self.node
@@ -82,30 +101,125 @@ impl Server {
 
     /// Serve until `signal` completes, then stop as [`Server::stop`] does.
     pub async fn run_until(self, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let Self {
-            stop,
-            mut task,
-            node,
-            ..
-        } = self;
-        tokio::select! {
-            () = signal => {
-                node.shutdown().await;
-                let _ = stop.send(());
-                task.await.context("server task failed")?.context("serving")
-            }
-            served = &mut task => served.context("server task failed")?.context("serving"),
-        }
+        signal.await;
+        self.stop().await
     }
 
-    /// Close WebSocket connections (code 1001), cancel background work, stop
-    /// accepting and wait for HTTP requests in flight to finish.
+    /// Stop accepting; let HTTP requests and WebSocket requests in flight
+    /// finish (up to `shutdown_grace`); close every WebSocket with 1001;
+    /// cancel background work.
     pub async fn stop(self) -> anyhow::Result<()> {
+        self.node.stopping.cancel();
+        self.task.await.context("the accept loop failed")?;
         self.node.shutdown().await;
-        let _ = self.stop.send(());
-        self.task
-            .await
-            .context("server task failed")?
-            .context("serving")
+        Ok(())
     }
+}
+
+/// Accept connections until the node stops, then wait (up to the grace
+/// period) for the open ones to finish their requests.
+async fn accept(listener: TcpListener, node: Arc<Node>, tls: Option<TlsAcceptor>) {
+    let router = router(Arc::clone(&node));
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(node.config.max_connections));
+    loop {
+        let (stream, remote) = tokio::select! {
+            () = node.stopping.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, usually: back off briefly.
+                    tracing::warn!("accepting a connection failed: {error}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let slot = Arc::clone(&slots).try_acquire_owned().ok();
+        let (router, tls, node, watcher) = (
+            router.clone(),
+            tls.clone(),
+            Arc::clone(&node),
+            graceful.watcher(),
+        );
+        tokio::spawn(async move {
+            let Some(acceptor) = tls else {
+                return serve(stream, remote, router, slot, watcher, &node).await;
+            };
+            match tokio::time::timeout(node.config.header_read_timeout, acceptor.accept(stream))
+                .await
+            {
+                Ok(Ok(stream)) => serve(stream, remote, router, slot, watcher, &node).await,
+                Ok(Err(error)) => tracing::debug!(%remote, "TLS handshake failed: {error}"),
+                Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
+            }
+        });
+    }
+    drop(listener);
+    let open = graceful.count();
+    if tokio::time::timeout(node.config.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open,
+            "shutdown grace period over; closing the remaining connections"
+        );
+    }
+}
+
+/// Serve HTTP (and WebSocket upgrades) on one connection, or refuse it when
+/// there is no free slot.
+async fn serve<IO>(
+    io: IO,
+    remote: SocketAddr,
+    router: Router,
+    slot: Option<OwnedSemaphorePermit>,
+    watcher: Watcher,
+    node: &Node,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(slot) = slot else {
+        node.metrics.connections_refused.inc();
+        return refuse(io, node.config.max_connections).await;
+    };
+    let slot = ConnectionSlot {
+        _permit: Arc::new(slot),
+    };
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(remote));
+        request.extensions_mut().insert(slot.clone());
+        router.clone().oneshot(request)
+    });
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(node.config.header_read_timeout);
+    let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    if let Err(error) = watcher.watch(connection).await {
+        tracing::debug!(%remote, "connection ended: {error}");
+    }
+}
+
+/// Answer `503` with a JSON-RPC error and close: the server is at
+/// `max_connections`.
+async fn refuse<IO: AsyncRead + AsyncWrite + Unpin>(mut io: IO, limit: usize) {
+    // Read the request first, so closing does not reset the connection before
+    // the client has read the answer.
+    let mut head = [0u8; 8192];
+    let _ = tokio::time::timeout(Duration::from_secs(1), io.read(&mut head)).await;
+    let error = RpcError::new(
+        SERVER_BUSY,
+        format_args!("too many connections (max_connections = {limit})"),
+    );
+    let body = jsonrpc::failure(None, &error);
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = io.write_all(response.as_bytes()).await;
+    let _ = io.shutdown().await;
 }

@@ -10,7 +10,8 @@ use tokio::process::{Child, Command};
 
 use crate::support::{plugins_dir, success, within};
 
-fn rpcnode() -> Command {
+/// The binary, with piped output, killed if the test drops it.
+pub fn rpcnode() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_rpcnode"));
     command
         .stdin(Stdio::null())
@@ -22,12 +23,22 @@ fn rpcnode() -> Command {
 
 /// Start the binary on `plugins` with `--port 0` and read the address it
 /// prints; on early exit, fail with what it wrote to stderr.
-async fn start(plugins: &Path, extra: &[&str]) -> (Child, String) {
+pub async fn start(plugins: &Path, extra: &[&str]) -> (Child, String) {
+    start_with_env(plugins, extra, &[]).await
+}
+
+/// [`start`] with extra environment variables.
+pub async fn start_with_env(
+    plugins: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Child, String) {
     let mut child = rpcnode()
         .arg("--plugins")
         .arg(plugins)
         .args(["--port", "0"])
         .args(extra)
+        .envs(env.iter().copied())
         .spawn()
         .expect("starting rpcnode");
     let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -52,7 +63,7 @@ async fn start(plugins: &Path, extra: &[&str]) -> (Child, String) {
 }
 
 /// Run the binary to completion; its exit code and stderr.
-async fn run_to_end(args: &[&str]) -> (Option<i32>, String) {
+pub async fn run_to_end(args: &[&str]) -> (Option<i32>, String) {
     let output = within(rpcnode().args(args).output())
         .await
         .expect("running rpcnode");
@@ -62,49 +73,46 @@ async fn run_to_end(args: &[&str]) -> (Option<i32>, String) {
     )
 }
 
+/// Ask a running binary to stop with SIGTERM and wait for it; its exit code
+/// and everything it wrote to stderr.
+pub async fn terminate(mut child: Child) -> (Option<i32>, String) {
+    let pid = child.id().expect("running").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut stderr = String::new();
+    within(child.stderr.take().unwrap().read_to_string(&mut stderr))
+        .await
+        .unwrap();
+    let exit = within(child.wait()).await.unwrap();
+    (exit.code(), stderr)
+}
+
 #[tokio::test]
 async fn serves_on_the_port_it_prints_and_stops_on_sigterm() {
     let dir = plugins_dir(&["calculator"]);
-    let (child, address) = start(dir.path(), &["--name", "bin-test", "--no-cache"]).await;
+    let (child, address) = start(dir.path(), &["--name", "bin-test", "--cache", "false"]).await;
     assert!(address.starts_with("http://127.0.0.1:"), "{address}");
 
     let client = reqwest::Client::new();
-    let response = within(
-        client
-            .post(&address)
-            .header("content-type", "application/json")
-            .body(r#"{"jsonrpc":"2.0","method":"add","params":{"a":20,"b":22},"id":1}"#)
-            .send(),
-    )
-    .await
-    .unwrap();
-    let answer: serde_json::Value = within(response.json()).await.unwrap();
+    let request = client
+        .post(&address)
+        .header("content-type", "application/json")
+        .body(r#"{"jsonrpc":"2.0","method":"add","params":{"a":20,"b":22},"id":1}"#);
+    let answer: serde_json::Value = within(within(request.send()).await.unwrap().json())
+        .await
+        .unwrap();
     assert_eq!(answer, success(json!({"sum": 42}), json!(1)));
-    let health: serde_json::Value = within(
-        within(client.get(format!("{address}/health")).send())
-            .await
-            .unwrap()
-            .json(),
-    )
-    .await
-    .unwrap();
+    let health = within(client.get(format!("{address}/health")).send())
+        .await
+        .unwrap();
+    let health: serde_json::Value = within(health.json()).await.unwrap();
     assert_eq!(health["node"], "bin-test");
 
-    // SIGTERM asks for a graceful stop.
-    let (code, _) = terminate(child).await;
-    assert_eq!(code, Some(0));
-}
-
-/// Ask a running binary to stop with SIGTERM and wait for it; its exit code
-/// and everything it wrote to stderr.
-async fn terminate(mut child: Child) -> (Option<i32>, String) {
-    let pid = child.id().expect("running").to_string();
-    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(status.success());
-    let mut stderr = String::new();
-    within(child.stderr.take().unwrap().read_to_string(&mut stderr)).await.unwrap();
-    let exit = within(child.wait()).await.unwrap();
-    (exit.code(), stderr)
+    let (code, log) = terminate(child).await;
+    assert_eq!(code, Some(0), "{log}");
 }
 
 #[tokio::test]
@@ -114,12 +122,13 @@ async fn plugin_output_goes_to_the_log_and_restarts_use_the_compile_cache() {
     let cache_flag = ["--cache-dir", cache.path().to_str().unwrap()];
 
     let (child, address) = start(dir.path(), &cache_flag).await;
-    let client = reqwest::Client::new();
-    let call = client
+    let call = reqwest::Client::new()
         .post(&address)
         .header("content-type", "application/json")
         .body(r#"{"jsonrpc":"2.0","method":"print","id":1}"#);
-    let answer: serde_json::Value = within(within(call.send()).await.unwrap().json()).await.unwrap();
+    let answer: serde_json::Value = within(within(call.send()).await.unwrap().json())
+        .await
+        .unwrap();
     assert_eq!(answer, success(json!(true), json!(1)));
     let (code, log) = terminate(child).await;
     assert_eq!(code, Some(0));
@@ -129,7 +138,10 @@ async fn plugin_output_goes_to_the_log_and_restarts_use_the_compile_cache() {
             .lines()
             .find(|line| line.contains(&format!("probe says hello on {stream}")))
             .unwrap_or_else(|| panic!("no {stream} line in {log}"));
-        assert!(line.contains("plugin=\"probe\"") && line.contains(&format!("stream=\"{stream}\"")), "{line}");
+        assert!(
+            line.contains("plugin=\"probe\"") && line.contains(&format!("stream=\"{stream}\"")),
+            "{line}"
+        );
     }
 
     let (child, _) = start(dir.path(), &cache_flag).await;
@@ -139,6 +151,12 @@ async fn plugin_output_goes_to_the_log_and_restarts_use_the_compile_cache() {
 
 #[tokio::test]
 async fn a_missing_plugins_folder_says_what_to_do() {
+    let (code, stderr) = run_to_end(&["--port", "0"]).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("no plugins folder: pass --plugins DIR"),
+        "{stderr}"
+    );
     let (code, stderr) = run_to_end(&["--plugins", "/definitely/not/here", "--port", "0"]).await;
     assert_eq!(code, Some(1));
     assert!(
@@ -153,31 +171,37 @@ async fn a_missing_plugins_folder_says_what_to_do() {
 async fn bad_flags_are_refused_with_the_flag_named() {
     let dir = plugins_dir(&[]);
     let plugins = dir.path().to_str().unwrap();
-    for (args, expected) in [
+    let bad = [
+        (vec!["--port", "99999"], "--port <PORT>"),
         (
-            vec!["--plugins", plugins, "--port", "99999"],
-            "--port <PORT>",
+            vec!["--request-timeout", "0"],
+            "in the command-line flags: request_timeout must be a number of seconds above 0",
         ),
         (
-            vec!["--plugins", plugins, "--request-timeout", "0"],
+            vec!["--request-timeout", "soon"],
             "--request-timeout <SECS>",
         ),
         (
-            vec!["--plugins", plugins, "--request-timeout", "soon"],
-            "is not a number of seconds",
+            vec!["--max-batch-size", "0"],
+            "in the command-line flags: max_batch_size must be at least 1",
         ),
         (
-            vec!["--plugins", plugins, "--max-batch-size", "0"],
-            "--max-batch-size <N>",
-        ),
-        (
-            vec!["--plugins", plugins, "--no-such-flag"],
+            vec!["--no-such-flag"],
             "unexpected argument '--no-such-flag'",
         ),
-        (vec!["--port", "0"], "--plugins <DIR>"),
-        (vec!["--plugins", plugins, "--no-cache", "--cache-dir", "/tmp"], "cannot be used with"),
-        (vec!["--plugins", plugins, "--recycle-after-calls", "many"], "--recycle-after-calls <N>"),
-    ] {
+        (vec!["--cache", "maybe"], "--cache [<BOOL>]"),
+        (
+            vec!["--recycle-after-calls", "many"],
+            "--recycle-after-calls <N>",
+        ),
+        (vec!["--log-format", "xml"], "--log-format <FORMAT>"),
+        (
+            vec!["--rate-limit", "0"],
+            "in the command-line flags: rate_limit must be a number of requests per second above 0",
+        ),
+    ];
+    for (args, expected) in bad {
+        let args: Vec<&str> = ["--plugins", plugins].into_iter().chain(args).collect();
         let (code, stderr) = run_to_end(&args).await;
         assert_eq!(code, Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
@@ -205,22 +229,38 @@ async fn help_documents_every_flag() {
     let output = within(rpcnode().arg("--help").output()).await.unwrap();
     assert_eq!(output.status.code(), Some(0));
     let help = String::from_utf8_lossy(&output.stdout);
-    for flag in [
+    let flags = [
+        "--config",
         "--plugins",
         "--host",
         "--port",
-        "--request-timeout",
         "--name",
+        "--request-timeout",
         "--max-batch-size",
         "--max-message-bytes",
+        "--max-connections",
+        "--header-read-timeout",
+        "--shutdown-grace",
         "--ws-queue-capacity",
-        "--plugin-memory-mib",
+        "--ws-max-in-flight",
+        "--ws-ping-interval",
+        "--ws-idle-timeout",
         "--welcome",
-        "--no-watch",
+        "--rate-limit",
+        "--rate-limit-burst",
+        "--tls-cert",
+        "--tls-key",
+        "--tls-client-ca",
+        "--watch",
+        "--cache",
         "--cache-dir",
-        "--no-cache",
+        "--plugin-memory-mib",
+        "--plugin-max-instances",
         "--recycle-after-calls",
-    ] {
+        "--max-background-calls",
+        "--log-format",
+    ];
+    for flag in flags {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
 }

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::support::{TestNode, error, success};
+use crate::support::{TestNode, error, plugin_config, success};
 
 #[tokio::test]
 async fn data_updates_are_broadcast() {
@@ -49,7 +49,7 @@ async fn admin_actions_reach_users_and_admins_differently() {
     user.call("authenticate", json!({"role": "user"}), 1).await;
     assert_eq!(
         user.call("adminAction", json!({"action": "x"}), 2).await,
-        error(-32003, "adminAction needs the admin role", json!(2))
+        error(403, "adminAction needs the admin role", json!(2))
     );
     assert_eq!(
         anonymous
@@ -103,5 +103,58 @@ async fn metrics_count_requests_and_errors() {
     assert_eq!(
         node.call("getMetrics", json!({})).await,
         success(json!({"requests": 3, "errors": 2}), json!(1))
+    );
+}
+
+#[tokio::test]
+async fn auth_checks_the_bearer_token_over_http_and_the_websocket_handshake() {
+    let node = TestNode::start_with(
+        &["auth", "calculator"],
+        plugin_config("auth", "[config]\ntoken = \"s3cret\"\n"),
+    )
+    .await;
+    let add = r#"{"jsonrpc":"2.0","method":"add","params":[1,2],"id":1}"#;
+    let unauthorized = error(401, "Unauthorized", json!(1));
+    for headers in [
+        vec![],
+        vec![("authorization", "Bearer wrong")],
+        vec![("authorization", "s3cret")],
+    ] {
+        let (_, body) = node.post_with(add, &headers).await;
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+            unauthorized,
+            "{headers:?}"
+        );
+    }
+    let (_, body) = node
+        .post_with(add, &[("authorization", "Bearer s3cret")])
+        .await;
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        success(json!({"sum": 3}), json!(1))
+    );
+
+    let mut anonymous = node.ws().await;
+    assert_eq!(anonymous.call("add", json!([1, 2]), 1).await, unauthorized);
+    let mut signed_in = node.ws_with(&[("authorization", "Bearer s3cret")]).await;
+    assert_eq!(
+        signed_in.call("add", json!([1, 2]), 1).await,
+        success(json!({"sum": 3}), json!(1))
+    );
+}
+
+#[tokio::test]
+async fn auth_without_a_configured_token_lets_nobody_in() {
+    let node = TestNode::start(&["auth", "calculator"]).await;
+    let (_, body) = node
+        .post_with(
+            r#"{"jsonrpc":"2.0","method":"add","params":[1,2],"id":1}"#,
+            &[("authorization", "Bearer ")],
+        )
+        .await;
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        error(401, "Unauthorized", json!(1))
     );
 }

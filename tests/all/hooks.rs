@@ -62,7 +62,7 @@ async fn audit_denies_configured_methods_however_they_are_spelled() {
     assert_eq!(
         node.call("multiply", json!([2, 3])).await,
         error(
-            -32010,
+            403,
             "method multiply is denied by the audit policy",
             json!(1)
         )
@@ -72,7 +72,7 @@ async fn audit_denies_configured_methods_however_they_are_spelled() {
             node.call(spelling, json!({"name": "x", "email": "x@y"}))
                 .await,
             error(
-                -32010,
+                403,
                 "method user_create is denied by the audit policy",
                 json!(1)
             ),

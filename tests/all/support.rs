@@ -24,11 +24,11 @@ pub async fn within<F: Future>(future: F) -> F::Output {
         .expect("timed out waiting")
 }
 
-/// The compiled plugin `name`: an example from `target/plugins` or a test
-/// fixture from `target/plugin-fixtures`.
+/// The compiled plugin `name`: an example from `target/plugins` or
+/// `target/plugins-optional`, or a test fixture from `target/plugin-fixtures`.
 pub fn plugin_file(name: &str) -> PathBuf {
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
-    ["plugins", "plugin-fixtures"]
+    ["plugins", "plugins-optional", "plugin-fixtures"]
         .iter()
         .map(|dir| target.join(dir).join(format!("{name}.wasm")))
         .find(|path| path.exists())

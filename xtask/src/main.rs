@@ -1,8 +1,10 @@
 //! Project automation, run as `cargo xtask <command>`:
 //!
 //! - `build-plugins`: compile every plugin in `plugins/` to wasm32-wasip2 and
-//!   put the examples in `target/plugins/` (with their `.toml` files) and the
-//!   test fixtures in `target/plugin-fixtures/`.
+//!   put the examples in `target/plugins/` (with their `.toml` files), the
+//!   optional ones (`plugins/optional/`, such as `auth`, which changes what
+//!   every request needs) in `target/plugins-optional/`, and the test fixtures
+//!   in `target/plugin-fixtures/`.
 //! - `run [FLAGS…]`: build the plugins and start the host on them
 //!   (127.0.0.1:8000 unless FLAGS say otherwise).
 //! - `test [ARGS…]`: build the plugins and run every test.
@@ -37,12 +39,17 @@ fn main() -> anyhow::Result<()> {
         }
         "bench" => {
             build_plugins(&root)?;
-            let mut cargo = cargo(&root, &["run", "--release", "--package", "rpcnode-bench", "--"]);
+            let mut cargo = cargo(
+                &root,
+                &["run", "--release", "--package", "rpcnode-bench", "--"],
+            );
             cargo.args(&rest);
             run(cargo)
         }
         _ => {
-            eprintln!("usage: cargo xtask <build-plugins | run [FLAGS…] | test [ARGS…] | bench [SCENARIO…]>");
+            eprintln!(
+                "usage: cargo xtask <build-plugins | run [FLAGS…] | test [ARGS…] | bench [SCENARIO…]>"
+            );
             bail!("unknown command {command:?}")
         }
     }
@@ -67,12 +74,18 @@ fn build_plugins(root: &Path) -> anyhow::Result<()> {
     run(cargo).context("building the plugins")?;
 
     let built = wasm_dir.join(WASM_TARGET).join("release");
-    let examples = crates_in(&plugins_dir)?;
-    let fixtures = crates_in(&plugins_dir.join("fixtures"))?;
-    for (crates, out) in [
-        (examples, "target/plugins"),
-        (fixtures, "target/plugin-fixtures"),
-    ] {
+    let outputs = [
+        (crates_in(&plugins_dir)?, "target/plugins"),
+        (
+            crates_in(&plugins_dir.join("optional"))?,
+            "target/plugins-optional",
+        ),
+        (
+            crates_in(&plugins_dir.join("fixtures"))?,
+            "target/plugin-fixtures",
+        ),
+    ];
+    for (crates, out) in outputs {
         let out = root.join(out);
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
         for (name, source_dir) in crates {

@@ -35,6 +35,8 @@ pub struct Refresh {
     pub added: Vec<Arc<LoadedPlugin>>,
     /// Plugins that stopped serving (replaced or removed).
     pub removed: Vec<Arc<LoadedPlugin>>,
+    /// Files that failed to load in this refresh.
+    pub failed_loads: u64,
 }
 
 /// The loaded plugin files of one folder.
@@ -54,6 +56,11 @@ impl Library {
         }
     }
 
+    /// True before the first refresh.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
     /// Rescan the folder and build the next table. Fails only when the
     /// folder cannot be read.
     pub async fn refresh(&mut self) -> anyhow::Result<Refresh> {
@@ -67,6 +74,7 @@ impl Library {
 
         // Load what changed; keep everything else as it is.
         let mut candidates = Vec::new();
+        let mut failed_loads = 0;
         for file in files {
             let mut state = previous.remove(&file).unwrap_or_default();
             match read_version(&file) {
@@ -87,6 +95,7 @@ impl Library {
                 Ok((version, bytes)) => match load_file(&self.shared, &file, bytes).await {
                     Ok(plugin) => candidates.push((file.clone(), version, Arc::new(plugin))),
                     Err(error) => {
+                        failed_loads += 1;
                         let reason = format!("{error:#}");
                         tracing::error!(file = %file.display(), "plugin failed to load: {reason}");
                         state.failed = Some((version, reason));
@@ -130,6 +139,7 @@ impl Library {
                     added.push(plugin);
                 }
                 Some(reason) => {
+                    failed_loads += 1;
                     tracing::error!(file = %file.display(), "plugin refused: {reason}");
                     state.failed = Some((version, reason));
                     if let Some((_, old)) = &state.serving
@@ -157,6 +167,7 @@ impl Library {
             table,
             added,
             removed,
+            failed_loads,
         })
     }
 }

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
@@ -14,10 +15,12 @@ use super::instance::{CallError, InstancePool};
 /// with the outcome (a fault or timeout discards the instance).
 macro_rules! call_export {
     ($plugin:expr, $deadline:expr, $export:ident($($arg:expr),*)) => {{
+        let started = std::time::Instant::now();
         let mut lease = $plugin.pool.lease($deadline).await?;
         let instance = lease.instance();
         let handler = instance.guest.rpcnode_plugin_handler();
         let result = handler.$export(&mut instance.store, $($arg),*).await;
+        $plugin.calls.record(started.elapsed());
         lease.settle(result)
     }};
 }
@@ -31,6 +34,33 @@ pub struct LoadedPlugin {
     pub(crate) pool: Arc<InstancePool>,
     /// Cancelled when this version of the plugin stops serving; its timers end.
     pub unloaded: CancellationToken,
+    /// How many calls this version served, and for how long.
+    pub calls: CallStats,
+}
+
+/// Calls into one plugin version, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct CallStats {
+    count: AtomicU64,
+    nanos: AtomicU64,
+}
+
+impl CallStats {
+    fn record(&self, elapsed: std::time::Duration) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.nanos
+            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Calls so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Nanoseconds spent in calls so far.
+    pub fn nanos(&self) -> u64 {
+        self.nanos.load(Ordering::Relaxed)
+    }
 }
 
 impl LoadedPlugin {

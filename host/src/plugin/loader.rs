@@ -1,7 +1,7 @@
 //! Loading one plugin: compile its component (through the cache), link it
 //! against the host, ask it to describe itself and check what it says.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,6 +61,8 @@ pub struct Shared {
     pub cache: Arc<CompileCache>,
     /// Default limits.
     pub settings: PluginSettings,
+    /// Plugin configuration by file stem, used when `NAME.toml` is absent.
+    pub sections: BTreeMap<String, PluginFile>,
     /// The WebSocket clients.
     pub clients: Arc<Clients>,
     /// Plugin state.
@@ -75,7 +77,12 @@ pub async fn load_file(
     file: &Path,
     bytes: Vec<u8>,
 ) -> anyhow::Result<LoadedPlugin> {
-    let plugin_file = PluginFile::read(file)?;
+    let stem = file
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let plugin_file = PluginFile::read(file, shared.sections.get(&stem))?;
     let sandbox = plugin_file.sandbox(&shared.settings);
     let config = Arc::new(plugin_file.config);
     let (engine, path, cache) = (
@@ -140,6 +147,7 @@ pub async fn load_file(
         file: file.to_path_buf(),
         pool: Arc::new(pool),
         unloaded: Default::default(),
+        calls: Default::default(),
     })
 }
 

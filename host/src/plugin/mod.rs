@@ -19,6 +19,7 @@ pub use instance::CallError;
 pub use library::{Library, Refresh};
 pub use loaded::LoadedPlugin;
 pub use loader::{LoadFailure, PluginSettings, Shared};
+pub use plugin_file::PluginFile;
 pub use registry::{MethodTable, Registry, Route};
 
 /// The WIT types as the host sees them.

@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 use super::loader::PluginSettings;
 
 /// The whole file; every section is optional and unknown keys are errors.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginFile {
     #[serde(default)]
@@ -39,7 +39,7 @@ pub struct PluginFile {
     pub config: Map<String, Value>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Limits {
     memory_mib: Option<u32>,
@@ -89,13 +89,18 @@ pub struct Sandbox {
 }
 
 impl PluginFile {
-    /// The file beside `wasm`, or defaults when there is none.
-    pub fn read(wasm: &Path) -> anyhow::Result<Self> {
+    /// The file beside `wasm`; when there is none, `fallback` (the host
+    /// config's `[plugin.NAME]` section) or defaults.
+    pub fn read(wasm: &Path, fallback: Option<&Self>) -> anyhow::Result<Self> {
         let path = wasm.with_extension("toml");
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Self::default());
+                let section = fallback.cloned().unwrap_or_default();
+                section
+                    .check()
+                    .context("in the host configuration's plugin section")?;
+                return Ok(section);
             }
             Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
         };

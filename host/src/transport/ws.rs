@@ -4,8 +4,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
@@ -19,6 +20,7 @@ use crate::dispatch::Caller;
 use crate::jsonrpc::{self, INVALID_REQUEST, RpcError};
 use crate::node::Node;
 use crate::plugin::Transport;
+use crate::server::ConnectionSlot;
 
 /// The most queued messages the writer sends before flushing the socket.
 const WRITE_BATCH: usize = 64;
@@ -29,6 +31,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 pub async fn upgrade(
     State(node): State<Arc<Node>>,
     ConnectInfo(remote_addr): ConnectInfo<SocketAddr>,
+    slot: Option<Extension<ConnectionSlot>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
@@ -37,7 +40,11 @@ pub async fn upgrade(
     upgrade
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| serve(node, socket, remote_addr, headers))
+        .on_upgrade(move |socket| async move {
+            // The connection slot is held for as long as the WebSocket lives.
+            let _slot = slot;
+            serve(node, socket, remote_addr, headers).await;
+        })
 }
 
 async fn serve(
@@ -61,23 +68,46 @@ async fn serve(
             "welcome",
             Some(&json!({ "client_id": &*client_id }).to_string()),
         );
-        let _ = queue.send(welcome.into()).await;
+        let _ = queue.send(Outbound::Notification(welcome.into())).await;
     }
     node.connected(&caller).await;
 
     let (sink, mut stream) = socket.split();
-    let mut writer = tokio::spawn(write(sink, registration.outbound, registration.evicted));
-    let in_flight = Arc::new(Semaphore::new(node.config.ws_max_in_flight));
+    let mut writer = tokio::spawn(write(
+        sink,
+        registration.outbound,
+        registration.evicted,
+        Arc::clone(&node),
+    ));
+    let max_in_flight = node.config.ws_max_in_flight;
+    let in_flight = Arc::new(Semaphore::new(max_in_flight));
+    let ping_every = node.config.ws_ping_interval;
+    let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    let mut last_heard = Instant::now();
     loop {
         let frame = tokio::select! {
             frame = stream.next() => frame,
             _ = &mut writer => break,
+            _ = pings.tick() => {
+                if last_heard.elapsed() >= node.config.ws_idle_timeout {
+                    let frame = CloseFrame { code: close_code::NORMAL, reason: "idle timeout".into() };
+                    let _ = queue.send(Outbound::Close(frame)).await;
+                    break;
+                }
+                // A full queue means a slow client; the eviction rules handle it.
+                let _ = queue.try_send(Outbound::Ping);
+                continue;
+            }
             () = node.stopping.cancelled() => {
+                // Let the requests in flight answer, then say goodbye.
+                let all = u32::try_from(max_in_flight).unwrap_or(u32::MAX);
+                let _ = tokio::time::timeout(node.config.shutdown_grace, in_flight.acquire_many(all)).await;
                 let frame = CloseFrame { code: close_code::AWAY, reason: "server shutting down".into() };
                 let _ = queue.send(Outbound::Close(frame)).await;
                 break;
             }
         };
+        last_heard = Instant::now();
         let text = match frame {
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Binary(_))) => {
@@ -121,6 +151,8 @@ async fn serve(
 
     node.clients.unregister(&client_id);
     drop(queue);
+    // Let the writer deliver what is queued (answers, the close frame).
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, &mut writer).await;
     tracing::debug!(client = %client_id, "websocket client disconnected");
     node.disconnected(&client_id).await;
 }
@@ -132,6 +164,7 @@ async fn write(
     mut sink: SplitSink<WebSocket, Message>,
     mut outbound: mpsc::Receiver<Outbound>,
     evicted: Arc<Notify>,
+    node: Arc<Node>,
 ) {
     loop {
         tokio::select! {
@@ -141,7 +174,7 @@ async fn write(
                 let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
                 return;
             }
-            more = write_burst(&mut sink, &mut outbound) => if !more {
+            more = write_burst(&mut sink, &mut outbound, &node) => if !more {
                 return;
             },
         }
@@ -154,6 +187,7 @@ async fn write(
 async fn write_burst(
     sink: &mut SplitSink<WebSocket, Message>,
     outbound: &mut mpsc::Receiver<Outbound>,
+    node: &Node,
 ) -> bool {
     let Some(mut next) = outbound.recv().await else {
         let _ = sink.close().await;
@@ -163,6 +197,11 @@ async fn write_burst(
     loop {
         let (message, last) = match next {
             Outbound::Text(text) => (Message::Text(text), false),
+            Outbound::Notification(text) => {
+                node.clients.sent.inc();
+                (Message::Text(text), false)
+            }
+            Outbound::Ping => (Message::Ping(Default::default()), false),
             Outbound::Close(frame) => (Message::Close(Some(frame)), true),
         };
         if sink.feed(message).await.is_err() || last {

@@ -6,7 +6,7 @@ use rpcnode_sdk::host::{self, LogLevel};
 use rpcnode_sdk::{Plugin, Request, RpcError, Value, export};
 
 /// The application error code for a call the audit policy forbids.
-const FORBIDDEN: i32 = -32010;
+const FORBIDDEN: i32 = 403;
 
 fn before_request(request: &Request) -> Result<(), RpcError> {
     let denied: Vec<String> = host::config("deny_methods").unwrap_or_default();

@@ -6,7 +6,7 @@ use rpcnode_sdk::{Method, Plugin, Request, RpcError, Value, export, host, json};
 use serde::Deserialize;
 
 /// The error code for a caller without the admin role.
-const FORBIDDEN: i32 = -32003;
+const FORBIDDEN: i32 = 403;
 const ROLES: [&str; 2] = ["user", "admin"];
 
 #[derive(Deserialize)]
