@@ -10,22 +10,8 @@ use crate::support::{TestNode, error, success};
 #[tokio::test]
 async fn panics_and_traps_are_internal_errors_and_the_host_carries_on() {
     let node = TestNode::start(&["calculator", "probe"]).await;
-    for method in ["fault_panic", "fault_trap"] {
-        assert_eq!(
-            node.call(method, json!([])).await,
-            error(-32603, "Internal error: plugin probe failed", json!(1)),
-            "{method}"
-        );
-        // The faulted instance is gone; the plugin and its neighbours still answer.
-        assert_eq!(
-            node.call("echo", json!([])).await["result"]["method"],
-            "echo"
-        );
-        assert_eq!(
-            node.call("add", json!([1, 1])).await,
-            success(json!({"sum": 2}), json!(1))
-        );
-    }
+    node.assert_faults_are_contained(&["fault_panic", "fault_trap"])
+        .await;
     let mut ws = node.ws().await;
     assert_eq!(
         ws.call("fault_panic", json!([]), 3).await,

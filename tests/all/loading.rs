@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::support::{TestNode, plugin_config, plugins_dir, success, within};
+use crate::support::{TestNode, plugin_config, plugins_dir, start_error, success};
 
 /// The `failed` entries of `/health`, as (file name, reason).
 async fn failures(node: &TestNode) -> Vec<(String, String)> {
@@ -122,13 +122,7 @@ async fn a_malformed_plugin_config_fails_that_plugin_only() {
 #[tokio::test]
 async fn a_missing_plugins_folder_is_a_startup_error() {
     let dir = plugins_dir(&[]);
-    let mut config = rpcnode::Config::new(dir.path().join("absent"));
-    config.port = 0;
-    let error = within(rpcnode::Server::start(config))
-        .await
-        .err()
-        .expect("start must fail");
-    let message = format!("{error:#}");
+    let message = start_error(&dir.path().join("absent"), |_| {}).await;
     assert!(
         message.starts_with("reading plugins folder ") && message.contains("absent"),
         "{message}"

@@ -54,6 +54,19 @@ pub fn plugin_config(name: &'static str, toml: &'static str) -> impl FnOnce(&mut
     }
 }
 
+/// The message of the error `Server::start` fails with, for a config with
+/// port 0 that `configure` changes.
+pub async fn start_error(plugins_dir: &Path, configure: impl FnOnce(&mut Config)) -> String {
+    let mut config = Config::new(plugins_dir);
+    config.port = 0;
+    configure(&mut config);
+    let error = within(Server::start(config))
+        .await
+        .err()
+        .expect("start must fail");
+    format!("{error:#}")
+}
+
 /// A running server and clients for it.
 pub struct TestNode {
     pub server: Server,
@@ -171,6 +184,28 @@ impl TestNode {
         WsClient {
             stream,
             unread: VecDeque::new(),
+        }
+    }
+
+    /// Call each of the probe's faulting `methods`: each must cost only its
+    /// caller an internal error, and the probe and the calculator must answer
+    /// right after.
+    pub async fn assert_faults_are_contained(&self, methods: &[&str]) {
+        for method in methods {
+            assert_eq!(
+                self.call(method, json!([])).await,
+                error(-32603, "Internal error: plugin probe failed", json!(1)),
+                "{method}"
+            );
+            // The faulted instance is gone; the plugin and its neighbours still answer.
+            assert_eq!(
+                self.call("echo", json!([])).await["result"]["method"],
+                "echo"
+            );
+            assert_eq!(
+                self.call("add", json!([1, 1])).await,
+                success(json!({"sum": 2}), json!(1))
+            );
         }
     }
 

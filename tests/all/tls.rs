@@ -12,7 +12,7 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{TestNode, success, within};
+use crate::support::{TestNode, start_error, success, within};
 
 /// A throwaway certificate authority, and files it signed.
 struct Pki {
@@ -224,14 +224,7 @@ async fn bad_certificate_files_are_startup_errors_naming_the_file() {
     ];
     for (files, expected) in cases {
         let dir = crate::support::plugins_dir(&[]);
-        let mut config = rpcnode::Config::new(dir.path());
-        config.port = 0;
-        config.tls = Some(files);
-        let error = within(rpcnode::Server::start(config))
-            .await
-            .err()
-            .expect("start must fail");
-        let message = format!("{error:#}");
+        let message = start_error(dir.path(), |config| config.tls = Some(files)).await;
         assert!(
             message.starts_with(&expected),
             "{message}\nexpected: {expected}"
