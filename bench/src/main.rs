@@ -8,6 +8,11 @@
 //!   loading from the compile cache.
 //! - `reload`: from writing a new version of a plugin file to that version
 //!   serving, with the folder watcher on.
+//! - `compare`: scenarios 1-3 of BENCHMARKS.md: rpcnode, jsonrpsee and bare
+//!   axum under the same HTTP, WebSocket and batch load.
+//!
+//! `--smoke` runs every scenario briefly (CI does, so the harness keeps
+//! working); its numbers mean nothing.
 //!
 //! Plugins come from `target/plugins` and `target/plugin-fixtures`
 //! (`cargo xtask build-plugins`).
@@ -21,22 +26,65 @@ use rpcnode::dispatch::Caller;
 use rpcnode::plugin::{RequestContext, Transport};
 use rpcnode::{Config, Node};
 
-const WARMUP: u32 = 20_000;
-const CALLS: u32 = 200_000;
-const REPEATS: usize = 5;
+mod compare;
+mod load;
+mod peers;
+
+/// How much work each measurement does.
+#[derive(Clone, Copy)]
+struct Effort {
+    warmup_calls: u32,
+    calls: u32,
+    repeats: usize,
+    swaps: usize,
+    window: load::Window,
+}
+
+const FULL: Effort = Effort {
+    warmup_calls: 20_000,
+    calls: 200_000,
+    repeats: 5,
+    swaps: 20,
+    window: load::Window {
+        warmup: Duration::from_secs(1),
+        measure: Duration::from_secs(5),
+    },
+};
+
+const SMOKE: Effort = Effort {
+    warmup_calls: 100,
+    calls: 1_000,
+    repeats: 1,
+    swaps: 2,
+    window: load::Window {
+        warmup: Duration::from_millis(100),
+        measure: Duration::from_millis(400),
+    },
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let scenarios: Vec<String> = std::env::args().skip(1).collect();
-    let wanted = |name: &str| scenarios.is_empty() || scenarios.iter().any(|wanted| wanted == name);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let smoke = args.iter().any(|arg| arg == "--smoke");
+    args.retain(|arg| arg != "--smoke");
+    let effort = if smoke { SMOKE } else { FULL };
+    let wanted = |name: &str| args.is_empty() || args.iter().any(|wanted| wanted == name);
     if wanted("overhead") {
-        overhead().await?;
+        overhead(effort).await?;
     }
     if wanted("cold-start") {
-        cold_start().await?;
+        cold_start(effort).await?;
     }
     if wanted("reload") {
-        reload().await?;
+        reload(effort).await?;
+    }
+    if wanted("compare") {
+        compare::run(
+            &target().join("plugins/calculator.wasm"),
+            effort.window,
+            effort.repeats,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -66,7 +114,7 @@ fn median(mut samples: Vec<f64>) -> f64 {
     samples[samples.len() / 2]
 }
 
-async fn overhead() -> anyhow::Result<()> {
+async fn overhead(effort: Effort) -> anyhow::Result<()> {
     let dir = folder(&[("calculator.wasm", "calculator.wasm")])?;
     let node = Node::start(Config::new(dir.path())).await?;
     let caller = Caller {
@@ -77,15 +125,15 @@ async fn overhead() -> anyhow::Result<()> {
     };
     let request = br#"{"jsonrpc":"2.0","method":"add","params":{"a":1,"b":2},"id":1}"#;
     let mut per_request = Vec::new();
-    for _ in 0..REPEATS {
-        for _ in 0..WARMUP {
+    for _ in 0..effort.repeats {
+        for _ in 0..effort.warmup_calls {
             node.handle_message(request, &caller).await;
         }
         let started = Instant::now();
-        for _ in 0..CALLS {
+        for _ in 0..effort.calls {
             node.handle_message(request, &caller).await;
         }
-        per_request.push(started.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS));
+        per_request.push(started.elapsed().as_secs_f64() * 1e6 / f64::from(effort.calls));
     }
 
     let table = node.registry.current();
@@ -99,16 +147,16 @@ async fn overhead() -> anyhow::Result<()> {
         headers: Vec::new(),
     };
     let mut per_call = Vec::new();
-    for _ in 0..REPEATS {
+    for _ in 0..effort.repeats {
         let started = Instant::now();
-        for _ in 0..CALLS {
+        for _ in 0..effort.calls {
             let deadline = Instant::now() + Duration::from_secs(30);
             let _ = route
                 .plugin
                 .handle(&route.method, params.as_ref(), &context, deadline)
                 .await;
         }
-        per_call.push(started.elapsed().as_secs_f64() * 1e6 / f64::from(CALLS));
+        per_call.push(started.elapsed().as_secs_f64() * 1e6 / f64::from(effort.calls));
     }
     println!(
         "| warm request through the dispatcher (calculator `add`) | {:.2} µs |",
@@ -121,7 +169,7 @@ async fn overhead() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn cold_start() -> anyhow::Result<()> {
+async fn cold_start(effort: Effort) -> anyhow::Result<()> {
     let mut plugins: Vec<String> = std::fs::read_dir(target().join("plugins"))?
         .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
         .filter(|name| name.ends_with(".wasm"))
@@ -133,7 +181,7 @@ async fn cold_start() -> anyhow::Result<()> {
         let size = std::fs::metadata(dir.path().join(&plugin))?.len();
         let mut compiled = Vec::new();
         let mut cached = Vec::new();
-        for _ in 0..REPEATS {
+        for _ in 0..effort.repeats {
             std::fs::remove_dir_all(cache.path()).ok();
             compiled.push(start_once(dir.path(), cache.path()).await?);
             cached.push(start_once(dir.path(), cache.path()).await?);
@@ -163,7 +211,7 @@ async fn start_once(plugins: &Path, cache: &Path) -> anyhow::Result<f64> {
     Ok(elapsed)
 }
 
-async fn reload() -> anyhow::Result<()> {
+async fn reload(effort: Effort) -> anyhow::Result<()> {
     let dir = folder(&[("calculator.wasm", "calculator.wasm")])?;
     let cache = tempfile::tempdir()?;
     let mut config = Config::new(dir.path());
@@ -175,7 +223,7 @@ async fn reload() -> anyhow::Result<()> {
         ("calculator.wasm", "0.1.0"),
     ];
     let mut latencies = Vec::new();
-    for round in 0..20 {
+    for round in 0..effort.swaps {
         let (source, version) = versions[round % 2];
         let bytes = std::fs::read(
             target()
@@ -207,7 +255,8 @@ async fn reload() -> anyhow::Result<()> {
     let mut sorted = latencies.clone();
     sorted.sort_by(f64::total_cmp);
     println!(
-        "| reload, file written → new version serving (20 swaps, cached after the first two) | median {:.0} ms, max {:.0} ms |",
+        "| reload, file written → new version serving ({} swaps, cached after the first two) | median {:.0} ms, max {:.0} ms |",
+        effort.swaps,
         median(latencies),
         sorted[sorted.len() - 1]
     );

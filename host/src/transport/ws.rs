@@ -84,10 +84,14 @@ async fn serve(
     let ping_every = node.config.ws_ping_interval;
     let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     let mut last_heard = Instant::now();
+    let mut writer_done = false;
     loop {
         let frame = tokio::select! {
             frame = stream.next() => frame,
-            _ = &mut writer => break,
+            _ = &mut writer => {
+                writer_done = true;
+                break;
+            }
             _ = pings.tick() => {
                 if last_heard.elapsed() >= node.config.ws_idle_timeout {
                     let frame = CloseFrame { code: close_code::NORMAL, reason: "idle timeout".into() };
@@ -152,7 +156,9 @@ async fn serve(
     node.clients.unregister(&client_id);
     drop(queue);
     // Let the writer deliver what is queued (answers, the close frame).
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, &mut writer).await;
+    if !writer_done {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, &mut writer).await;
+    }
     tracing::debug!(client = %client_id, "websocket client disconnected");
     node.disconnected(&client_id).await;
 }
