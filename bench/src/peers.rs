@@ -58,9 +58,7 @@ pub async fn jsonrpsee() -> anyhow::Result<(SocketAddr, Peer)> {
     let server = Server::builder().build("127.0.0.1:0").await?;
     let mut module = RpcModule::new(());
     module.register_method("add", |params, _, _| {
-        let Operands { a, b } = params
-            .parse()
-            .map_err(jsonrpsee::types::ErrorObjectOwned::from)?;
+        let Operands { a, b } = params.parse()?;
         Ok::<_, jsonrpsee::types::ErrorObjectOwned>(json!({ "sum": a + b }))
     })?;
     let address = server.local_addr()?;

@@ -7,8 +7,10 @@
 //!   in `target/plugin-fixtures/`.
 //! - `run [FLAGS…]`: build the plugins and start the host on them
 //!   (127.0.0.1:8000 unless FLAGS say otherwise).
-//! - `test [ARGS…]`: build the plugins and run every test.
-//! - `bench [SCENARIO…]`: build the plugins and run the measurements.
+//! - `test [ARGS…]`: build the plugins, run every test, then a brief smoke
+//!   run of the benchmarks.
+//! - `bench [--smoke] [SCENARIO…]`: build the plugins and run the
+//!   measurements (see BENCHMARKS.md).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,20 +37,17 @@ fn main() -> anyhow::Result<()> {
             build_plugins(&root)?;
             let mut cargo = cargo(&root, &["test", "--release", "--workspace"]);
             cargo.args(&rest);
-            run(cargo)
+            run(cargo)?;
+            // A brief run of every benchmark keeps the harness working.
+            run(cargo_bench(&root, &["--smoke".to_owned()]))
         }
         "bench" => {
             build_plugins(&root)?;
-            let mut cargo = cargo(
-                &root,
-                &["run", "--release", "--package", "rpcnode-bench", "--"],
-            );
-            cargo.args(&rest);
-            run(cargo)
+            run(cargo_bench(&root, &rest))
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <build-plugins | run [FLAGS…] | test [ARGS…] | bench [SCENARIO…]>"
+                "usage: cargo xtask <build-plugins | run [FLAGS…] | test [ARGS…] | bench [--smoke] [SCENARIO…]>"
             );
             bail!("unknown command {command:?}")
         }
@@ -146,6 +145,16 @@ fn ensure_wasm_target(root: &Path) -> anyhow::Result<()> {
         .args(["target", "add", WASM_TARGET])
         .current_dir(root);
     run(rustup).with_context(|| format!("installing the {WASM_TARGET} target with rustup"))
+}
+
+/// `cargo run` of the benchmark harness with `args`.
+fn cargo_bench(root: &Path, args: &[String]) -> Command {
+    let mut cargo = cargo(
+        root,
+        &["run", "--release", "--package", "rpcnode-bench", "--"],
+    );
+    cargo.args(args);
+    cargo
 }
 
 fn cargo(dir: &Path, args: &[&str]) -> Command {

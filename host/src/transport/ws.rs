@@ -24,6 +24,10 @@ use crate::server::ConnectionSlot;
 
 /// The most queued messages the writer sends before flushing the socket.
 const WRITE_BATCH: usize = 64;
+/// Read and write buffer per connection. tungstenite's default (128 KiB) is
+/// zeroed on every read and held by every idle client; messages larger than
+/// this still work, they take more reads.
+const SOCKET_BUFFER: usize = 8 << 10;
 /// How long an evicted client gets to take its close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -38,6 +42,8 @@ pub async fn upgrade(
     let max = node.config.max_message_bytes;
     let headers = super::header_list(&headers);
     upgrade
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| async move {
