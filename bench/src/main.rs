@@ -8,6 +8,7 @@
 //!   loading from the compile cache.
 //! - `reload`: from writing a new version of a plugin file to that version
 //!   serving, with the folder watcher on.
+//! - `fanout`: scenario 4, broadcast to 1,000 and 10,000 WebSocket clients.
 //! - `compare`: scenarios 1-3 of BENCHMARKS.md: rpcnode, jsonrpsee and bare
 //!   axum under the same HTTP, WebSocket and batch load.
 //!
@@ -27,6 +28,7 @@ use rpcnode::plugin::{RequestContext, Transport};
 use rpcnode::{Config, Node};
 
 mod compare;
+mod fanout;
 mod load;
 mod peers;
 
@@ -38,6 +40,8 @@ struct Effort {
     repeats: usize,
     swaps: usize,
     window: load::Window,
+    /// (clients, broadcasts) for the fan-out scenario.
+    fanout: &'static [(usize, usize)],
 }
 
 const FULL: Effort = Effort {
@@ -45,6 +49,7 @@ const FULL: Effort = Effort {
     calls: 200_000,
     repeats: 5,
     swaps: 20,
+    fanout: &[(1_000, 200), (10_000, 100)],
     window: load::Window {
         warmup: Duration::from_secs(1),
         measure: Duration::from_secs(5),
@@ -56,6 +61,7 @@ const SMOKE: Effort = Effort {
     calls: 1_000,
     repeats: 1,
     swaps: 2,
+    fanout: &[(100, 10)],
     window: load::Window {
         warmup: Duration::from_millis(100),
         measure: Duration::from_millis(400),
@@ -65,6 +71,10 @@ const SMOKE: Effort = Effort {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("serve") {
+        let plugins = args.get(1).context("serve needs a plugins folder")?;
+        return fanout::serve(Path::new(plugins)).await;
+    }
     let smoke = args.iter().any(|arg| arg == "--smoke");
     args.retain(|arg| arg != "--smoke");
     let effort = if smoke { SMOKE } else { FULL };
@@ -77,6 +87,14 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("reload") {
         reload(effort).await?;
+    }
+    if wanted("fanout") {
+        let plugin = target().join("plugins/data_service.wasm");
+        println!("| Fan-out | Deliveries | Publish → receipt | Server memory per idle client |");
+        println!("|---|---|---|---|");
+        for &(clients, messages) in effort.fanout {
+            fanout::run(&plugin, clients, messages).await?;
+        }
     }
     if wanted("compare") {
         compare::run(

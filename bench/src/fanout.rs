@@ -1,0 +1,177 @@
+//! Scenario 4: broadcast fan-out. The server runs in a child process (this
+//! harness started again with `serve`), so its resident memory per connected
+//! client can be read from /proc. Clients connect over WebSocket; a publisher
+//! calls `updateData` over HTTP, the data_service plugin broadcasts
+//! `dataUpdated` carrying the publish time, and every client records how long
+//! each notification took to arrive.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use futures_util::StreamExt;
+use hdrhistogram::Histogram;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+
+/// The child process's entry point: serve `plugins` on a free port and print
+/// the address, like the `rpcnode` binary.
+pub async fn serve(plugins: &Path) -> anyhow::Result<()> {
+    let mut config = rpcnode::Config::new(plugins);
+    config.port = 0;
+    config.max_connections = 100_000;
+    let server = rpcnode::Server::start(config).await?;
+    println!("listening on {}", server.local_addr());
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_micros() as u64)
+}
+
+fn resident_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .context("no VmRSS")?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .context("no value")?
+        .parse()?)
+}
+
+/// Fan out `messages` broadcasts to `clients` clients; prints one row.
+pub async fn run(plugin: &Path, clients: usize, messages: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    std::fs::copy(plugin, dir.path().join("data_service.wasm"))?;
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("serve")
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let line = lines
+        .next_line()
+        .await?
+        .context("the server printed nothing")?;
+    let address = line
+        .strip_prefix("listening on ")
+        .context("unexpected first line")?
+        .to_owned();
+    let pid = child.id().context("the server exited")?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = resident_kib(pid)?;
+
+    let latency = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
+    let received = Arc::new(tokio::sync::Barrier::new(clients + 1));
+    let connecting = Arc::new(Semaphore::new(256));
+    let mut sockets = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let _permit = connecting.acquire().await?;
+        let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws")).await?;
+        sockets.push(socket);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let per_client_kib = resident_kib(pid)?.saturating_sub(before) as f64 / clients as f64;
+
+    for mut socket in sockets {
+        let (latency, received) = (Arc::clone(&latency), Arc::clone(&received));
+        tokio::spawn(async move {
+            let mut local = Histogram::<u64>::new(3).expect("a valid histogram");
+            let mut count = 0;
+            while count < messages {
+                let Some(Ok(Message::Text(text))) = socket.next().await else {
+                    break;
+                };
+                let sent = text
+                    .split("\"value\":")
+                    .nth(1)
+                    .and_then(|rest| rest.split(['}', ',']).next())
+                    .and_then(|value| value.parse::<u64>().ok());
+                if let Some(sent) = sent {
+                    let _ = local.record(now_micros().saturating_sub(sent));
+                    count += 1;
+                }
+            }
+            latency
+                .lock()
+                .expect("histogram lock")
+                .add(local)
+                .expect("same shape");
+            received.wait().await;
+        });
+    }
+
+    let mut publisher = publisher::Client::new(&address).await?;
+    let started = Instant::now();
+    for id in 0..messages {
+        publisher.update(id, now_micros()).await?;
+    }
+    tokio::time::timeout(Duration::from_secs(120), received.wait())
+        .await
+        .context("deliveries did not finish")?;
+    let elapsed = started.elapsed();
+    let latency = latency.lock().expect("histogram lock");
+    println!(
+        "| {clients} clients × {messages} broadcasts | {:.0} deliveries/s | p50 {:.1} ms, p99 {:.1} ms | {per_client_kib:.1} KiB |",
+        (clients * messages) as f64 / elapsed.as_secs_f64(),
+        latency.value_at_quantile(0.5) as f64 / 1e3,
+        latency.value_at_quantile(0.99) as f64 / 1e3,
+    );
+    Ok(())
+}
+
+/// The publisher: one HTTP/1.1 keep-alive connection.
+mod publisher {
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+    use hyper_util::rt::TokioIo;
+
+    pub struct Client {
+        sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    }
+
+    impl Client {
+        pub async fn new(address: &str) -> anyhow::Result<Self> {
+            let stream = tokio::net::TcpStream::connect(address).await?;
+            let (sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(connection);
+            Ok(Self { sender })
+        }
+
+        /// `updateData {id, value}`, which the plugin broadcasts.
+        pub async fn update(&mut self, id: usize, value: u64) -> anyhow::Result<()> {
+            let body = format!(
+                r#"{{"jsonrpc":"2.0","method":"updateData","params":{{"id":{id},"value":{value}}},"id":1}}"#
+            );
+            let request = hyper::Request::post("/")
+                .header("host", "localhost")
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(body)))?;
+            self.sender.ready().await?;
+            let answer = self
+                .sender
+                .send_request(request)
+                .await?
+                .into_body()
+                .collect()
+                .await?
+                .to_bytes();
+            anyhow::ensure!(
+                answer.windows(8).any(|w| w == b"\"result\""),
+                "updateData failed: {answer:?}"
+            );
+            Ok(())
+        }
+    }
+}
