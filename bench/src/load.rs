@@ -22,6 +22,14 @@ pub struct Window {
     pub measure: Duration,
 }
 
+impl Window {
+    /// When counting starts and when the run ends, for a run starting now.
+    fn starting_now(self) -> (Instant, Instant) {
+        let counted_from = Instant::now() + self.warmup;
+        (counted_from, counted_from + self.measure)
+    }
+}
+
 /// What one run measured.
 pub struct Outcome {
     /// Requests answered correctly in the measured window.
@@ -68,9 +76,7 @@ pub async fn http(
     connections: usize,
     window: Window,
 ) -> anyhow::Result<Outcome> {
-    let started = Instant::now();
-    let counted_from = started + window.warmup;
-    let until = counted_from + window.measure;
+    let (counted_from, until) = window.starting_now();
     let mut clients = Vec::new();
     for _ in 0..connections {
         let stream = tokio::net::TcpStream::connect(address).await?;
@@ -115,9 +121,7 @@ pub async fn websocket(
     in_flight: usize,
     window: Window,
 ) -> anyhow::Result<Outcome> {
-    let started = Instant::now();
-    let counted_from = started + window.warmup;
-    let until = counted_from + window.measure;
+    let (counted_from, until) = window.starting_now();
     let mut clients = Vec::new();
     for _ in 0..connections {
         let (mut socket, _) =
