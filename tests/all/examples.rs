@@ -6,35 +6,6 @@ use serde_json::json;
 use crate::support::{TestNode, error, plugin_config, success};
 
 #[tokio::test]
-async fn data_updates_are_broadcast() {
-    let node = TestNode::start(&["data_service"]).await;
-    let mut watcher = node.ws().await;
-    let mut writer = node.ws().await;
-    let answer = writer
-        .call("updateData", json!({"id": "temp", "value": 21.5}), 1)
-        .await;
-    assert_eq!(
-        answer,
-        success(
-            json!({"status": "updated", "id": "temp", "notified": 2}),
-            json!(1)
-        )
-    );
-    let update =
-        json!({"jsonrpc": "2.0", "method": "dataUpdated", "params": {"id": "temp", "value": 21.5}});
-    assert_eq!(watcher.recv().await, update);
-    assert_eq!(writer.recv().await, update);
-    assert_eq!(
-        node.call("getData", json!({"id": "temp"})).await,
-        success(json!({"id": "temp", "value": 21.5}), json!(1))
-    );
-    assert_eq!(
-        node.call("getData", json!({"id": 7})).await,
-        error(404, "no data for id 7", json!(1))
-    );
-}
-
-#[tokio::test]
 async fn admin_actions_reach_users_and_admins_differently() {
     let node = TestNode::start(&["roles"]).await;
     let mut admin = node.ws().await;

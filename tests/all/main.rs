@@ -9,6 +9,7 @@ mod examples;
 mod faults;
 mod hooks;
 mod jsonrpc_spec;
+mod languages;
 mod limits;
 mod loading;
 mod notifications;

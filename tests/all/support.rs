@@ -37,10 +37,16 @@ pub fn plugin_file(name: &str) -> PathBuf {
 
 /// A temporary plugins folder holding copies of the named plugins.
 pub fn plugins_dir(plugins: &[&str]) -> tempfile::TempDir {
+    let files: Vec<PathBuf> = plugins.iter().map(|name| plugin_file(name)).collect();
+    plugins_dir_with(&files)
+}
+
+/// A temporary plugins folder holding copies of `files`.
+pub fn plugins_dir_with(files: &[PathBuf]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("creating a temporary folder");
-    for name in plugins {
-        std::fs::copy(plugin_file(name), dir.path().join(format!("{name}.wasm")))
-            .expect("copying a plugin");
+    for file in files {
+        let name = file.file_name().expect("a plugin file has a name");
+        std::fs::copy(file, dir.path().join(name)).expect("copying a plugin");
     }
     dir
 }
@@ -83,7 +89,11 @@ impl TestNode {
     /// A server with the named plugins; `configure` may change settings and
     /// add files to the plugins folder before it starts.
     pub async fn start_with(plugins: &[&str], configure: impl FnOnce(&mut Config)) -> Self {
-        let dir = plugins_dir(plugins);
+        Self::start_in(plugins_dir(plugins), configure).await
+    }
+
+    /// A server on the plugins folder `dir`, configured by `configure`.
+    pub async fn start_in(dir: tempfile::TempDir, configure: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::new(dir.path());
         config.port = 0;
         configure(&mut config);

@@ -1,57 +1,139 @@
 //! Project automation, run as `cargo xtask <command>`:
 //!
-//! - `build-plugins`: compile every plugin in `plugins/` to wasm32-wasip2 and
-//!   put the examples in `target/plugins/` (with their `.toml` files), the
-//!   optional ones (`plugins/optional/`, such as `auth`, which changes what
-//!   every request needs) in `target/plugins-optional/`, and the test fixtures
-//!   in `target/plugin-fixtures/`.
+//! - `build-plugins`: compile every example plugin (Rust, JavaScript, Python)
+//!   and the test fixtures; see [`examples`] for where each goes.
+//! - `build-plugin DIR [--out FOLDER]`: compile one plugin project in any
+//!   language into `FOLDER/<folder name>.wasm` (default `target/plugins`).
+//! - `new NAME --lang rust|js|python [--dir PARENT]`: start a plugin project.
 //! - `run [FLAGS…]`: build the plugins and start the host on them
-//!   (127.0.0.1:8000 unless FLAGS say otherwise).
-//! - `test [ARGS…]`: build the plugins, run every test, then a brief smoke
-//!   run of the benchmarks.
+//!   (`target/plugins` on 127.0.0.1:8000 unless FLAGS say otherwise).
+//! - `test [ARGS…]`: build the plugins, check that a new project in each
+//!   language builds, run every test, then a brief smoke run of the benchmarks.
 //! - `bench [--smoke] [SCENARIO…]`: build the plugins and run the
 //!   measurements (see BENCHMARKS.md).
+//!
+//! The JavaScript and Python tools are installed on first use into
+//! `target/toolchains/` at the versions pinned in `xtask/toolchains/`.
+
+mod examples;
+mod languages;
+mod scaffold;
+mod toolchains;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
-const WASM_TARGET: &str = "wasm32-wasip2";
+use languages::Language;
+
+const USAGE: &str = "usage: cargo xtask <command>
+  build-plugins                              build every example plugin and test fixture
+  build-plugin DIR [--out FOLDER]            build one plugin project (default FOLDER: target/plugins)
+  new NAME --lang rust|js|python [--dir PARENT]  start a plugin project in PARENT/NAME
+  run [FLAGS…]                               build the plugins and serve them
+  test [ARGS…]                               build everything and run every test
+  bench [--smoke] [SCENARIO…]                run the benchmarks";
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let command = args.next().unwrap_or_default();
-    let rest: Vec<String> = args.collect();
+    let mut rest: Vec<String> = args.collect();
     let root = workspace_root();
     match command.as_str() {
-        "build-plugins" => build_plugins(&root),
+        "build-plugins" => examples::build_plugins(&root),
+        "build-plugin" => {
+            let out = take_option(&mut rest, "--out")?
+                .map_or_else(|| root.join("target/plugins"), PathBuf::from);
+            let [dir] = rest.as_slice() else {
+                bail!("{USAGE}");
+            };
+            let dir = Path::new(dir);
+            let name = folder_name(dir)?;
+            languages::build(&root, dir, &out.join(format!("{name}.wasm")))?;
+            eprintln!("built {}", out.join(format!("{name}.wasm")).display());
+            Ok(())
+        }
+        "new" => {
+            let language = take_option(&mut rest, "--lang")?
+                .context("`new` needs --lang rust, js or python")?;
+            let parent = take_option(&mut rest, "--dir")?.unwrap_or_else(|| ".".to_owned());
+            let [name] = rest.as_slice() else {
+                bail!("{USAGE}");
+            };
+            let language = Language::parse(&language)?;
+            scaffold::new_plugin(&root, name, language, Path::new(&parent)).map(drop)
+        }
         "run" => {
-            build_plugins(&root)?;
-            let plugins = root.join("target/plugins");
+            examples::build_plugins(&root)?;
             let mut cargo = cargo(&root, &["run", "--release", "--package", "rpcnode", "--"]);
-            cargo.arg("--plugins").arg(plugins).args(&rest);
-            run(cargo)
+            if !rest.iter().any(|arg| arg.starts_with("--plugins")) {
+                cargo.arg("--plugins").arg(root.join("target/plugins"));
+            }
+            run(cargo.args(&rest))
         }
         "test" => {
-            build_plugins(&root)?;
+            examples::build_plugins(&root)?;
+            check_new_projects(&root)?;
             let mut cargo = cargo(&root, &["test", "--release", "--workspace"]);
-            cargo.args(&rest);
-            run(cargo)?;
+            run(cargo.args(&rest))?;
             // A brief run of every benchmark keeps the harness working.
-            run(cargo_bench(&root, &["--smoke".to_owned()]))
+            run(&mut cargo_bench(&root, &["--smoke".to_owned()]))
         }
         "bench" => {
-            build_plugins(&root)?;
-            run(cargo_bench(&root, &rest))
+            examples::build_plugins(&root)?;
+            run(&mut cargo_bench(&root, &rest))
         }
         _ => {
-            eprintln!(
-                "usage: cargo xtask <build-plugins | run [FLAGS…] | test [ARGS…] | bench [--smoke] [SCENARIO…]>"
-            );
+            eprintln!("{USAGE}");
             bail!("unknown command {command:?}")
         }
     }
+}
+
+/// A new project in each language, built into `target/plugins-scaffold/`
+/// where the tests load it: what `new` writes must build and load unedited.
+fn check_new_projects(root: &Path) -> anyhow::Result<()> {
+    let parent = root.join("target/scaffold");
+    let out = root.join("target/plugins-scaffold");
+    for language in Language::ALL {
+        let name = format!("hello_{}", language.name());
+        let dir = parent.join(&name);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+        }
+        scaffold::new_plugin(root, &name, language, &parent)?;
+        languages::build(root, &dir, &out.join(format!("{name}.wasm")))?;
+    }
+    Ok(())
+}
+
+/// Remove `--name VALUE` (or `--name=VALUE`) from `args` and return VALUE.
+fn take_option(args: &mut Vec<String>, name: &str) -> anyhow::Result<Option<String>> {
+    let Some(index) = args
+        .iter()
+        .position(|arg| arg == name || arg.starts_with(&format!("{name}=")))
+    else {
+        return Ok(None);
+    };
+    let arg = args.remove(index);
+    if let Some(value) = arg.strip_prefix(&format!("{name}=")) {
+        return Ok(Some(value.to_owned()));
+    }
+    if index >= args.len() {
+        bail!("{name} needs a value");
+    }
+    Ok(Some(args.remove(index)))
+}
+
+fn folder_name(dir: &Path) -> anyhow::Result<String> {
+    let absolute =
+        std::path::absolute(dir).with_context(|| format!("resolving {}", dir.display()))?;
+    let name = absolute
+        .components()
+        .next_back()
+        .with_context(|| format!("{} has no folder name", dir.display()))?;
+    Ok(name.as_os_str().to_string_lossy().into_owned())
 }
 
 fn workspace_root() -> PathBuf {
@@ -59,92 +141,6 @@ fn workspace_root() -> PathBuf {
         .parent()
         .expect("xtask lives in the workspace")
         .to_path_buf()
-}
-
-fn build_plugins(root: &Path) -> anyhow::Result<()> {
-    ensure_wasm_target(root)?;
-    let plugins_dir = root.join("plugins");
-    let wasm_dir = root.join("target/wasm");
-    let mut cargo = cargo(
-        &plugins_dir,
-        &["build", "--release", "--target", WASM_TARGET],
-    );
-    cargo.env("CARGO_TARGET_DIR", &wasm_dir);
-    run(cargo).context("building the plugins")?;
-
-    let built = wasm_dir.join(WASM_TARGET).join("release");
-    let outputs = [
-        (crates_in(&plugins_dir)?, "target/plugins"),
-        (
-            crates_in(&plugins_dir.join("optional"))?,
-            "target/plugins-optional",
-        ),
-        (
-            crates_in(&plugins_dir.join("fixtures"))?,
-            "target/plugin-fixtures",
-        ),
-    ];
-    for (crates, out) in outputs {
-        let out = root.join(out);
-        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-        for (name, source_dir) in crates {
-            let wasm = built.join(format!("{}.wasm", name.replace('-', "_")));
-            copy(&wasm, &out.join(format!("{name}.wasm")))?;
-            let config = source_dir.join(format!("{name}.toml"));
-            if config.exists() {
-                copy(&config, &out.join(format!("{name}.toml")))?;
-            }
-        }
-        eprintln!("plugins ready in {}", out.display());
-    }
-    Ok(())
-}
-
-/// The crates directly inside `dir`: (name, folder) for each `*/Cargo.toml`.
-fn crates_in(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    let mut crates = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let path = entry?.path();
-        if path.join("Cargo.toml").exists() {
-            let name = path
-                .file_name()
-                .expect("a folder has a name")
-                .to_string_lossy()
-                .into_owned();
-            crates.push((name, path));
-        }
-    }
-    crates.sort();
-    Ok(crates)
-}
-
-fn copy(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::copy(from, to)
-        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
-    Ok(())
-}
-
-/// Install the wasm32-wasip2 standard library through rustup when missing.
-fn ensure_wasm_target(root: &Path) -> anyhow::Result<()> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .current_dir(root)
-        .output();
-    let Ok(installed) = installed else {
-        eprintln!("rustup not found; assuming the {WASM_TARGET} target is installed");
-        return Ok(());
-    };
-    if String::from_utf8_lossy(&installed.stdout)
-        .lines()
-        .any(|line| line.trim() == WASM_TARGET)
-    {
-        return Ok(());
-    }
-    let mut rustup = Command::new("rustup");
-    rustup
-        .args(["target", "add", WASM_TARGET])
-        .current_dir(root);
-    run(rustup).with_context(|| format!("installing the {WASM_TARGET} target with rustup"))
 }
 
 /// `cargo run` of the benchmark harness with `args`.
@@ -163,7 +159,13 @@ fn cargo(dir: &Path, args: &[&str]) -> Command {
     command
 }
 
-fn run(mut command: Command) -> anyhow::Result<()> {
+fn copy(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::copy(from, to)
+        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    Ok(())
+}
+
+fn run(command: &mut Command) -> anyhow::Result<()> {
     let status = command
         .status()
         .with_context(|| format!("starting {command:?}"))?;

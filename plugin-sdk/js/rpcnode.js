@@ -1,0 +1,254 @@
+// Write rpcnode JSON-RPC plugins in plain JavaScript.
+//
+// A plugin is a `Plugin` with methods plus one export line:
+//
+//   import { Plugin, InvalidParams } from 'rpcnode-sdk';
+//
+//   const plugin = new Plugin('calculator', '0.1.0');
+//   plugin.method('add', { params: ['a', 'b'] }, ({ a, b }) => ({ sum: a + b }));
+//   export const handler = plugin.handler();
+//
+// A handler receives the params and the call's `Context`. Declaring
+// `params: [names…]` makes positional params (`[1, 2]`) arrive named like
+// `{"a": 1, "b": 2}` and makes each name required (`'b?'` makes `b` optional). Throw `RpcError` (or
+// `InvalidParams`) to answer with an error; any other exception answers
+// -32603 and is written to the host log.
+
+const INVALID_PARAMS = -32602;
+const INTERNAL_ERROR = -32603;
+const WEBSOCKET_REQUIRED = -32001;
+
+/** A JSON-RPC error object: throw it from a handler or a hook. */
+export class RpcError extends Error {
+  constructor(code, message, data) {
+    super(message);
+    this.name = 'RpcError';
+    this.code = code;
+    this.data = data;
+  }
+
+  toWit() {
+    return { code: this.code, message: this.message, data: dump(this.data) };
+  }
+}
+
+/** The params do not fit the method (-32602); the client sees "Invalid params: <message>". */
+export class InvalidParams extends RpcError {
+  constructor(message, data) {
+    super(INVALID_PARAMS, message, data);
+    this.name = 'InvalidParams';
+  }
+}
+
+/**
+ * Who made a call, and how: `transport` is 'http', 'websocket' or
+ * 'background'; `clientId` is set for calls over WebSocket; `headers` maps
+ * lowercase names to values (of the HTTP request or the WebSocket handshake).
+ */
+export class Context {
+  constructor(method, ctx) {
+    this.method = method;
+    this.requestId = load(ctx.requestId);
+    this.transport = ctx.transport;
+    this.clientId = ctx.clientId;
+    this.remoteAddr = ctx.remoteAddr;
+    this.headers = Object.fromEntries([...ctx.headers].reverse());
+  }
+
+  /** The value of header `name` (case-insensitive), or undefined. */
+  header(name) {
+    return this.headers[name.toLowerCase()];
+  }
+
+  /** The caller's WebSocket client id, or a -32001 error saying the method needs one. */
+  requireClient() {
+    if (this.clientId === undefined) {
+      throw new RpcError(WEBSOCKET_REQUIRED, `${this.method} needs a WebSocket connection`);
+    }
+    return this.clientId;
+  }
+}
+
+function dump(value) {
+  return value === undefined ? undefined : JSON.stringify(value);
+}
+
+function load(text) {
+  return text === undefined ? undefined : JSON.parse(text);
+}
+
+/**
+ * Map positional params to the declared names (`name?` marks an optional one)
+ * and check every required name is there.
+ */
+function bindParams(declared, params) {
+  if (declared === undefined) {
+    return params ?? {};
+  }
+  const names = declared.map((name) => name.replace(/\?$/, ''));
+  let named = params ?? {};
+  if (Array.isArray(named)) {
+    if (named.length > names.length) {
+      throw new InvalidParams(`expected at most ${names.length} parameters, got ${named.length}`);
+    }
+    named = Object.fromEntries(named.map((value, index) => [names[index], value]));
+  }
+  declared.forEach((name, index) => {
+    if (!name.endsWith('?') && !(names[index] in named)) {
+      throw new InvalidParams(`missing parameter \`${names[index]}\``);
+    }
+  });
+  return named;
+}
+
+/** The thrown value that makes a component export return `err(error)`. */
+function witError(error) {
+  const thrown = new Error(error.message);
+  thrown.payload = error;
+  return thrown;
+}
+
+/** Run a handler or hook: RpcError becomes the error answer, anything else is logged and answers -32603. */
+function guarded(call) {
+  try {
+    return call();
+  } catch (error) {
+    if (error instanceof RpcError) {
+      throw witError(error.toWit());
+    }
+    console.error(error?.stack ?? String(error));
+    throw witError({ code: INTERNAL_ERROR, message: `${error?.name ?? 'Error'}: ${error?.message ?? error}` });
+  }
+}
+
+/** Run a hook that has no way to answer: failures go to the host log. */
+function quietly(call) {
+  try {
+    call();
+  } catch (error) {
+    console.error(error?.stack ?? String(error));
+  }
+}
+
+/** A plugin's name, version, methods, hooks and timers. */
+export class Plugin {
+  constructor(name, version) {
+    this.name = name;
+    this.version = version;
+    this.methods = new Map();
+    this.timers = [];
+    this.hooks = {};
+  }
+
+  /**
+   * Register `handler(params, ctx)` as method `name`. Options: `params` (names
+   * of the params, in positional order; `'name?'` for an optional one), `summary`, `description`,
+   * `paramsSchema`, `resultSchema`, `notification` (no result: callers with
+   * an id get null) and `internal` (only the plugin's own background work may
+   * call it).
+   */
+  method(name, options, handler) {
+    if (handler === undefined) {
+      [options, handler] = [{}, options];
+    }
+    const info = {
+      name,
+      summary: options.summary,
+      description: options.description,
+      paramsSchema: dump(options.paramsSchema),
+      resultSchema: dump(options.resultSchema),
+      notification: options.notification ?? false,
+      internal: options.internal ?? false,
+    };
+    this.methods.set(name, { info, names: options.params, handler });
+    return this;
+  }
+
+  /** Have the host call `method` every `everyMs` milliseconds, with no client and no params. */
+  timer(method, everyMs) {
+    this.timers.push({ method, everyMs });
+    return this;
+  }
+
+  /** `hook(method, params, ctx)`: throw RpcError to reject a request before its handler runs. */
+  beforeRequest(hook) {
+    this.hooks['before-request'] = hook;
+    return this;
+  }
+
+  /** `hook(method, params, ctx, result, error)`: sees every request's outcome. */
+  afterRequest(hook) {
+    this.hooks['after-request'] = hook;
+    return this;
+  }
+
+  /** `hook(clientId, ctx)`: a WebSocket client connected. */
+  onConnect(hook) {
+    this.hooks['on-connect'] = hook;
+    return this;
+  }
+
+  /** `hook(clientId)`: a WebSocket client went away. */
+  onDisconnect(hook) {
+    this.hooks['on-disconnect'] = hook;
+    return this;
+  }
+
+  /** The component export: `export const handler = plugin.handler();` */
+  handler() {
+    const plugin = this;
+    const hooks = this.hooks;
+    return {
+      describe() {
+        return {
+          name: plugin.name,
+          version: plugin.version,
+          methods: [...plugin.methods.values()].map((method) => method.info),
+          hooks: Object.keys(hooks),
+          timers: plugin.timers,
+        };
+      },
+      handle(method, params, ctx) {
+        const found = plugin.methods.get(method);
+        if (found === undefined) {
+          throw witError({ code: -32601, message: `no method \`${method}\`` });
+        }
+        const context = new Context(method, ctx);
+        const result = guarded(() => found.handler(bindParams(found.names, load(params)), context));
+        return found.info.notification ? 'null' : JSON.stringify(result ?? null);
+      },
+      beforeRequest(method, params, ctx) {
+        const hook = hooks['before-request'];
+        if (hook !== undefined) {
+          guarded(() => hook(method, load(params), new Context(method, ctx)));
+        }
+      },
+      afterRequest(method, params, ctx, outcome) {
+        const hook = hooks['after-request'];
+        if (hook === undefined) {
+          return;
+        }
+        const [result, error] =
+          outcome.tag === 'ok'
+            ? [load(outcome.val), undefined]
+            : [undefined, new RpcError(outcome.val.code, outcome.val.message, load(outcome.val.data))];
+        quietly(() => hook(method, load(params), new Context(method, ctx), result, error));
+      },
+      onConnect(clientId, ctx) {
+        const hook = hooks['on-connect'];
+        if (hook !== undefined) {
+          quietly(() => hook(clientId, new Context('', ctx)));
+        }
+      },
+      onDisconnect(clientId) {
+        const hook = hooks['on-disconnect'];
+        if (hook !== undefined) {
+          quietly(() => hook(clientId));
+        }
+      },
+    };
+  }
+}
+
+export * as host from './host.js';
+export { HostError } from './host.js';

@@ -1,0 +1,290 @@
+"""Write rpcnode JSON-RPC plugins in plain Python.
+
+A plugin is a :class:`Plugin` with decorated functions plus one line that
+hands the component export to componentize-py::
+
+    from rpcnode import Plugin, InvalidParams
+
+    plugin = Plugin("calculator", "0.1.0")
+
+    @plugin.method(summary="Add two numbers")
+    def add(a: float, b: float):
+        return {"sum": a + b}          # {"a": 1, "b": 2} or [1, 2]
+
+    Handler = plugin.handler()
+
+Params arrive as arguments: named params as keyword arguments (names the
+function does not take are ignored), positional params in order. A missing
+or mistyped argument is an invalid-params error (-32602). A function that takes a ``ctx`` argument also
+receives the :class:`Context` of the call. Raise :class:`RpcError` (or
+:class:`InvalidParams`) to answer with an error; any other exception answers
+-32603 and its traceback goes to the host log.
+"""
+
+import inspect
+import json
+import sys
+import traceback
+
+from componentize_py_types import Err
+from wit_world import exports
+from wit_world.imports import types
+
+from . import host
+
+__all__ = ["Context", "HostError", "InvalidParams", "Plugin", "RpcError", "host"]
+
+HostError = host.HostError
+
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+WEBSOCKET_REQUIRED = -32001
+
+
+class RpcError(Exception):
+    """A JSON-RPC error object: raise it from a handler or a hook."""
+
+    def __init__(self, code, message, data=None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+    def _to_wit(self):
+        data = None if self.data is None else _dump(self.data)
+        return types.RpcError(self.code, self.message, data)
+
+
+class InvalidParams(RpcError):
+    """The params do not fit the method (-32602); the client sees
+    ``"Invalid params: <message>"``."""
+
+    def __init__(self, message, data=None):
+        super().__init__(INVALID_PARAMS, message, data)
+
+
+_TRANSPORTS = {
+    types.Transport.HTTP: "http",
+    types.Transport.WEBSOCKET: "websocket",
+    types.Transport.BACKGROUND: "background",
+}
+
+
+class Context:
+    """Who made a call, and how.
+
+    ``transport`` is ``"http"``, ``"websocket"`` or ``"background"``;
+    ``client_id`` is set for calls over WebSocket; ``headers`` maps lowercase
+    names to values (of the HTTP request or the WebSocket handshake).
+    """
+
+    def __init__(self, method, ctx):
+        self.method = method
+        self.request_id = None if ctx.request_id is None else json.loads(ctx.request_id)
+        self.transport = _TRANSPORTS[ctx.transport]
+        self.client_id = ctx.client_id
+        self.remote_addr = ctx.remote_addr
+        self.headers = {name: value for name, value in reversed(ctx.headers)}
+
+    def header(self, name):
+        """The value of header ``name`` (case-insensitive), or ``None``."""
+        return self.headers.get(name.lower())
+
+    def require_client(self):
+        """The caller's WebSocket client id, or a -32001 error saying the
+        method needs a WebSocket connection."""
+        if self.client_id is None:
+            raise RpcError(WEBSOCKET_REQUIRED, f"{self.method} needs a WebSocket connection")
+        return self.client_id
+
+
+class _Method:
+    """A registered handler and how its params map to arguments."""
+
+    def __init__(self, function, info):
+        self.function = function
+        self.info = info
+        signature = inspect.signature(function)
+        self.wants_ctx = "ctx" in signature.parameters
+        self.parameters = [p for p in signature.parameters.values() if p.name != "ctx"]
+
+    def call(self, params, ctx):
+        arguments = self._bind(params)
+        if self.wants_ctx:
+            arguments["ctx"] = ctx
+        return self.function(**arguments)
+
+    def _bind(self, params):
+        """Match named or positional params to the function's parameters."""
+        if params is None:
+            params = {}
+        if isinstance(params, list):
+            if len(params) > len(self.parameters):
+                raise InvalidParams(f"expected at most {len(self.parameters)} parameters, got {len(params)}")
+            params = {p.name: value for p, value in zip(self.parameters, params)}
+        arguments = {}
+        for parameter in self.parameters:
+            if parameter.name in params:
+                value = params[parameter.name]
+                _check_type(parameter, value)
+                arguments[parameter.name] = value
+            elif parameter.default is inspect.Parameter.empty:
+                raise InvalidParams(f"missing parameter `{parameter.name}`")
+        return arguments
+
+
+_TYPE_NAMES = {float: "a number", int: "an integer", str: "a string", bool: "a boolean", list: "an array", dict: "an object"}
+
+
+def _check_type(parameter, value):
+    """Enforce a plain annotation (float, int, str, bool, list, dict)."""
+    expected = parameter.annotation
+    if expected not in _TYPE_NAMES:
+        return
+    if expected is float:
+        fits = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif expected is int:
+        fits = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        fits = isinstance(value, expected)
+    if not fits:
+        raise InvalidParams(f"parameter `{parameter.name}` must be {_TYPE_NAMES[expected]}")
+
+
+def _dump(value):
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+def _load(text):
+    return None if text is None else json.loads(text)
+
+
+def _guarded(call):
+    """Run a handler or hook: RpcError becomes the error answer, anything
+    else is logged and answers -32603."""
+    try:
+        return call()
+    except RpcError as error:
+        raise Err(error._to_wit())
+    except Exception as error:
+        traceback.print_exc(file=sys.stderr)
+        raise Err(types.RpcError(INTERNAL_ERROR, f"{type(error).__name__}: {error}", None))
+
+
+class Plugin:
+    """A plugin's name, version, methods, hooks and timers."""
+
+    def __init__(self, name, version):
+        self.name = name
+        self.version = version
+        self._methods = {}
+        self._timers = []
+        self._hooks = {}
+
+    def method(self, name=None, *, summary=None, description=None, params_schema=None,
+               result_schema=None, notification=False, internal=False):
+        """Register the decorated function as a method, named after the
+        function unless ``name`` says otherwise. A ``notification`` method has
+        no result (callers with an id get ``null``); an ``internal`` one is
+        only callable by the plugin's own background work (``host.spawn`` and
+        timers)."""
+
+        def register(function):
+            method_name = name or function.__name__
+            info = types.MethodInfo(
+                method_name,
+                summary,
+                description,
+                None if params_schema is None else _dump(params_schema),
+                None if result_schema is None else _dump(result_schema),
+                notification,
+                internal,
+            )
+            self._methods[method_name] = _Method(function, info)
+            return function
+
+        return register
+
+    def timer(self, method, every_ms):
+        """Have the host call ``method`` (listed in this plugin) every
+        ``every_ms`` milliseconds, with no client and no params."""
+        self._timers.append(types.Timer(method, every_ms))
+
+    def before_request(self, function):
+        """Decorate ``f(method, params, ctx)``: raise RpcError to reject a
+        request before its handler runs."""
+        self._hooks[types.Hook.BEFORE_REQUEST] = function
+        return function
+
+    def after_request(self, function):
+        """Decorate ``f(method, params, ctx, result, error)``: sees every
+        request's outcome (``error`` is an RpcError or ``None``)."""
+        self._hooks[types.Hook.AFTER_REQUEST] = function
+        return function
+
+    def on_connect(self, function):
+        """Decorate ``f(client_id, ctx)``: a WebSocket client connected."""
+        self._hooks[types.Hook.ON_CONNECT] = function
+        return function
+
+    def on_disconnect(self, function):
+        """Decorate ``f(client_id)``: a WebSocket client went away."""
+        self._hooks[types.Hook.ON_DISCONNECT] = function
+        return function
+
+    def handler(self):
+        """The class componentize-py exports: assign it to ``Handler``."""
+        return _handler_class(self)
+
+
+def _handler_class(plugin):
+    hooks = plugin._hooks
+
+    class Handler(exports.Handler):
+        def describe(self):
+            methods = [method.info for method in plugin._methods.values()]
+            return types.Manifest(plugin.name, plugin.version, methods, list(hooks), plugin._timers)
+
+        def handle(self, method, params, ctx):
+            found = plugin._methods.get(method)
+            if found is None:
+                raise Err(types.RpcError(-32601, f"no method `{method}`", None))
+            context = Context(method, ctx)
+            result = _guarded(lambda: found.call(_load(params), context))
+            return "null" if found.info.notification else _dump(result)
+
+        def before_request(self, method, params, ctx):
+            hook = hooks.get(types.Hook.BEFORE_REQUEST)
+            if hook is not None:
+                _guarded(lambda: hook(method, _load(params), Context(method, ctx)))
+
+        def after_request(self, method, params, ctx, outcome):
+            hook = hooks.get(types.Hook.AFTER_REQUEST)
+            if hook is None:
+                return
+            if isinstance(outcome, Err):
+                wit = outcome.value
+                result, error = None, RpcError(wit.code, wit.message, _load(wit.data))
+            else:
+                result, error = _load(outcome.value), None
+            _quietly(lambda: hook(method, _load(params), Context(method, ctx), result, error))
+
+        def on_connect(self, client_id, ctx):
+            hook = hooks.get(types.Hook.ON_CONNECT)
+            if hook is not None:
+                _quietly(lambda: hook(client_id, Context("", ctx)))
+
+        def on_disconnect(self, client_id):
+            hook = hooks.get(types.Hook.ON_DISCONNECT)
+            if hook is not None:
+                _quietly(lambda: hook(client_id))
+
+    return Handler
+
+
+def _quietly(call):
+    """Run a hook that has no way to answer: failures go to the host log."""
+    try:
+        call()
+    except Exception:
+        traceback.print_exc(file=sys.stderr)

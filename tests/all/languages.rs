@@ -1,0 +1,225 @@
+//! The JavaScript and Python examples are twins of Rust ones (same plugin
+//! names, methods and answers), so one set of tests runs against each
+//! language's build. A project made by `cargo xtask new` in each language
+//! must load and answer unedited.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::support::{TestNode, error, plugins_dir_with, success};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Language {
+    Rust,
+    JavaScript,
+    Python,
+}
+
+impl Language {
+    /// The folder under `target/` that `cargo xtask build-plugins` fills.
+    fn examples(self) -> &'static str {
+        match self {
+            Self::Rust => "plugins",
+            Self::JavaScript => "plugins-js",
+            Self::Python => "plugins-python",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Rust => "rust",
+            Self::JavaScript => "js",
+            Self::Python => "python",
+        }
+    }
+}
+
+fn target() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target")
+}
+
+/// A server with the named plugins from `target/<folder>/`. The compile cache
+/// is shared by the whole test run: a JavaScript or Python component takes
+/// seconds to compile, and the cache is keyed by content.
+async fn start(folder: &str, plugins: &[&str]) -> TestNode {
+    let files: Vec<PathBuf> = plugins
+        .iter()
+        .map(|name| {
+            let file = target().join(folder).join(format!("{name}.wasm"));
+            assert!(
+                file.exists(),
+                "{} is not built: run `cargo xtask test`",
+                file.display()
+            );
+            file
+        })
+        .collect();
+    let cache = target().join("test-compile-cache");
+    TestNode::start_in(plugins_dir_with(&files), move |config| {
+        config.cache_dir = Some(cache)
+    })
+    .await
+}
+
+async fn calculator(language: Language) {
+    let node = start(language.examples(), &["calculator"]).await;
+    let calls = [
+        ("add", json!({"a": 2, "b": 3}), json!({"sum": 5})),
+        ("add", json!([1.5, 1.5]), json!({"sum": 3})),
+        (
+            "add",
+            json!({"a": 1, "b": 2, "note": "ignored"}),
+            json!({"sum": 3}),
+        ),
+        ("multiply", json!([4, 2.5]), json!({"product": 10})),
+        ("divide", json!({"a": 1, "b": 4}), json!({"quotient": 0.25})),
+    ];
+    let mut ws = node.ws().await;
+    for (id, (method, params, result)) in (1u64..).zip(calls) {
+        assert_eq!(
+            node.call(method, params.clone()).await,
+            success(result.clone(), json!(1)),
+            "{method} {params} over HTTP"
+        );
+        assert_eq!(
+            ws.call(method, params.clone(), id).await,
+            success(result, json!(id)),
+            "{method} {params} over WebSocket"
+        );
+    }
+
+    let (missing, mistyped) = match language {
+        Language::Rust => (
+            "missing field `b`",
+            r#"invalid type: string "x", expected f64"#,
+        ),
+        _ => ("missing parameter `b`", "parameter `a` must be a number"),
+    };
+    let failures = [
+        ("divide", json!([1, 0]), "Cannot divide by zero"),
+        ("add", json!({"a": 1}), missing),
+        ("add", json!({"a": "x", "b": 1}), mistyped),
+    ];
+    for (method, params, message) in failures {
+        assert_eq!(
+            node.call(method, params).await,
+            error(-32602, &format!("Invalid params: {message}"), json!(1))
+        );
+    }
+    let health = node.get_json("/health").await;
+    let plugin = &health["plugins"][0];
+    assert_eq!(plugin["name"], "calculator");
+    let mut methods: Vec<Value> = plugin["methods"].as_array().unwrap().clone();
+    methods.sort_by_key(|method| method.to_string());
+    assert_eq!(methods, [json!("add"), json!("divide"), json!("multiply")]);
+}
+
+async fn data_service(language: Language) {
+    let node = start(language.examples(), &["data_service"]).await;
+    let mut watcher = node.ws().await;
+    let mut writer = node.ws().await;
+    let answer = writer
+        .call("updateData", json!({"id": "temp", "value": 21.5}), 1)
+        .await;
+    assert_eq!(
+        answer,
+        success(
+            json!({"status": "updated", "id": "temp", "notified": 2}),
+            json!(1)
+        )
+    );
+    let update =
+        json!({"jsonrpc": "2.0", "method": "dataUpdated", "params": {"id": "temp", "value": 21.5}});
+    assert_eq!(watcher.recv().await, update);
+    assert_eq!(writer.recv().await, update);
+    assert_eq!(
+        node.call("getData", json!({"id": "temp"})).await,
+        success(json!({"id": "temp", "value": 21.5}), json!(1))
+    );
+    // State lives in the host: an HTTP caller (no WebSocket) sees the same.
+    assert_eq!(
+        node.call("updateData", json!(["list", [1, {"x": null}]]))
+            .await,
+        success(
+            json!({"status": "updated", "id": "list", "notified": 2}),
+            json!(1)
+        )
+    );
+    assert_eq!(
+        node.call("getData", json!(["list"])).await,
+        success(json!({"id": "list", "value": [1, {"x": null}]}), json!(1))
+    );
+    assert_eq!(
+        node.call("getData", json!({"id": 7})).await,
+        error(404, "no data for id 7", json!(1))
+    );
+}
+
+/// What `cargo xtask new hello_LANG --lang LANG` wrote, built unedited by
+/// `cargo xtask test` into `target/plugins-scaffold/`.
+async fn new_project(language: Language) {
+    let name = format!("hello_{}", language.name());
+    let node = start("plugins-scaffold", &[name.as_str()]).await;
+    let calls = [
+        (json!({"name": "Ada"}), "Hello, Ada!"),
+        (json!(null), "Hello, world!"),
+        (json!(["Bob"]), "Hello, Bob!"),
+    ];
+    for (count, (params, greeting)) in (1..).zip(calls) {
+        let mut request = json!({"jsonrpc": "2.0", "id": 1, "method": "hello"});
+        if !params.is_null() {
+            request["params"] = params;
+        }
+        assert_eq!(
+            node.post(&request).await,
+            success(json!({"greeting": greeting, "count": count}), json!(1))
+        );
+    }
+    assert_eq!(node.plugin_version(&name).await.as_deref(), Some("0.1.0"));
+}
+
+#[tokio::test]
+async fn calculator_in_rust() {
+    calculator(Language::Rust).await;
+}
+
+#[tokio::test]
+async fn calculator_in_javascript() {
+    calculator(Language::JavaScript).await;
+}
+
+#[tokio::test]
+async fn calculator_in_python() {
+    calculator(Language::Python).await;
+}
+
+#[tokio::test]
+async fn data_service_in_rust() {
+    data_service(Language::Rust).await;
+}
+
+#[tokio::test]
+async fn data_service_in_javascript() {
+    data_service(Language::JavaScript).await;
+}
+
+#[tokio::test]
+async fn data_service_in_python() {
+    data_service(Language::Python).await;
+}
+
+#[tokio::test]
+async fn new_project_in_rust() {
+    new_project(Language::Rust).await;
+}
+
+#[tokio::test]
+async fn new_project_in_javascript() {
+    new_project(Language::JavaScript).await;
+}
+
+#[tokio::test]
+async fn new_project_in_python() {
+    new_project(Language::Python).await;
+}

@@ -1,0 +1,89 @@
+//! `cargo xtask build-plugins`: every plugin in `plugins/`, in every language.
+//!
+//! - Rust examples (`plugins/*/`) → `target/plugins/`
+//! - optional Rust plugins (`plugins/optional/*/`, such as `auth`, which
+//!   changes what every request needs) → `target/plugins-optional/`
+//! - Rust test fixtures (`plugins/fixtures/*/`) → `target/plugin-fixtures/`
+//! - JavaScript examples (`plugins/js/*/`) → `target/plugins-js/`
+//! - Python examples (`plugins/python/*/`) → `target/plugins-python/`
+//!
+//! The JavaScript and Python examples are twins of Rust ones (same plugin and
+//! method names), so each language gets a folder of its own.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::languages::{self, Language};
+use crate::toolchains::{self, WASM_TARGET};
+use crate::{cargo, copy, run};
+
+pub fn build_plugins(root: &Path) -> anyhow::Result<()> {
+    build_rust_examples(root)?;
+    for language in [Language::JavaScript, Language::Python] {
+        let out = root.join(format!("target/plugins-{}", language.name()));
+        for (name, dir) in projects_in(&root.join("plugins").join(language.name()), language)? {
+            languages::build(root, &dir, &out.join(format!("{name}.wasm")))?;
+            copy_config(&dir, &name, &out)?;
+        }
+        eprintln!("plugins ready in {}", out.display());
+    }
+    Ok(())
+}
+
+/// The Rust plugins are one cargo workspace, built in one go.
+fn build_rust_examples(root: &Path) -> anyhow::Result<()> {
+    toolchains::ensure_wasm_target(root)?;
+    let plugins_dir = root.join("plugins");
+    let mut cargo = cargo(
+        &plugins_dir,
+        &["build", "--release", "--target", WASM_TARGET],
+    );
+    cargo.env("CARGO_TARGET_DIR", languages::wasm_target_dir(root));
+    run(&mut cargo).context("building the Rust plugins")?;
+
+    let outputs = [
+        ("", "target/plugins"),
+        ("optional", "target/plugins-optional"),
+        ("fixtures", "target/plugin-fixtures"),
+    ];
+    for (folder, out) in outputs {
+        let out = root.join(out);
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        for (name, dir) in projects_in(&plugins_dir.join(folder), Language::Rust)? {
+            let built = languages::built_rust_component(root, &name);
+            copy(&built, &out.join(format!("{name}.wasm")))?;
+            copy_config(&dir, &name, &out)?;
+        }
+        eprintln!("plugins ready in {}", out.display());
+    }
+    Ok(())
+}
+
+/// The projects of `language` directly inside `dir`: (name, folder), named
+/// after their folder.
+fn projects_in(dir: &Path, language: Language) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    let mut projects = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() && Language::detect(&path).ok() == Some(language) {
+            let name = path
+                .file_name()
+                .expect("a folder has a name")
+                .to_string_lossy()
+                .into_owned();
+            projects.push((name, path));
+        }
+    }
+    projects.sort();
+    Ok(projects)
+}
+
+/// Copy the plugin's `NAME.toml` (limits, grants, config) beside its component.
+fn copy_config(dir: &Path, name: &str, out: &Path) -> anyhow::Result<()> {
+    let config = dir.join(format!("{name}.toml"));
+    if config.exists() {
+        copy(&config, &out.join(format!("{name}.toml")))?;
+    }
+    Ok(())
+}

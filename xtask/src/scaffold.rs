@@ -1,0 +1,71 @@
+//! `cargo xtask new NAME --lang rust|js|python [--dir PARENT]`: a plugin
+//! project that builds and loads without edits, with one method (`hello`)
+//! that reads params and uses host state.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+
+use crate::languages::Language;
+
+/// The template files of each language: (path in the project, contents).
+fn template(language: Language) -> &'static [(&'static str, &'static str)] {
+    match language {
+        Language::Rust => &[
+            ("Cargo.toml", include_str!("../templates/rust/Cargo.toml")),
+            ("src/lib.rs", include_str!("../templates/rust/src/lib.rs")),
+        ],
+        Language::JavaScript => &[
+            ("package.json", include_str!("../templates/js/package.json")),
+            ("app.js", include_str!("../templates/js/app.js")),
+        ],
+        Language::Python => &[("app.py", include_str!("../templates/python/app.py"))],
+    }
+}
+
+/// Write project `name` in `language` into `parent/name`; returns its folder.
+pub fn new_plugin(
+    root: &Path,
+    name: &str,
+    language: Language,
+    parent: &Path,
+) -> anyhow::Result<PathBuf> {
+    check_name(name)?;
+    let dir = std::path::absolute(parent.join(name))
+        .with_context(|| format!("resolving {}", parent.display()))?;
+    if dir.exists() {
+        bail!("{} already exists", dir.display());
+    }
+    let sdk = root.join("plugin-sdk");
+    for (file, contents) in template(language) {
+        let path = dir.join(file);
+        std::fs::create_dir_all(path.parent().expect("a template file has a folder"))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        let contents = contents
+            .replace("{{name}}", name)
+            .replace("{{sdk}}", &sdk.display().to_string())
+            .replace("{{dir}}", &dir.display().to_string());
+        std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
+    }
+    eprintln!(
+        "created {} plugin {name} in {}\nbuild it into target/plugins with: cargo xtask build-plugin {}",
+        language.name(),
+        dir.display(),
+        dir.display()
+    );
+    Ok(dir)
+}
+
+/// Plugin names become crate, module and file names: lowercase letters,
+/// digits and underscores, starting with a letter.
+fn check_name(name: &str) -> anyhow::Result<()> {
+    let mut chars = name.chars();
+    let valid = chars.next().is_some_and(|first| first.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !valid {
+        bail!(
+            "invalid plugin name {name:?}: use lowercase letters, digits and underscores, starting with a letter"
+        );
+    }
+    Ok(())
+}
