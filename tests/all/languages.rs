@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::support::{TestNode, error, plugins_dir_with, success};
+use rpcnode::Config;
+
+use crate::support::{TestNode, error, plugin_config, plugins_dir_with, success};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Language {
@@ -43,6 +45,15 @@ fn target() -> PathBuf {
 /// is shared by the whole test run: a JavaScript or Python component takes
 /// seconds to compile, and the cache is keyed by content.
 async fn start(folder: &str, plugins: &[&str]) -> TestNode {
+    start_with(folder, plugins, |_| {}).await
+}
+
+/// Like [`start`], with `configure` changing settings and adding files.
+async fn start_with(
+    folder: &str,
+    plugins: &[&str],
+    configure: impl FnOnce(&mut Config),
+) -> TestNode {
     let files: Vec<PathBuf> = plugins
         .iter()
         .map(|name| {
@@ -57,7 +68,8 @@ async fn start(folder: &str, plugins: &[&str]) -> TestNode {
         .collect();
     let cache = target().join("test-compile-cache");
     TestNode::start_in(plugins_dir_with(&files), move |config| {
-        config.cache_dir = Some(cache)
+        config.cache_dir = Some(cache);
+        configure(config);
     })
     .await
 }
@@ -156,6 +168,43 @@ async fn data_service(language: Language) {
     );
 }
 
+/// Hooks, configuration and state: the audit plugin rejects what its config
+/// denies and counts every outcome, rejections included.
+async fn audit(language: Language) {
+    let policy = "[config]\ndeny_methods = [\"multiply\"]\n";
+    let node = start_with(
+        language.examples(),
+        &["audit", "calculator"],
+        plugin_config("audit", policy),
+    )
+    .await;
+    assert_eq!(
+        node.call("multiply", json!([2, 3])).await,
+        error(
+            403,
+            "method multiply is denied by the audit policy",
+            json!(1)
+        )
+    );
+    assert_eq!(
+        node.call("add", json!([2, 3])).await,
+        success(json!({"sum": 5}), json!(1))
+    );
+    assert_eq!(
+        node.call("audit_counts", json!([])).await,
+        success(json!({"requests": 2, "errors": 1}), json!(1))
+    );
+    let mut ws = node.ws().await;
+    assert_eq!(
+        ws.call("add", json!([1, 1]), 7).await,
+        success(json!({"sum": 2}), json!(7))
+    );
+    assert_eq!(
+        ws.call("audit_counts", json!({}), 8).await,
+        success(json!({"requests": 4, "errors": 1}), json!(8))
+    );
+}
+
 /// What `cargo xtask new hello_LANG --lang LANG` wrote, built unedited by
 /// `cargo xtask test` into `target/plugins-scaffold/`.
 async fn new_project(language: Language) {
@@ -207,6 +256,21 @@ async fn data_service_in_javascript() {
 #[tokio::test]
 async fn data_service_in_python() {
     data_service(Language::Python).await;
+}
+
+#[tokio::test]
+async fn audit_in_rust() {
+    audit(Language::Rust).await;
+}
+
+#[tokio::test]
+async fn audit_in_javascript() {
+    audit(Language::JavaScript).await;
+}
+
+#[tokio::test]
+async fn audit_in_python() {
+    audit(Language::Python).await;
 }
 
 #[tokio::test]

@@ -174,3 +174,48 @@ fn run(command: &mut Command) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|arg| arg.to_string()).collect()
+    }
+
+    #[test]
+    fn options_are_taken_out_of_the_arguments() {
+        let mut rest = args(&["hello", "--lang", "js", "--dir=out"]);
+        assert_eq!(
+            take_option(&mut rest, "--lang").unwrap().as_deref(),
+            Some("js")
+        );
+        assert_eq!(
+            take_option(&mut rest, "--dir").unwrap().as_deref(),
+            Some("out")
+        );
+        assert_eq!(take_option(&mut rest, "--out").unwrap(), None);
+        assert_eq!(rest, ["hello"]);
+        let error = take_option(&mut args(&["x", "--lang"]), "--lang").unwrap_err();
+        assert_eq!(error.to_string(), "--lang needs a value");
+    }
+
+    #[test]
+    fn languages_are_named_or_detected() {
+        assert_eq!(Language::parse("py").unwrap(), Language::Python);
+        assert_eq!(
+            Language::parse("cobol").unwrap_err().to_string(),
+            "unknown language \"cobol\": expected rust, js or python"
+        );
+        let root = workspace_root();
+        assert_eq!(
+            Language::detect(&root.join("plugins/js/calculator")).unwrap(),
+            Language::JavaScript
+        );
+        let error = Language::detect(&root.join("wit")).unwrap_err().to_string();
+        assert!(
+            error.ends_with("has none of Cargo.toml, app.js or app.py"),
+            "{error}"
+        );
+    }
+}

@@ -69,3 +69,40 @@ fn check_name(name: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_must_suit_every_language() {
+        for good in ["hello", "my_plugin2"] {
+            assert!(check_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Hello", "2fast", "my-plugin", "a b", "../x", "_x"] {
+            let message = check_name(bad).unwrap_err().to_string();
+            assert!(
+                message.starts_with("invalid plugin name"),
+                "{bad}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_existing_folder_is_left_alone() {
+        let parent = tempfile_dir();
+        std::fs::create_dir(parent.join("taken")).unwrap();
+        let error = new_plugin(Path::new("."), "taken", Language::Python, &parent).unwrap_err();
+        assert!(
+            error.to_string().ends_with("taken already exists"),
+            "{error}"
+        );
+        let _ = std::fs::remove_dir_all(parent);
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-scaffold-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}

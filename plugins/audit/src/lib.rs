@@ -1,9 +1,10 @@
-//! Hooks only: logs every call, counts requests and errors in host state
-//! (`requests`, `errors`), and rejects calls to the methods listed in its
-//! configuration (`deny_methods = ["…"]` in `audit.toml`).
+//! Hooks: logs every call, counts requests and errors in host state
+//! (`requests`, `errors`, read back by `audit_counts`), and rejects calls to
+//! the methods listed in its configuration (`deny_methods = ["…"]` in
+//! `audit.toml`).
 
 use rpcnode_sdk::host::{self, LogLevel};
-use rpcnode_sdk::{Plugin, Request, RpcError, Value, export};
+use rpcnode_sdk::{Method, Plugin, Request, RpcError, Value, export, json};
 
 /// The application error code for a call the audit policy forbids.
 const FORBIDDEN: i32 = 403;
@@ -41,8 +42,16 @@ fn after_request(request: &Request, outcome: Result<&Value, &RpcError>) {
     );
 }
 
+/// The counts so far; a call's own outcome is counted after it answers.
+fn audit_counts(_: &Request) -> Result<Value, RpcError> {
+    let requests: i64 = host::state_get("requests").unwrap_or(0);
+    let errors: i64 = host::state_get("errors").unwrap_or(0);
+    Ok(json!({ "requests": requests, "errors": errors }))
+}
+
 fn plugin() -> Plugin {
     Plugin::new("audit", env!("CARGO_PKG_VERSION"))
+        .method(Method::new("audit_counts", audit_counts).summary("Requests and errors seen so far"))
         .before_request(before_request)
         .after_request(after_request)
 }
