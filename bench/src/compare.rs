@@ -2,7 +2,7 @@
 //! the same run, printed as Markdown rows with ratios to jsonrpsee.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::PathBuf;
 
 use crate::load::{self, Outcome, Window};
 use crate::peers::{self, Peer};
@@ -34,8 +34,14 @@ impl Scenario {
     }
 }
 
-/// Run scenarios 1-3 `repeats` times each and print the medians.
-pub async fn run(calculator: &Path, window: Window, repeats: usize) -> anyhow::Result<()> {
+/// Run scenarios 1-3 `repeats` times each against jsonrpsee, rpcnode with
+/// each of `calculators` (language, component) and bare axum, and print the
+/// medians.
+pub async fn run(
+    calculators: &[(&str, PathBuf)],
+    window: Window,
+    repeats: usize,
+) -> anyhow::Result<()> {
     let batch: Vec<String> = (1..=BATCH)
         .map(|id| format!(r#"{{"jsonrpc":"2.0","method":"add","params":[1,2],"id":{id}}}"#))
         .collect();
@@ -56,14 +62,20 @@ pub async fn run(calculator: &Path, window: Window, repeats: usize) -> anyhow::R
     println!("| Scenario | Server | Requests/s | vs jsonrpsee | p50 | p99 | Errors |");
     println!("|---|---|---|---|---|---|---|");
     for (title, scenario, with_ceiling) in scenarios {
-        let mut peers: Vec<(&str, SocketAddr, Peer)> = Vec::new();
+        let mut peers: Vec<(String, SocketAddr, Peer)> = Vec::new();
         let (address, peer) = peers::jsonrpsee().await?;
-        peers.push(("jsonrpsee (native Rust)", address, peer));
-        let (address, peer) = peers::rpcnode(calculator).await?;
-        peers.push(("rpcnode + Rust calculator plugin", address, peer));
+        peers.push(("jsonrpsee (native Rust)".into(), address, peer));
+        for (language, calculator) in calculators {
+            let (address, peer) = peers::rpcnode(calculator).await?;
+            peers.push((
+                format!("rpcnode + {language} calculator plugin"),
+                address,
+                peer,
+            ));
+        }
         if with_ceiling {
             let (address, peer) = peers::axum_baseline().await?;
-            peers.push(("bare axum, fixed answer", address, peer));
+            peers.push(("bare axum, fixed answer".into(), address, peer));
         }
         let mut jsonrpsee_rate = None;
         for (name, address, _peer) in &peers {

@@ -36,12 +36,14 @@ impl Drop for Peer {
     }
 }
 
-/// rpcnode serving `plugin_file` (the calculator).
+/// rpcnode serving `plugin_file` (a calculator).
 pub async fn rpcnode(plugin_file: &Path) -> anyhow::Result<(SocketAddr, Peer)> {
     let dir = tempfile::tempdir()?;
     std::fs::copy(plugin_file, dir.path().join("calculator.wasm"))?;
     let mut config = rpcnode::Config::new(dir.path());
     config.port = 0;
+    // JavaScript and Python components take seconds to compile: once per run.
+    config.cache_dir = Some(crate::target().join("bench-compile-cache"));
     config.max_batch_size = 1000;
     let server = rpcnode::Server::start(config).await?;
     Ok((server.local_addr(), Peer::Rpcnode(server, dir)))

@@ -137,7 +137,7 @@ pub struct Settings {
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
-    /// Linear memory each plugin instance may use, in MiB [default: 64].
+    /// Linear memory each plugin instance may use, in MiB [default: 128].
     #[arg(long, value_name = "MIB")]
     pub plugin_memory_mib: Option<u32>,
 
@@ -156,6 +156,13 @@ pub struct Settings {
     /// Log format on stderr; filter with RUST_LOG (such as RUST_LOG=rpcnode=debug) [default: text].
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+
+    /// Load every plugin once (compiling into the cache), print what loaded and
+    /// what failed, and exit: status 0 when all loaded, 1 otherwise. Checks a
+    /// plugins folder and warms the compile cache before a deployment.
+    #[arg(long = "check")]
+    #[serde(skip)]
+    pub check_plugins: bool,
 
     /// Plugin configuration by file stem, used when NAME.toml is absent.
     #[arg(skip)]
@@ -182,6 +189,7 @@ impl Settings {
             Some(path) => Self::from_file(path)?,
             None => Self::default(),
         };
+        settings.check_plugins = self.check_plugins;
         settings.apply(self);
         settings.apply(Self::from_environment(environment)?);
         Ok(settings)

@@ -1,12 +1,13 @@
 //! The `rpcnode` binary: read settings, start the server, print the address,
-//! serve until SIGINT or SIGTERM.
+//! serve until SIGINT or SIGTERM; or, with `--check`, load the plugins once
+//! and report.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
 use clap::Parser;
-use rpcnode::Server;
 use rpcnode::cli::{LogFormat, Settings};
+use rpcnode::{Config, Node, Server};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -36,6 +37,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
+    if settings.check_plugins {
+        return check(settings.into_config()?).await;
+    }
     let server = Server::start(settings.into_config()?).await?;
     // Scripts and tests read the address from this line: print it once,
     // only when connections are being accepted.
@@ -45,6 +49,43 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     drop(stdout);
     server.run_until(shutdown_signal()).await?;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// `--check`: load the plugins folder once, print one line per plugin file
+/// on stdout, and fail if any file was refused.
+async fn check(mut config: Config) -> anyhow::Result<()> {
+    config.watch = false;
+    let node = Node::start(config).await?;
+    let table = node.registry.current();
+    let mut stdout = std::io::stdout().lock();
+    for plugin in &table.plugins {
+        let manifest = &plugin.manifest;
+        writeln!(
+            stdout,
+            "ok {}: {} {} ({} methods)",
+            plugin.file.display(),
+            manifest.name,
+            manifest.version,
+            manifest.methods.len()
+        )?;
+    }
+    for failure in &table.failures {
+        writeln!(
+            stdout,
+            "failed {}: {}",
+            failure.file.display(),
+            failure.reason
+        )?;
+    }
+    drop(stdout);
+    node.shutdown().await;
+    anyhow::ensure!(
+        table.failures.is_empty(),
+        "{} of {} plugin files failed to load",
+        table.failures.len(),
+        table.failures.len() + table.plugins.len()
+    );
     Ok(())
 }
 

@@ -48,11 +48,21 @@ export class InvalidParams extends RpcError {
 export class Context {
   constructor(method, ctx) {
     this.method = method;
-    this.requestId = load(ctx.requestId);
     this.transport = ctx.transport;
     this.clientId = ctx.clientId;
     this.remoteAddr = ctx.remoteAddr;
-    this.headers = Object.fromEntries([...ctx.headers].reverse());
+    this.raw = ctx;
+  }
+
+  /** The request id (absent for notifications), parsed on first use. */
+  get requestId() {
+    return load(this.raw.requestId);
+  }
+
+  /** The headers as an object with lowercase names, built on first use. */
+  get headers() {
+    this.cachedHeaders ??= Object.fromEntries([...this.raw.headers].reverse());
+    return this.cachedHeaders;
   }
 
   /** The value of header `name` (case-insensitive), or undefined. */
@@ -78,27 +88,34 @@ function load(text) {
 }
 
 /**
- * Map positional params to the declared names (`name?` marks an optional one)
- * and check every required name is there.
+ * How a method's params bind: `declared` lists the names in positional order,
+ * `name?` marking an optional one. Parsed once, when the method is registered.
  */
-function bindParams(declared, params) {
+function paramsBinder(declared) {
   if (declared === undefined) {
-    return params ?? {};
+    return (params) => params ?? {};
   }
   const names = declared.map((name) => name.replace(/\?$/, ''));
-  let named = params ?? {};
-  if (Array.isArray(named)) {
-    if (named.length > names.length) {
-      throw new InvalidParams(`expected at most ${names.length} parameters, got ${named.length}`);
+  const required = names.filter((name, index) => !declared[index].endsWith('?'));
+  return (params) => {
+    let named = params ?? {};
+    if (Array.isArray(named)) {
+      if (named.length > names.length) {
+        throw new InvalidParams(`expected at most ${names.length} parameters, got ${named.length}`);
+      }
+      const positional = named;
+      named = {};
+      for (let index = 0; index < positional.length; index++) {
+        named[names[index]] = positional[index];
+      }
     }
-    named = Object.fromEntries(named.map((value, index) => [names[index], value]));
-  }
-  declared.forEach((name, index) => {
-    if (!name.endsWith('?') && !(names[index] in named)) {
-      throw new InvalidParams(`missing parameter \`${names[index]}\``);
+    for (const name of required) {
+      if (!(name in named)) {
+        throw new InvalidParams(`missing parameter \`${name}\``);
+      }
     }
-  });
-  return named;
+    return named;
+  };
 }
 
 /** The thrown value that makes a component export return `err(error)`. */
@@ -160,7 +177,7 @@ export class Plugin {
       notification: options.notification ?? false,
       internal: options.internal ?? false,
     };
-    this.methods.set(name, { info, names: options.params, handler });
+    this.methods.set(name, { info, bind: paramsBinder(options.params), handler });
     return this;
   }
 
@@ -214,7 +231,7 @@ export class Plugin {
           throw witError({ code: -32601, message: `no method \`${method}\`` });
         }
         const context = new Context(method, ctx);
-        const result = guarded(() => found.handler(bindParams(found.names, load(params)), context));
+        const result = guarded(() => found.handler(found.bind(load(params)), context));
         return found.info.notification ? 'null' : JSON.stringify(result ?? null);
       },
       beforeRequest(method, params, ctx) {

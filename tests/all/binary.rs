@@ -150,6 +150,49 @@ async fn plugin_output_goes_to_the_log_and_restarts_use_the_compile_cache() {
 }
 
 #[tokio::test]
+async fn check_reports_each_plugin_file_and_warms_the_cache() {
+    let dir = plugins_dir(&["calculator", "users"]);
+    let cache = tempfile::tempdir().unwrap();
+    let plugins = dir.path().to_str().unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+    let check = |extra: &'static [&'static str]| {
+        let mut command = rpcnode();
+        command
+            .args(["--check", "--plugins", plugins, "--cache-dir", cache_dir])
+            .args(extra);
+        command
+    };
+
+    let output = within(check(&[]).output()).await.unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!("ok {plugins}/calculator.wasm: calculator 0.1.0 (3 methods)"),
+            format!("ok {plugins}/users.wasm: users 0.1.0 (2 methods)"),
+        ]
+    );
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 2);
+
+    std::fs::write(dir.path().join("broken.wasm"), b"not wasm").unwrap();
+    let output = within(check(&[]).output()).await.unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let failed = stdout.lines().last().unwrap();
+    assert!(
+        failed.starts_with(&format!("failed {plugins}/broken.wasm: ")),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("error: 1 of 3 plugin files failed to load"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
 async fn a_missing_plugins_folder_says_what_to_do() {
     let (code, stderr) = run_to_end(&["--port", "0"]).await;
     assert_eq!(code, Some(1));

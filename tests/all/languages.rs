@@ -42,8 +42,9 @@ fn target() -> PathBuf {
 }
 
 /// A server with the named plugins from `target/<folder>/`. The compile cache
-/// is shared by the whole test run: a JavaScript or Python component takes
-/// seconds to compile, and the cache is keyed by content.
+/// is shared by the whole test run (and filled before it by `cargo xtask
+/// test`): a JavaScript or Python component takes seconds to compile, and the
+/// cache is keyed by content.
 async fn start(folder: &str, plugins: &[&str]) -> TestNode {
     start_with(folder, plugins, |_| {}).await
 }
@@ -206,10 +207,11 @@ async fn audit(language: Language) {
 }
 
 /// What `cargo xtask new hello_LANG --lang LANG` wrote, built unedited by
-/// `cargo xtask test` into `target/plugins-scaffold/`.
+/// `cargo xtask test` into `target/plugins-scaffold/LANG/`.
 async fn new_project(language: Language) {
     let name = format!("hello_{}", language.name());
-    let node = start("plugins-scaffold", &[name.as_str()]).await;
+    let folder = format!("plugins-scaffold/{}", language.name());
+    let node = start(&folder, &[name.as_str()]).await;
     let calls = [
         (json!({"name": "Ada"}), "Hello, Ada!"),
         (json!(null), "Hello, world!"),
@@ -286,4 +288,69 @@ async fn new_project_in_javascript() {
 #[tokio::test]
 async fn new_project_in_python() {
     new_project(Language::Python).await;
+}
+
+/// The SDKs' edges: an uncaught exception answers -32603 and the instance
+/// keeps serving, the context arrives, a refused host call is an exception
+/// the plugin can catch, and a notification method answers null.
+async fn sdk_edges(language: Language) {
+    let folder = format!("plugin-fixtures-{}", language.name());
+    let node = start(&folder, &["sdk_probe"]).await;
+    for _ in 0..3 {
+        assert_eq!(
+            node.call("fail", json!([])).await,
+            error(-32603, "TypeError: boom", json!(1))
+        );
+    }
+    let (status, body) = node
+        .post_with(
+            r#"{"jsonrpc":"2.0","method":"whoami","id":1}"#,
+            &[("x-probe", "yes")],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        success(
+            json!({"transport": "http", "client": null, "requestId": 1, "probe": "yes"}),
+            json!(1)
+        )
+    );
+    let mut ws = node.ws().await;
+    let answer = ws.call("whoami", json!({}), 5).await;
+    let client = answer["result"]["client"].as_str().unwrap_or_default();
+    assert!(client.starts_with("ws_"), "{answer}");
+    assert_eq!(
+        answer["result"],
+        json!({"transport": "websocket", "client": client, "requestId": 5, "probe": null})
+    );
+    let echoed = match language {
+        Language::JavaScript => json!([1, 2]),
+        _ => json!({"a": 1, "b": 2}),
+    };
+    assert_eq!(
+        node.call("echo", json!([1, 2])).await,
+        success(echoed, json!(1))
+    );
+    assert_eq!(
+        node.call("notify_nobody", json!([])).await,
+        success(
+            json!(r#"HostError: no connected client "ws_0_0""#),
+            json!(1)
+        )
+    );
+    assert_eq!(
+        node.call("ping", json!([])).await,
+        success(Value::Null, json!(1))
+    );
+}
+
+#[tokio::test]
+async fn sdk_edges_in_javascript() {
+    sdk_edges(Language::JavaScript).await;
+}
+
+#[tokio::test]
+async fn sdk_edges_in_python() {
+    sdk_edges(Language::Python).await;
 }

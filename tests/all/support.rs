@@ -17,6 +17,11 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// The longest any single step of a test may wait.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The longest a server may take to start. Starting compiles every plugin
+/// not in the compile cache: seconds for a JavaScript or Python component,
+/// and tests compile many at once on few cores.
+pub const START_TIMEOUT: Duration = Duration::from_secs(180);
+
 /// Await `future`, failing the test if it takes longer than [`TIMEOUT`].
 pub async fn within<F: Future>(future: F) -> F::Output {
     tokio::time::timeout(TIMEOUT, future)
@@ -97,8 +102,9 @@ impl TestNode {
         let mut config = Config::new(dir.path());
         config.port = 0;
         configure(&mut config);
-        let server = within(Server::start(config))
+        let server = tokio::time::timeout(START_TIMEOUT, Server::start(config))
             .await
+            .expect("timed out starting the server")
             .expect("starting the server");
         Self {
             server,

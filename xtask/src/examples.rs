@@ -4,8 +4,10 @@
 //! - optional Rust plugins (`plugins/optional/*/`, such as `auth`, which
 //!   changes what every request needs) → `target/plugins-optional/`
 //! - Rust test fixtures (`plugins/fixtures/*/`) → `target/plugin-fixtures/`
-//! - JavaScript examples (`plugins/js/*/`) → `target/plugins-js/`
-//! - Python examples (`plugins/python/*/`) → `target/plugins-python/`
+//! - JavaScript examples (`plugins/js/*/`) → `target/plugins-js/`, test
+//!   fixtures (`plugins/js/fixtures/*/`) → `target/plugin-fixtures-js/`
+//! - Python examples (`plugins/python/*/`) → `target/plugins-python/`, test
+//!   fixtures (`plugins/python/fixtures/*/`) → `target/plugin-fixtures-python/`
 //!
 //! The JavaScript and Python examples are twins of Rust ones (same plugin and
 //! method names), so each language gets a folder of its own.
@@ -21,12 +23,25 @@ use crate::{cargo, copy, run};
 pub fn build_plugins(root: &Path) -> anyhow::Result<()> {
     build_rust_examples(root)?;
     for language in [Language::JavaScript, Language::Python] {
-        let out = root.join(format!("target/plugins-{}", language.name()));
-        for (name, dir) in projects_in(&root.join("plugins").join(language.name()), language)? {
-            languages::build(root, &dir, &out.join(format!("{name}.wasm")))?;
-            copy_config(&dir, &name, &out)?;
+        let sources = root.join("plugins").join(language.name());
+        let outputs = [
+            (
+                sources.clone(),
+                format!("target/plugins-{}", language.name()),
+            ),
+            (
+                sources.join("fixtures"),
+                format!("target/plugin-fixtures-{}", language.name()),
+            ),
+        ];
+        for (sources, out) in outputs {
+            let out = root.join(out);
+            for (name, dir) in projects_in(&sources, language)? {
+                languages::build(root, &dir, &out.join(format!("{name}.wasm")))?;
+                copy_config(&dir, &name, &out)?;
+            }
+            eprintln!("plugins ready in {}", out.display());
         }
-        eprintln!("plugins ready in {}", out.display());
     }
     Ok(())
 }

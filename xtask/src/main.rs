@@ -75,6 +75,11 @@ fn main() -> anyhow::Result<()> {
         "test" => {
             examples::build_plugins(&root)?;
             check_new_projects(&root)?;
+            run(&mut cargo(
+                &root,
+                &["build", "--release", "--workspace", "--all-targets"],
+            ))?;
+            warm_test_compile_cache(&root)?;
             let mut cargo = cargo(&root, &["test", "--release", "--workspace"]);
             run(cargo.args(&rest))?;
             // A brief run of every benchmark keeps the harness working.
@@ -91,12 +96,13 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// A new project in each language, built into `target/plugins-scaffold/`
-/// where the tests load it: what `new` writes must build and load unedited.
+/// A new project in each language, built into
+/// `target/plugins-scaffold/LANGUAGE/` where the tests load it: what `new`
+/// writes must build and load unedited.
 fn check_new_projects(root: &Path) -> anyhow::Result<()> {
     let parent = root.join("target/scaffold");
-    let out = root.join("target/plugins-scaffold");
     for language in Language::ALL {
+        let out = root.join("target/plugins-scaffold").join(language.name());
         let name = format!("hello_{}", language.name());
         let dir = parent.join(&name);
         if dir.exists() {
@@ -104,6 +110,33 @@ fn check_new_projects(root: &Path) -> anyhow::Result<()> {
         }
         scaffold::new_plugin(root, &name, language, &parent)?;
         languages::build(root, &dir, &out.join(format!("{name}.wasm")))?;
+    }
+    Ok(())
+}
+
+/// Compile the JavaScript and Python components the tests load into the
+/// compile cache they share (`rpcnode --check`), before the tests run: each
+/// takes seconds, and compiling them during the tests would starve the
+/// tests that measure time.
+fn warm_test_compile_cache(root: &Path) -> anyhow::Result<()> {
+    let folders = [
+        "plugins-js",
+        "plugins-python",
+        "plugin-fixtures-js",
+        "plugin-fixtures-python",
+        "plugins-scaffold/js",
+        "plugins-scaffold/python",
+    ];
+    for folder in folders {
+        let mut check = Command::new(root.join("target/release/rpcnode"));
+        check
+            .arg("--check")
+            .arg("--plugins")
+            .arg(root.join("target").join(folder))
+            .arg("--cache-dir")
+            .arg(root.join("target/test-compile-cache"))
+            .env("RUST_LOG", "warn");
+        run(&mut check)?;
     }
     Ok(())
 }

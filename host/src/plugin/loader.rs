@@ -37,7 +37,9 @@ impl Default for PluginSettings {
     fn default() -> Self {
         Self {
             max_instances: 64,
-            memory_limit: 64 << 20,
+            // JavaScript plugins (SpiderMonkey) settle between 64 and 96 MiB
+            // under sustained load; Rust and Python ones need far less.
+            memory_limit: 128 << 20,
             load_timeout: Duration::from_secs(10),
             recycle_after_calls: 0,
         }

@@ -80,11 +80,23 @@ class Context:
 
     def __init__(self, method, ctx):
         self.method = method
-        self.request_id = None if ctx.request_id is None else json.loads(ctx.request_id)
         self.transport = _TRANSPORTS[ctx.transport]
         self.client_id = ctx.client_id
         self.remote_addr = ctx.remote_addr
-        self.headers = {name: value for name, value in reversed(ctx.headers)}
+        self._raw = ctx
+        self._headers = None
+
+    @property
+    def request_id(self):
+        """The request id (``None`` for notifications), parsed on use."""
+        return _load(self._raw.request_id)
+
+    @property
+    def headers(self):
+        """The headers as a dict with lowercase names, built on first use."""
+        if self._headers is None:
+            self._headers = {name: value for name, value in reversed(self._raw.headers)}
+        return self._headers
 
     def header(self, name):
         """The value of header ``name`` (case-insensitive), or ``None``."""

@@ -18,10 +18,11 @@ const OPERANDS = {
 
 /** The two operands, checked to be numbers. */
 function operands({ a, b }) {
-  for (const [name, value] of [['a', a], ['b', b]]) {
-    if (typeof value !== 'number') {
-      throw new InvalidParams(`parameter \`${name}\` must be a number`);
-    }
+  if (typeof a !== 'number') {
+    throw new InvalidParams('parameter `a` must be a number');
+  }
+  if (typeof b !== 'number') {
+    throw new InvalidParams('parameter `b` must be a number');
   }
   return [a, b];
 }

@@ -1,0 +1,78 @@
+//! Warm per-call cost of the calculator plugin in each language, in process
+//! and without sockets: one JSON-RPC request through the dispatcher (parse,
+//! hooks, routing, the wasm call, response), and the plugin call alone.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use rpcnode::dispatch::Caller;
+use rpcnode::plugin::{RequestContext, Transport};
+use rpcnode::{Config, Node};
+
+use crate::{Effort, LANGUAGES, built, folder, median};
+
+pub async fn run(effort: Effort) -> anyhow::Result<()> {
+    println!("| Plugin language | Request through the dispatcher | Plugin call alone |");
+    println!("|---|---|---|");
+    for (language, examples) in LANGUAGES {
+        let dir = folder(&[(built(examples, "calculator.wasm")?, "calculator.wasm")])?;
+        let node = Node::start(Config::new(dir.path())).await?;
+        let per_request = through_dispatcher(&node, effort).await;
+        let per_call = plugin_call(&node, effort).await?;
+        println!("| {language} | {per_request:.2} µs | {per_call:.2} µs |");
+        node.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Microseconds per `add` request handled by the node, median of the repeats.
+async fn through_dispatcher(node: &Node, effort: Effort) -> f64 {
+    let caller = Caller {
+        transport: Transport::Http,
+        client_id: None,
+        remote_addr: ([127, 0, 0, 1], 1).into(),
+        headers: Arc::from(Vec::new()),
+    };
+    let request = br#"{"jsonrpc":"2.0","method":"add","params":{"a":1,"b":2},"id":1}"#;
+    let mut per_request = Vec::new();
+    for _ in 0..effort.repeats {
+        for _ in 0..effort.warmup_calls {
+            node.handle_message(request, &caller).await;
+        }
+        let started = Instant::now();
+        for _ in 0..effort.calls {
+            node.handle_message(request, &caller).await;
+        }
+        per_request.push(started.elapsed().as_secs_f64() * 1e6 / f64::from(effort.calls));
+    }
+    median(per_request)
+}
+
+/// Microseconds per `handle` call on a pooled instance, median of the repeats.
+async fn plugin_call(node: &Node, effort: Effort) -> anyhow::Result<f64> {
+    let table = node.registry.current();
+    let route = table.route("add").context("calculator has add")?;
+    let params = Some(r#"{"a":1,"b":2}"#.to_owned());
+    let context = RequestContext {
+        request_id: Some("1".into()),
+        transport: Transport::Http,
+        client_id: None,
+        remote_addr: None,
+        headers: Vec::new(),
+    };
+    let mut per_call = Vec::new();
+    for _ in 0..effort.repeats {
+        let started = Instant::now();
+        for _ in 0..effort.calls {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let answer = route
+                .plugin
+                .handle(&route.method, params.as_ref(), &context, deadline)
+                .await;
+            anyhow::ensure!(matches!(answer, Ok(Ok(_))), "add failed: {answer:?}");
+        }
+        per_call.push(started.elapsed().as_secs_f64() * 1e6 / f64::from(effort.calls));
+    }
+    Ok(median(per_call))
+}
