@@ -8,13 +8,13 @@ use crate::load::{self, Outcome, Window};
 use crate::peers::{self, Peer};
 
 /// Connections for the HTTP and WebSocket scenarios.
-const CONNECTIONS: usize = 64;
+pub const CONNECTIONS: usize = 64;
 /// Requests outstanding per WebSocket connection.
 const IN_FLIGHT: usize = 16;
 /// Requests in the batch scenario.
 const BATCH: usize = 100;
 
-const ADD: &str = r#"{"jsonrpc":"2.0","method":"add","params":[1,2],"id":1}"#;
+pub const ADD: &str = r#"{"jsonrpc":"2.0","method":"add","params":[1,2],"id":1}"#;
 
 /// The load of one scenario against one server.
 #[derive(Clone, Copy)]
@@ -66,7 +66,7 @@ pub async fn run(
         let (address, peer) = peers::jsonrpsee().await?;
         peers.push(("jsonrpsee (native Rust)".into(), address, peer));
         for (language, calculator) in calculators {
-            let (address, peer) = peers::rpcnode(calculator).await?;
+            let (address, peer) = peers::rpcnode(calculator, false).await?;
             peers.push((
                 format!("rpcnode + {language} calculator plugin"),
                 address,

@@ -9,8 +9,11 @@
 //! - `reload`: from writing a new version of a plugin file to that version
 //!   serving, with the folder watcher on.
 //! - `fanout`: scenario 4, broadcast to 1,000 and 10,000 WebSocket clients.
-//! - `compare`: scenarios 1-3 of BENCHMARKS.md: rpcnode, jsonrpsee and bare
-//!   axum under the same HTTP, WebSocket and batch load.
+//! - `compare`: scenarios 1-3 of BENCHMARKS.md: rpcnode (with the calculator
+//!   in each language), jsonrpsee and bare axum under the same HTTP,
+//!   WebSocket and batch load.
+//! - `reload-load`: scenario 5, scenario 1's load while the calculator is
+//!   replaced again and again: failed requests and the latency spike.
 //!
 //! `--smoke` runs every scenario briefly (CI does, so the harness keeps
 //! working); its numbers mean nothing.
@@ -29,6 +32,7 @@ mod fanout;
 mod load;
 mod overhead;
 mod peers;
+mod reload_load;
 mod startup;
 
 /// Each plugin language and the `target/` folder its examples are built into.
@@ -112,6 +116,9 @@ async fn main() -> anyhow::Result<()> {
             calculators.push((language, built(examples, "calculator.wasm")?));
         }
         compare::run(&calculators, effort.window, effort.repeats).await?;
+    }
+    if wanted("reload-load") {
+        reload_load::run(effort.window, Duration::from_millis(500)).await?;
     }
     Ok(())
 }

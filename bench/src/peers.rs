@@ -17,11 +17,21 @@ use serde_json::{Value, json};
 /// A running peer; dropping it stops the server.
 pub enum Peer {
     /// rpcnode; the folder holds its plugin while it runs.
-    Rpcnode(rpcnode::Server, #[allow(dead_code)] tempfile::TempDir),
+    Rpcnode(rpcnode::Server, tempfile::TempDir),
     /// jsonrpsee.
     Jsonrpsee(ServerHandle),
     /// Bare axum.
     Axum(tokio::task::JoinHandle<()>),
+}
+
+impl Peer {
+    /// rpcnode's plugins folder.
+    pub fn plugins_folder(&self) -> Option<&Path> {
+        match self {
+            Self::Rpcnode(_, dir) => Some(dir.path()),
+            _ => None,
+        }
+    }
 }
 
 impl Drop for Peer {
@@ -36,12 +46,14 @@ impl Drop for Peer {
     }
 }
 
-/// rpcnode serving `plugin_file` (a calculator).
-pub async fn rpcnode(plugin_file: &Path) -> anyhow::Result<(SocketAddr, Peer)> {
+/// rpcnode serving `plugin_file` (a calculator), watching its plugins folder
+/// when `watch` is set.
+pub async fn rpcnode(plugin_file: &Path, watch: bool) -> anyhow::Result<(SocketAddr, Peer)> {
     let dir = tempfile::tempdir()?;
     std::fs::copy(plugin_file, dir.path().join("calculator.wasm"))?;
     let mut config = rpcnode::Config::new(dir.path());
     config.port = 0;
+    config.watch = watch;
     // JavaScript and Python components take seconds to compile: once per run.
     config.cache_dir = Some(crate::target().join("bench-compile-cache"));
     config.max_batch_size = 1000;
