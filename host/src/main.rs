@@ -71,12 +71,10 @@ async fn check(mut config: Config) -> anyhow::Result<()> {
         )?;
     }
     for failure in &table.failures {
-        writeln!(
-            stdout,
-            "failed {}: {}",
-            failure.file.display(),
-            failure.reason
-        )?;
+        // One line per file, whatever the compiler's message looks like.
+        let reason: Vec<&str> = failure.reason.split_whitespace().collect();
+        let file = failure.file.display();
+        writeln!(stdout, "failed {file}: {}", reason.join(" "))?;
     }
     drop(stdout);
     node.shutdown().await;

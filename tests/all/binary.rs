@@ -180,9 +180,12 @@ async fn check_reports_each_plugin_file_and_warms_the_cache() {
     let output = within(check(&[]).output()).await.unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let failed = stdout.lines().last().unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
     assert!(
-        failed.starts_with(&format!("failed {plugins}/broken.wasm: ")),
+        lines[2].starts_with(&format!(
+            "failed {plugins}/broken.wasm: not a valid WebAssembly component: "
+        )),
         "{stdout}"
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
