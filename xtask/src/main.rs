@@ -39,6 +39,10 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let command = args.next().unwrap_or_default();
     let mut rest: Vec<String> = args.collect();
+    // `cargo xtask run -- --port 9000` passes the `--` through: drop it.
+    if rest.first().is_some_and(|arg| arg == "--") {
+        rest.remove(0);
+    }
     let root = workspace_root();
     match command.as_str() {
         "build-plugins" => examples::build_plugins(&root),

@@ -128,3 +128,18 @@ fn record_installed(root: &Path, language: &str, dir: &Path, files: &[&str]) -> 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_program_is_named_with_what_it_is_for() {
+        let error = require("rpcnode-no-such-program", "It builds things").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "`rpcnode-no-such-program` was not found on the PATH. It builds things; install it and run again."
+        );
+        assert!(require("cargo", "unused").is_ok());
+    }
+}
