@@ -2,12 +2,10 @@
 //! variables, in that order of precedence, with errors that name the key and
 //! where it came from; graceful shutdown under load; JSON logs.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use crate::binary::{rpcnode, run_to_end, start, start_with_env, terminate};
-use crate::support::{plugins_dir, success, within};
+use crate::support::{eventually, plugins_dir, success, within};
 
 async fn health(address: &str) -> Value {
     within(
@@ -176,7 +174,7 @@ async fn sigterm_lets_requests_in_flight_finish() {
     let client = reqwest::Client::new();
     let slow: Vec<_> = (0..8)
         .map(|id| {
-            let body = format!(r#"{{"jsonrpc":"2.0","method":"sleep","params":[800],"id":{id}}}"#);
+            let body = format!(r#"{{"jsonrpc":"2.0","method":"sleep","params":[2000],"id":{id}}}"#);
             let request = client
                 .post(&address)
                 .header("content-type", "application/json")
@@ -195,18 +193,19 @@ async fn sigterm_lets_requests_in_flight_finish() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     within(ws.send(Message::text(
-        r#"{"jsonrpc":"2.0","method":"sleep","params":[800],"id":"ws"}"#,
+        r#"{"jsonrpc":"2.0","method":"sleep","params":[2000],"id":"ws"}"#,
     )))
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Stop only once all nine requests are in flight, however busy the machine.
+    eventually(async || health(&address).await["pending_requests"] == 9).await;
 
     let (code, _) = terminate(child).await;
     assert_eq!(code, Some(0));
     for (id, answer) in slow.into_iter().enumerate() {
         assert_eq!(
             answer.await.unwrap(),
-            success(json!({"slept_ms": 800}), json!(id))
+            success(json!({"slept_ms": 2000}), json!(id))
         );
     }
     let Some(Ok(Message::Text(answer))) = within(ws.next()).await else {
@@ -214,7 +213,7 @@ async fn sigterm_lets_requests_in_flight_finish() {
     };
     assert_eq!(
         serde_json::from_str::<Value>(&answer).unwrap(),
-        success(json!({"slept_ms": 800}), json!("ws"))
+        success(json!({"slept_ms": 2000}), json!("ws"))
     );
     match within(ws.next()).await {
         Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1001),
