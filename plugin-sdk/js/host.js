@@ -9,20 +9,14 @@
 
 import * as wit from 'rpcnode:plugin/host@0.1.0';
 
+import { dump, load } from './json.js';
+
 /** The host refused a call (an unknown client, a full spawn queue, …). */
 export class HostError extends Error {
   constructor(message) {
     super(message);
     this.name = 'HostError';
   }
-}
-
-function dump(value) {
-  return value === undefined ? undefined : JSON.stringify(value);
-}
-
-function load(text, fallback) {
-  return text === undefined ? fallback : JSON.parse(text);
 }
 
 /** Call a host function whose WIT result is `result<T, string>`. */

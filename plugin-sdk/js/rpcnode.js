@@ -14,6 +14,8 @@
 // `InvalidParams`) to answer with an error; any other exception answers
 // -32603 and is written to the host log.
 
+import { dump, load } from './json.js';
+
 const INVALID_PARAMS = -32602;
 const INTERNAL_ERROR = -32603;
 const WEBSOCKET_REQUIRED = -32001;
@@ -77,14 +79,6 @@ export class Context {
     }
     return this.clientId;
   }
-}
-
-function dump(value) {
-  return value === undefined ? undefined : JSON.stringify(value);
-}
-
-function load(text) {
-  return text === undefined ? undefined : JSON.parse(text);
 }
 
 /**

@@ -339,6 +339,11 @@ async fn sdk_edges(language: Language) {
             json!(1)
         )
     );
+    // JSON null is a value like any other in host state.
+    assert_eq!(
+        node.call("store_null", json!([])).await,
+        success(json!({"stored": null}), json!(1))
+    );
     assert_eq!(
         node.call("ping", json!([])).await,
         success(Value::Null, json!(1))

@@ -22,7 +22,6 @@ receives the :class:`Context` of the call. Raise :class:`RpcError` (or
 """
 
 import inspect
-import json
 import sys
 import traceback
 
@@ -31,6 +30,7 @@ from wit_world import exports
 from wit_world.imports import types
 
 from . import host
+from ._json import dumps, dumps_optional, loads
 
 __all__ = ["Context", "HostError", "InvalidParams", "Plugin", "RpcError", "host"]
 
@@ -51,7 +51,7 @@ class RpcError(Exception):
         self.data = data
 
     def _to_wit(self):
-        data = None if self.data is None else _dump(self.data)
+        data = dumps_optional(self.data)
         return types.RpcError(self.code, self.message, data)
 
 
@@ -89,7 +89,7 @@ class Context:
     @property
     def request_id(self):
         """The request id (``None`` for notifications), parsed on use."""
-        return _load(self._raw.request_id)
+        return loads(self._raw.request_id)
 
     @property
     def headers(self):
@@ -163,14 +163,6 @@ def _check_type(parameter, value):
         raise InvalidParams(f"parameter `{parameter.name}` must be {_TYPE_NAMES[expected]}")
 
 
-def _dump(value):
-    return json.dumps(value, separators=(",", ":"), allow_nan=False)
-
-
-def _load(text):
-    return None if text is None else json.loads(text)
-
-
 def _guarded(call):
     """Run a handler or hook: RpcError becomes the error answer, anything
     else is logged and answers -32603."""
@@ -207,8 +199,8 @@ class Plugin:
                 method_name,
                 summary,
                 description,
-                None if params_schema is None else _dump(params_schema),
-                None if result_schema is None else _dump(result_schema),
+                dumps_optional(params_schema),
+                dumps_optional(result_schema),
                 notification,
                 internal,
             )
@@ -262,13 +254,13 @@ def _handler_class(plugin):
             if found is None:
                 raise Err(types.RpcError(-32601, f"no method `{method}`", None))
             context = Context(method, ctx)
-            result = _guarded(lambda: found.call(_load(params), context))
-            return "null" if found.info.notification else _dump(result)
+            result = _guarded(lambda: found.call(loads(params), context))
+            return "null" if found.info.notification else dumps(result)
 
         def before_request(self, method, params, ctx):
             hook = hooks.get(types.Hook.BEFORE_REQUEST)
             if hook is not None:
-                _guarded(lambda: hook(method, _load(params), Context(method, ctx)))
+                _guarded(lambda: hook(method, loads(params), Context(method, ctx)))
 
         def after_request(self, method, params, ctx, outcome):
             hook = hooks.get(types.Hook.AFTER_REQUEST)
@@ -276,10 +268,10 @@ def _handler_class(plugin):
                 return
             if isinstance(outcome, Err):
                 wit = outcome.value
-                result, error = None, RpcError(wit.code, wit.message, _load(wit.data))
+                result, error = None, RpcError(wit.code, wit.message, loads(wit.data))
             else:
-                result, error = _load(outcome.value), None
-            _quietly(lambda: hook(method, _load(params), Context(method, ctx), result, error))
+                result, error = loads(outcome.value), None
+            _quietly(lambda: hook(method, loads(params), Context(method, ctx), result, error))
 
         def on_connect(self, client_id, ctx):
             hook = hooks.get(types.Hook.ON_CONNECT)

@@ -8,11 +8,11 @@ only: the host runs several instances of a plugin at once and replaces them
 at will.
 """
 
-import json
-
 from componentize_py_types import Err
 from wit_world.imports import host as _host
 from wit_world.imports import types
+
+from ._json import dumps, dumps_optional, loads
 
 _LEVELS = {
     "trace": types.LogLevel.TRACE,
@@ -25,14 +25,6 @@ _LEVELS = {
 
 class HostError(Exception):
     """The host refused a call (an unknown client, a full spawn queue, …)."""
-
-
-def _dump(value):
-    return None if value is None else json.dumps(value, separators=(",", ":"), allow_nan=False)
-
-
-def _load(text, default=None):
-    return default if text is None else json.loads(text)
 
 
 def _call(function, *args):
@@ -51,13 +43,13 @@ def log(level, message):
 def broadcast(method, params=None, exclude=()):
     """Send notification ``method`` to every WebSocket client except those in
     ``exclude``; returns how many clients it was queued for."""
-    return _call(_host.broadcast_notification, method, _dump(params), list(exclude))
+    return _call(_host.broadcast_notification, method, dumps_optional(params), list(exclude))
 
 
 def notify(client_id, method, params=None):
     """Send notification ``method`` to one WebSocket client; HostError when
     the client is unknown or gone."""
-    _call(_host.send_notification, client_id, method, _dump(params))
+    _call(_host.send_notification, client_id, method, dumps_optional(params))
 
 
 def clients():
@@ -72,13 +64,13 @@ def client_count():
 
 def client_get(client_id, key, default=None):
     """Metadata ``key`` of a connected client, or ``default``."""
-    return _load(_host.client_get(client_id, key), default)
+    return loads(_host.client_get(client_id, key), default)
 
 
 def client_set(client_id, key, value):
     """Set metadata ``key`` of a connected client (dropped when it
     disconnects)."""
-    _call(_host.client_set, client_id, key, _dump(value))
+    _call(_host.client_set, client_id, key, dumps(value))
 
 
 def subscribe(client_id, topic):
@@ -94,7 +86,7 @@ def unsubscribe(client_id, topic):
 def publish(topic, method, params=None):
     """Send notification ``method`` to the subscribers of ``topic``; returns
     how many clients it was queued for."""
-    return _call(_host.publish, topic, method, _dump(params))
+    return _call(_host.publish, topic, method, dumps_optional(params))
 
 
 def subscribers(topic):
@@ -105,17 +97,17 @@ def subscribers(topic):
 def spawn(method, params=None, delay_ms=0):
     """Call this plugin's own ``method`` after ``delay_ms`` milliseconds, with
     no client attached."""
-    _call(_host.spawn, method, _dump(params), delay_ms)
+    _call(_host.spawn, method, dumps_optional(params), delay_ms)
 
 
 def state_get(key, default=None):
     """A value from this plugin's durable state, or ``default``."""
-    return _load(_host.state_get(key), default)
+    return loads(_host.state_get(key), default)
 
 
 def state_set(key, value):
     """Store ``value`` in this plugin's durable state."""
-    _call(_host.state_set, key, _dump(value))
+    _call(_host.state_set, key, dumps(value))
 
 
 def state_delete(key):
@@ -131,4 +123,4 @@ def state_increment(key, delta=1):
 
 def config(key, default=None):
     """Value ``key`` of this plugin's ``[config]`` table, or ``default``."""
-    return _load(_host.config_get(key), default)
+    return loads(_host.config_get(key), default)
