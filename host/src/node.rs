@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::clients::Clients;
 use crate::config::Config;
@@ -30,6 +31,9 @@ pub struct Node {
     pub cache: Arc<CompileCache>,
     /// Cancelled when the node starts shutting down.
     pub stopping: CancellationToken,
+    /// Open WebSocket sessions, so a stop can wait for each to answer its
+    /// requests in flight and say goodbye.
+    pub websockets: TaskTracker,
     /// What `/metrics` reports.
     pub metrics: Metrics,
     /// Built-in rate limiting, when configured.
@@ -72,6 +76,7 @@ impl Node {
             scheduler,
             cache,
             stopping,
+            websockets: TaskTracker::new(),
             metrics: Metrics::default(),
             rate_limiter: rate_limit.map(RateLimiter::new),
             library: tokio::sync::Mutex::new(library),

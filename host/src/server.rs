@@ -111,6 +111,18 @@ impl Server {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.node.stopping.cancel();
         self.task.await.context("the accept loop failed")?;
+        // Upgraded connections are no longer hyper's: wait for the sessions.
+        let sessions = &self.node.websockets;
+        sessions.close();
+        if tokio::time::timeout(self.node.config.shutdown_grace, sessions.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                open = sessions.len(),
+                "shutdown grace period over; WebSocket sessions still open"
+            );
+        }
         self.node.shutdown().await;
         Ok(())
     }

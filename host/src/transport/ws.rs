@@ -41,14 +41,16 @@ pub async fn upgrade(
 ) -> Response {
     let max = node.config.max_message_bytes;
     let headers = super::header_list(&headers);
+    let session = node.websockets.token();
     upgrade
         .read_buffer_size(SOCKET_BUFFER)
         .write_buffer_size(SOCKET_BUFFER)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| async move {
-            // The connection slot is held for as long as the WebSocket lives.
-            let _slot = slot;
+            // The connection slot is held for as long as the WebSocket lives,
+            // and a stop waits for the session to end.
+            let (_slot, _session) = (slot, session);
             serve(node, socket, remote_addr, headers).await;
         })
 }
