@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::chart::{Bar, Charts};
 use crate::load::{self, Outcome, Window};
 use crate::peers::{self, Peer};
 
@@ -34,34 +35,42 @@ impl Scenario {
     }
 }
 
+/// How scenarios 1-3 are run.
+pub struct Run<'a> {
+    pub window: Window,
+    pub repeats: usize,
+    /// Only the servers whose name contains this.
+    pub only: Option<&'a str>,
+}
+
 /// Run scenarios 1-3 `repeats` times each against jsonrpsee, rpcnode with
-/// each of `calculators` (language, component) and bare axum, and print the
-/// medians.
+/// each of `calculators` (language, component) and bare axum; print the
+/// medians and chart them.
 pub async fn run(
     calculators: &[(&str, PathBuf)],
-    window: Window,
-    repeats: usize,
+    run: Run<'_>,
+    charts: &Charts,
 ) -> anyhow::Result<()> {
     let batch: Vec<String> = (1..=BATCH)
         .map(|id| format!(r#"{{"jsonrpc":"2.0","method":"add","params":[1,2],"id":{id}}}"#))
         .collect();
     let batch: &'static str = Box::leak(format!("[{}]", batch.join(",")).into_boxed_str());
     let scenarios = [
-        ("1. HTTP `add`, 64 connections", Scenario::Http, true),
+        ("1. HTTP `add`, 64 connections", Scenario::Http, "http"),
         (
             "2. WebSocket `add`, 64 connections × 16 in flight",
             Scenario::WebSocket,
-            true,
+            "websocket",
         ),
         (
             "3. HTTP batch of 100 `add`, 64 connections (batches/s)",
             Scenario::Batch(batch),
-            false,
+            "batch",
         ),
     ];
     println!("| Scenario | Server | Requests/s | vs jsonrpsee | p50 | p99 | Errors |");
     println!("|---|---|---|---|---|---|---|");
-    for (title, scenario, with_ceiling) in scenarios {
+    for (index, (title, scenario, chart)) in scenarios.into_iter().enumerate() {
         let mut peers: Vec<(String, SocketAddr, Peer)> = Vec::new();
         let (address, peer) = peers::jsonrpsee().await?;
         peers.push(("jsonrpsee (native Rust)".into(), address, peer));
@@ -73,28 +82,47 @@ pub async fn run(
                 peer,
             ));
         }
-        if with_ceiling {
+        // A fixed answer to a batch would not be a ceiling for answering 100 calls.
+        if !matches!(scenario, Scenario::Batch(_)) {
             let (address, peer) = peers::axum_baseline().await?;
             peers.push(("bare axum, fixed answer".into(), address, peer));
         }
         let mut jsonrpsee_rate = None;
+        let mut bars = Vec::new();
         for (name, address, _peer) in &peers {
+            if run.only.is_some_and(|only| !name.contains(only)) {
+                continue;
+            }
             let mut runs = Vec::new();
-            for _ in 0..repeats {
-                runs.push(scenario.run(*address, window).await?);
+            for _ in 0..run.repeats {
+                runs.push(scenario.run(*address, run.window).await?);
             }
             runs.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
             let median = runs.swap_remove(runs.len() / 2);
             let rate = median.rate();
             let baseline = *jsonrpsee_rate.get_or_insert(rate);
-            println!(
-                "| {title} | {name} | {rate:.0} | {:.2}× | {} µs | {} µs | {} |",
-                rate / baseline,
+            let (p50, p99) = (
                 median.latency.value_at_quantile(0.5),
                 median.latency.value_at_quantile(0.99),
+            );
+            println!(
+                "| {title} | {name} | {rate:.0} | {:.2}× | {p50} µs | {p99} µs | {} |",
+                rate / baseline,
                 median.errors,
             );
+            bars.push(Bar {
+                label: name.clone(),
+                value: rate,
+                note: format!("({:.2}×)  p50 {p50} µs, p99 {p99} µs", rate / baseline),
+            });
         }
+        let unit = if matches!(scenario, Scenario::Batch(_)) {
+            "batches per second"
+        } else {
+            "requests per second"
+        };
+        let file = format!("compare-{}-{chart}.png", index + 1);
+        charts.bars(&file, &title.replace('`', ""), unit, &bars)?;
     }
     Ok(())
 }

@@ -17,6 +17,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::chart::Bar;
+
 /// The child process's entry point: serve `plugins` on a free port and print
 /// the address, like the `rpcnode` binary.
 pub async fn serve(plugins: &Path) -> anyhow::Result<()> {
@@ -48,8 +50,9 @@ fn resident_kib(pid: u32) -> anyhow::Result<u64> {
         .parse()?)
 }
 
-/// Fan out `messages` broadcasts to `clients` clients; prints one row.
-pub async fn run(plugin: &Path, clients: usize, messages: usize) -> anyhow::Result<()> {
+/// Fan out `messages` broadcasts to `clients` clients; prints one row and
+/// returns it as a chart bar.
+pub async fn run(plugin: &Path, clients: usize, messages: usize) -> anyhow::Result<Bar> {
     let dir = tempfile::tempdir()?;
     std::fs::copy(plugin, dir.path().join("data_service.wasm"))?;
     let mut child = tokio::process::Command::new(std::env::current_exe()?)
@@ -121,13 +124,19 @@ pub async fn run(plugin: &Path, clients: usize, messages: usize) -> anyhow::Resu
         .context("deliveries did not finish")?;
     let elapsed = started.elapsed();
     let latency = latency.lock().expect("histogram lock");
-    println!(
-        "| {clients} clients × {messages} broadcasts | {:.0} deliveries/s | p50 {:.1} ms, p99 {:.1} ms | {per_client_kib:.1} KiB |",
-        (clients * messages) as f64 / elapsed.as_secs_f64(),
+    let rate = (clients * messages) as f64 / elapsed.as_secs_f64();
+    let (p50, p99) = (
         latency.value_at_quantile(0.5) as f64 / 1e3,
         latency.value_at_quantile(0.99) as f64 / 1e3,
     );
-    Ok(())
+    println!(
+        "| {clients} clients × {messages} broadcasts | {rate:.0} deliveries/s | p50 {p50:.1} ms, p99 {p99:.1} ms | {per_client_kib:.1} KiB |",
+    );
+    Ok(Bar {
+        label: format!("{clients} clients"),
+        value: rate,
+        note: format!("p99 {p99:.1} ms, {per_client_kib:.1} KiB per client"),
+    })
 }
 
 /// The publisher: one HTTP/1.1 keep-alive connection.

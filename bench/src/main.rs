@@ -16,7 +16,11 @@
 //!   replaced again and again: failed requests and the latency spike.
 //!
 //! `--smoke` runs every scenario briefly (CI does, so the harness keeps
-//! working); its numbers mean nothing.
+//! working); its numbers mean nothing. `--only TEXT` runs scenarios 1-3
+//! against only the servers whose name contains TEXT (to profile one).
+//!
+//! Charts (PNG) of scenarios 1-4 and 6 go to `docs/benchmarks/`, or to
+//! `target/bench-charts/` for a smoke run.
 //!
 //! Plugins come from `target/plugins`, `target/plugins-js`,
 //! `target/plugins-python` and `target/plugin-fixtures` (`cargo xtask
@@ -27,6 +31,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+mod chart;
 mod compare;
 mod fanout;
 mod load;
@@ -91,10 +96,23 @@ async fn main() -> anyhow::Result<()> {
     }
     let smoke = args.iter().any(|arg| arg == "--smoke");
     args.retain(|arg| arg != "--smoke");
+    let only = match args.iter().position(|arg| arg == "--only") {
+        Some(at) => {
+            anyhow::ensure!(at + 1 < args.len(), "--only needs a server name");
+            args.remove(at);
+            Some(args.remove(at))
+        }
+        None => None,
+    };
     let effort = if smoke { SMOKE } else { FULL };
+    let charts = chart::Charts::new(if smoke {
+        target().join("bench-charts")
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks")
+    })?;
     let wanted = |name: &str| args.is_empty() || args.iter().any(|wanted| wanted == name);
     if wanted("overhead") {
-        overhead::run(effort).await?;
+        overhead::run(effort, &charts).await?;
     }
     if wanted("cold-start") {
         startup::cold_start(effort).await?;
@@ -106,16 +124,28 @@ async fn main() -> anyhow::Result<()> {
         let plugin = built("plugins", "data_service.wasm")?;
         println!("| Fan-out | Deliveries | Publish → receipt | Server memory per idle client |");
         println!("|---|---|---|---|");
+        let mut bars = Vec::new();
         for &(clients, messages) in effort.fanout {
-            fanout::run(&plugin, clients, messages).await?;
+            bars.push(fanout::run(&plugin, clients, messages).await?);
         }
+        charts.bars(
+            "fanout.png",
+            "4. Broadcast fan-out to WebSocket clients",
+            "deliveries per second",
+            &bars,
+        )?;
     }
     if wanted("compare") {
         let mut calculators = Vec::new();
         for (language, examples) in LANGUAGES {
             calculators.push((language, built(examples, "calculator.wasm")?));
         }
-        compare::run(&calculators, effort.window, effort.repeats).await?;
+        let run = compare::Run {
+            window: effort.window,
+            repeats: effort.repeats,
+            only: only.as_deref(),
+        };
+        compare::run(&calculators, run, &charts).await?;
     }
     if wanted("reload-load") {
         reload_load::run(effort.window, Duration::from_millis(500)).await?;

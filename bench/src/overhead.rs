@@ -10,9 +10,11 @@ use rpcnode::dispatch::Caller;
 use rpcnode::plugin::{RequestContext, Transport};
 use rpcnode::{Config, Node};
 
+use crate::chart::{Bar, Charts};
 use crate::{Effort, LANGUAGES, built, folder, median};
 
-pub async fn run(effort: Effort) -> anyhow::Result<()> {
+pub async fn run(effort: Effort, charts: &Charts) -> anyhow::Result<()> {
+    let mut bars = Vec::new();
     println!("| Plugin language | Request through the dispatcher | Plugin call alone |");
     println!("|---|---|---|");
     for (language, examples) in LANGUAGES {
@@ -21,9 +23,24 @@ pub async fn run(effort: Effort) -> anyhow::Result<()> {
         let per_request = through_dispatcher(&node, effort).await;
         let per_call = plugin_call(&node, effort).await?;
         println!("| {language} | {per_request:.2} µs | {per_call:.2} µs |");
+        bars.push(Bar {
+            label: format!("{language}: request through the dispatcher"),
+            value: per_request,
+            note: "µs".into(),
+        });
+        bars.push(Bar {
+            label: format!("{language}: plugin call alone"),
+            value: per_call,
+            note: "µs".into(),
+        });
         node.shutdown().await;
     }
-    Ok(())
+    charts.bars(
+        "overhead.png",
+        "6. Warm per-call cost of the calculator plugin, in process",
+        "microseconds per call",
+        &bars,
+    )
 }
 
 /// Microseconds per `add` request handled by the node, median of the repeats.
