@@ -49,6 +49,11 @@ impl Charts {
         Ok(Self { dir: Some(dir) })
     }
 
+    /// No charts.
+    pub fn none() -> Self {
+        Self { dir: None }
+    }
+
     /// Draw `bars` as `file` (a `.png` name) titled `title`, values in `unit`.
     pub fn bars(&self, file: &str, title: &str, unit: &str, bars: &[Bar]) -> anyhow::Result<()> {
         let Some(dir) = &self.dir else {

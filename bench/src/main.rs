@@ -20,7 +20,7 @@
 //! against only the servers whose name contains TEXT (to profile one).
 //!
 //! Charts (PNG) of scenarios 1-4 and 6 go to `docs/benchmarks/`, or to
-//! `target/bench-charts/` for a smoke run.
+//! `target/bench-charts/` for a smoke run (none with `--only`).
 //!
 //! Plugins come from `target/plugins`, `target/plugins-js`,
 //! `target/plugins-python` and `target/plugin-fixtures` (`cargo xtask
@@ -105,11 +105,14 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
     let effort = if smoke { SMOKE } else { FULL };
-    let charts = chart::Charts::new(if smoke {
-        target().join("bench-charts")
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks")
-    })?;
+    // A run of some servers only would leave the committed charts incomplete.
+    let charts = match (smoke, &only) {
+        (_, Some(_)) => chart::Charts::none(),
+        (true, None) => chart::Charts::new(target().join("bench-charts"))?,
+        (false, None) => chart::Charts::new(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks"),
+        )?,
+    };
     let wanted = |name: &str| args.is_empty() || args.iter().any(|wanted| wanted == name);
     if wanted("overhead") {
         overhead::run(effort, &charts).await?;

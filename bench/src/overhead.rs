@@ -45,12 +45,12 @@ pub async fn run(effort: Effort, charts: &Charts) -> anyhow::Result<()> {
 
 /// Microseconds per `add` request handled by the node, median of the repeats.
 async fn through_dispatcher(node: &Node, effort: Effort) -> f64 {
-    let caller = Caller {
-        transport: Transport::Http,
-        client_id: None,
-        remote_addr: ([127, 0, 0, 1], 1).into(),
-        headers: Arc::from(Vec::new()),
-    };
+    let caller = Caller::new(
+        Transport::Http,
+        None,
+        ([127, 0, 0, 1], 1).into(),
+        Arc::new([]),
+    );
     let request = br#"{"jsonrpc":"2.0","method":"add","params":{"a":1,"b":2},"id":1}"#;
     let mut per_request = Vec::new();
     for _ in 0..effort.repeats {
@@ -70,13 +70,13 @@ async fn through_dispatcher(node: &Node, effort: Effort) -> f64 {
 async fn plugin_call(node: &Node, effort: Effort) -> anyhow::Result<f64> {
     let table = node.registry.current();
     let route = table.route("add").context("calculator has add")?;
-    let params = Some(r#"{"a":1,"b":2}"#.to_owned());
+    let params: Option<Arc<str>> = Some(r#"{"a":1,"b":2}"#.into());
     let context = RequestContext {
         request_id: Some("1".into()),
         transport: Transport::Http,
         client_id: None,
         remote_addr: None,
-        headers: Vec::new(),
+        headers: Arc::new([]),
     };
     let mut per_call = Vec::new();
     for _ in 0..effort.repeats {
@@ -85,7 +85,12 @@ async fn plugin_call(node: &Node, effort: Effort) -> anyhow::Result<f64> {
             let deadline = Instant::now() + Duration::from_secs(30);
             let answer = route
                 .plugin
-                .handle(&route.method, params.as_ref(), &context, deadline)
+                .handle(
+                    Arc::clone(&route.method),
+                    params.clone(),
+                    context.clone(),
+                    deadline,
+                )
                 .await;
             anyhow::ensure!(matches!(answer, Ok(Ok(_))), "add failed: {answer:?}");
         }

@@ -23,7 +23,7 @@ pub fn is_builtin(method: &str) -> bool {
 pub fn call(
     node: &Node,
     method: &str,
-    params: Option<&String>,
+    params: Option<&str>,
     caller: &Caller,
 ) -> Option<Result<String, RpcError>> {
     let subscribe = match method {
@@ -38,18 +38,18 @@ fn topics(
     node: &Node,
     method: &str,
     subscribe: bool,
-    params: Option<&String>,
+    params: Option<&str>,
     caller: &Caller,
 ) -> Result<String, RpcError> {
     // The client is always the calling connection: no one can (un)subscribe
     // another client.
-    let Some(client_id) = caller.client_id.as_deref() else {
+    let Some(client_id) = caller.client_id() else {
         return Err(RpcError::new(
             WEBSOCKET_REQUIRED,
             format_args!("{method} needs a WebSocket connection (GET /ws)"),
         ));
     };
-    let Topics { topics } = serde_json::from_str(params.map_or("{}", String::as_str))
+    let Topics { topics } = serde_json::from_str(params.unwrap_or("{}"))
         .map_err(|error| RpcError::new(INVALID_PARAMS, error))?;
     if subscribe {
         for topic in &topics {

@@ -17,31 +17,56 @@ use crate::jsonrpc::{
 };
 use crate::node::Node;
 use crate::plugin::{
-    CallError, GuestError, Hook, LoadedPlugin, MethodTable, RequestContext, Transport,
+    CallError, GuestError, Hook, LoadedPlugin, MethodTable, RequestContext, Route, Transport,
 };
 
 /// Who sent a message: the same for every request of one HTTP body or one
 /// WebSocket connection.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// The transport.
-    pub transport: Transport,
-    /// The WebSocket client id, for WebSocket connections.
-    pub client_id: Option<Arc<str>>,
     /// The peer's address.
     pub remote_addr: SocketAddr,
-    /// HTTP headers or WebSocket handshake headers, lowercase names.
-    pub headers: Arc<[(String, String)]>,
+    /// What each of the caller's requests tells its plugin, but the request id.
+    context: RequestContext,
 }
 
 impl Caller {
+    /// A caller over `transport`; `headers` are the HTTP request's or the
+    /// WebSocket handshake's, lowercase names.
+    pub fn new(
+        transport: Transport,
+        client_id: Option<Arc<str>>,
+        remote_addr: SocketAddr,
+        headers: Arc<[(String, String)]>,
+    ) -> Self {
+        Self {
+            remote_addr,
+            context: RequestContext {
+                request_id: None,
+                transport,
+                client_id,
+                remote_addr: Some(remote_addr.to_string().into()),
+                headers,
+            },
+        }
+    }
+
+    /// The WebSocket client id, for WebSocket connections.
+    pub fn client_id(&self) -> Option<&Arc<str>> {
+        self.context.client_id.as_ref()
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> Transport {
+        self.context.transport
+    }
+
+    /// The context of one request: shared parts are reference-counted, not
+    /// copied.
     fn context(&self, request_id: Option<&RawValue>) -> RequestContext {
         RequestContext {
-            request_id: request_id.map(|id| id.get().to_owned()),
-            transport: self.transport,
-            client_id: self.client_id.as_deref().map(str::to_owned),
-            remote_addr: Some(self.remote_addr.to_string()),
-            headers: self.headers.to_vec(),
+            request_id: request_id.map(|id| id.get().into()),
+            ..self.context.clone()
         }
     }
 }
@@ -54,8 +79,10 @@ struct Call<'a> {
     /// The method as the client spelled it.
     requested: &'a str,
     /// The method as hooks and the handler see it.
-    method: &'a str,
-    params: Option<String>,
+    method: Arc<str>,
+    /// Where the method goes, unless it is built in or unknown.
+    route: Option<&'a Route>,
+    params: Option<Arc<str>>,
     context: RequestContext,
     caller: &'a Caller,
 }
@@ -105,8 +132,12 @@ impl Node {
             requested: &request.method,
             // Hooks see the name the plugin registered, however the client
             // spelled it, so a policy on `user_create` also covers `user.create`.
-            method: route.map_or(request.method.as_ref(), |route| route.method.as_str()),
-            params: request.params.map(|params| params.get().to_owned()),
+            method: route.map_or_else(
+                || Arc::from(request.method.as_ref()),
+                |route| Arc::clone(&route.method),
+            ),
+            route,
+            params: request.params.map(|params| params.get().into()),
             context: caller.context(request.id),
             caller,
         };
@@ -117,9 +148,9 @@ impl Node {
         let plugin = route.map(|route| route.plugin.name());
         let span = tracing::debug_span!(
             "request",
-            method = call.method,
-            transport = transport_name(caller.transport),
-            client = caller.client_id.as_deref(),
+            method = &*call.method,
+            transport = transport_name(caller.transport()),
+            client = caller.client_id().map(|id| &**id),
             plugin,
         );
         let deadline = started + self.config.request_timeout;
@@ -136,7 +167,7 @@ impl Node {
         .instrument(span)
         .await;
         let label = match route {
-            Some(route) => route.method.as_str(),
+            Some(route) => &route.method,
             None if builtin::is_builtin(call.requested) => call.requested,
             None => "unknown",
         };
@@ -153,7 +184,7 @@ impl Node {
     /// The error for a caller over its rate limit, if it is.
     fn rate_limited(&self, caller: &Caller) -> Option<RpcError> {
         let limiter = self.rate_limiter.as_ref()?;
-        let allowed = match &caller.client_id {
+        let allowed = match caller.client_id() {
             Some(client_id) => limiter.allow(client_id),
             None => limiter.allow(&caller.remote_addr.ip().to_string()),
         };
@@ -176,37 +207,47 @@ impl Node {
         call: &Call<'_>,
         deadline: Instant,
     ) -> Result<String, RpcError> {
-        let (method, params, context) = (call.method, call.params.as_ref(), &call.context);
         for plugin in table.hooked(Hook::BeforeRequest) {
             match plugin
-                .before_request(method, params, context, deadline)
+                .before_request(
+                    Arc::clone(&call.method),
+                    call.params.clone(),
+                    call.context.clone(),
+                    deadline,
+                )
                 .await
             {
                 Ok(Ok(())) => {}
                 Ok(Err(rejection)) => return Err(plugin_error(plugin, rejection)),
                 Err(error) => {
-                    return Err(self.call_failed(plugin, "before-request", method, error));
+                    return Err(self.call_failed(plugin, "before-request", &call.method, error));
                 }
             }
         }
+        let params = call.params.as_deref();
         if let Some(outcome) = builtin::call(self, call.requested, params, call.caller) {
             return outcome;
         }
-        let Some(route) = table.route(call.requested) else {
+        let Some(route) = call.route else {
             return Err(RpcError::new(METHOD_NOT_FOUND, call.requested));
         };
         let plugin = &route.plugin;
-        match plugin
-            .handle(&route.method, params, context, deadline)
-            .await
-        {
+        let handled = plugin
+            .handle(
+                Arc::clone(&route.method),
+                call.params.clone(),
+                call.context.clone(),
+                deadline,
+            )
+            .await;
+        match handled {
             Ok(Ok(_)) if route.notification => Ok("null".to_owned()),
             Ok(Ok(result)) => match jsonrpc::check_json(&result) {
                 Ok(_) => Ok(result),
                 Err(error) => {
                     tracing::error!(
                         plugin = plugin.name(),
-                        method,
+                        method = &*route.method,
                         "handler returned invalid JSON: {error}"
                     );
                     let detail = format_args!("plugin {} returned invalid JSON", plugin.name());
@@ -214,7 +255,7 @@ impl Node {
                 }
             },
             Ok(Err(error)) => Err(plugin_error(plugin, error)),
-            Err(error) => Err(self.call_failed(plugin, "handle", method, error)),
+            Err(error) => Err(self.call_failed(plugin, "handle", &route.method, error)),
         }
     }
 
@@ -238,25 +279,32 @@ impl Node {
             }),
         };
         let deadline = Instant::now() + self.config.request_timeout;
-        let (method, params) = (call.method, call.params.as_ref());
         for plugin in hooks {
-            let done =
-                plugin.after_request(method, params, &call.context, outcome.as_ref(), deadline);
+            let done = plugin.after_request(
+                Arc::clone(&call.method),
+                call.params.clone(),
+                call.context.clone(),
+                outcome.clone(),
+                deadline,
+            );
             if let Err(error) = done.await {
-                self.call_failed(plugin, "after-request", method, error);
+                self.call_failed(plugin, "after-request", &call.method, error);
             }
         }
     }
 
     /// Run the `on-connect` hooks for a new WebSocket client.
     pub async fn connected(&self, caller: &Caller) {
-        let Some(client_id) = caller.client_id.as_deref() else {
+        let Some(client_id) = caller.client_id() else {
             return;
         };
-        let context = caller.context(None);
         let deadline = Instant::now() + self.config.request_timeout;
         for plugin in self.registry.current().hooked(Hook::OnConnect) {
-            if let Err(error) = plugin.on_connect(client_id, &context, deadline).await {
+            let context = caller.context(None);
+            if let Err(error) = plugin
+                .on_connect(Arc::clone(client_id), context, deadline)
+                .await
+            {
                 self.call_failed(plugin, "on-connect", client_id, error);
             }
         }

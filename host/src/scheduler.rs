@@ -10,7 +10,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::plugin::{CallError, LoadedPlugin, Registry, RequestContext, Transport};
+use crate::plugin::{CallError, LoadedPlugin, Registry, RequestContext};
 
 /// The longest delay `spawn` accepts.
 pub const MAX_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -168,16 +168,15 @@ impl Drop for PendingCall {
 
 /// One background call; its outcome only goes to the log.
 async fn call(plugin: &LoadedPlugin, method: &str, params: Option<&String>, timeout: Duration) {
-    let context = RequestContext {
-        request_id: None,
-        transport: Transport::Background,
-        client_id: None,
-        remote_addr: None,
-        headers: Vec::new(),
-    };
     let name = plugin.name();
+    let deadline = Instant::now() + timeout;
     match plugin
-        .handle(method, params, &context, Instant::now() + timeout)
+        .handle(
+            method.into(),
+            params.map(|params| params.as_str().into()),
+            RequestContext::background(),
+            deadline,
+        )
         .await
     {
         Ok(Ok(_)) => tracing::debug!(plugin = name, method, "background call done"),

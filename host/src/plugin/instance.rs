@@ -12,6 +12,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings;
 use super::engine::PluginEngine;
+use super::exports::ContextExports;
 use super::host_api::PluginEnv;
 use super::plugin_file::Sandbox;
 use super::stdio::LogStream;
@@ -51,6 +52,7 @@ impl WasiView for StoreState {
 pub struct Instance {
     pub(crate) store: Store<StoreState>,
     pub(crate) guest: bindings::Plugin,
+    pub(crate) exports: ContextExports,
     calls: u64,
 }
 
@@ -86,10 +88,16 @@ impl InstancePool {
 
     /// Borrow an instance for one call that must finish by `deadline`.
     pub async fn lease(self: &Arc<Self>, deadline: Instant) -> Result<Lease, CallError> {
-        let permit = tokio::time::timeout_at(deadline.into(), self.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| CallError::Timeout)?
-            .expect("the pool's semaphore is never closed");
+        // Most calls find a free slot: skip the timed wait and its timer.
+        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                tokio::time::timeout_at(deadline.into(), Arc::clone(&self.permits).acquire_owned())
+                    .await
+                    .map_err(|_| CallError::Timeout)?
+                    .expect("the pool's semaphore is never closed")
+            }
+        };
         let idle = self.idle.lock().expect("pool lock").pop();
         let mut instance = match idle {
             Some(instance) => instance,
@@ -109,14 +117,18 @@ impl InstancePool {
     async fn instantiate(&self, deadline: Instant) -> Result<Instance, CallError> {
         let mut store = new_store(&self.engine, Arc::clone(&self.env), &self.sandbox, deadline)
             .map_err(CallError::Fault)?;
-        match self.pre.instantiate_async(&mut store).await {
-            Ok(guest) => Ok(Instance {
-                store,
-                guest,
-                calls: 0,
-            }),
-            Err(error) => Err(classify(error)),
-        }
+        let guest = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(classify)?;
+        let exports = ContextExports::new(&store, &guest).map_err(CallError::Fault)?;
+        Ok(Instance {
+            store,
+            guest,
+            exports,
+            calls: 0,
+        })
     }
 
     /// Take back an instance after a clean call, unless it is due for

@@ -8,18 +8,19 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use super::bindings::rpcnode::plugin::types::{Hook, Manifest, RequestContext, RpcError};
+use super::bindings::rpcnode::plugin::types::{Hook, Manifest, RpcError};
+use super::exports::RequestContext;
 use super::instance::{CallError, InstancePool};
 
-/// Lease an instance, call one `handler` export on it, and settle the lease
-/// with the outcome (a fault or timeout discards the instance).
+/// Lease an instance, make one call on it (`$call`, with the instance bound to
+/// `$instance`), and settle the lease with the outcome (a fault or timeout
+/// discards the instance).
 macro_rules! call_export {
-    ($plugin:expr, $deadline:expr, $export:ident($($arg:expr),*)) => {{
+    ($plugin:expr, $deadline:expr, |$instance:ident| $call:expr) => {{
         let started = std::time::Instant::now();
         let mut lease = $plugin.pool.lease($deadline).await?;
-        let instance = lease.instance();
-        let handler = instance.guest.rpcnode_plugin_handler();
-        let result = handler.$export(&mut instance.store, $($arg),*).await;
+        let $instance = lease.instance();
+        let result = $call.await;
         $plugin.calls.record(started.elapsed());
         lease.settle(result)
     }};
@@ -77,53 +78,76 @@ impl LoadedPlugin {
     /// Call the handler of `method` (as the manifest spells it).
     pub async fn handle(
         &self,
-        method: &str,
-        params: Option<&String>,
-        ctx: &RequestContext,
+        method: Arc<str>,
+        params: Option<Arc<str>>,
+        ctx: RequestContext,
         deadline: Instant,
     ) -> Result<Result<String, RpcError>, CallError> {
-        call_export!(self, deadline, call_handle(method, params, ctx))
+        call_export!(self, deadline, |instance| async {
+            let (result,) = instance
+                .exports
+                .handle
+                .call_async(&mut instance.store, (method, params, ctx))
+                .await?;
+            Ok(result)
+        })
     }
 
     /// Call the `before-request` hook.
     pub async fn before_request(
         &self,
-        method: &str,
-        params: Option<&String>,
-        ctx: &RequestContext,
+        method: Arc<str>,
+        params: Option<Arc<str>>,
+        ctx: RequestContext,
         deadline: Instant,
     ) -> Result<Result<(), RpcError>, CallError> {
-        call_export!(self, deadline, call_before_request(method, params, ctx))
+        call_export!(self, deadline, |instance| async {
+            let (result,) = instance
+                .exports
+                .before_request
+                .call_async(&mut instance.store, (method, params, ctx))
+                .await?;
+            Ok(result)
+        })
     }
 
     /// Call the `after-request` hook with the request's outcome.
     pub async fn after_request(
         &self,
-        method: &str,
-        params: Option<&String>,
-        ctx: &RequestContext,
-        outcome: Result<&String, &RpcError>,
+        method: Arc<str>,
+        params: Option<Arc<str>>,
+        ctx: RequestContext,
+        outcome: Result<String, RpcError>,
         deadline: Instant,
     ) -> Result<(), CallError> {
-        call_export!(
-            self,
-            deadline,
-            call_after_request(method, params, ctx, outcome)
-        )
+        call_export!(self, deadline, |instance| {
+            instance
+                .exports
+                .after_request
+                .call_async(&mut instance.store, (method, params, ctx, outcome))
+        })
     }
 
     /// Call the `on-connect` hook.
     pub async fn on_connect(
         &self,
-        client_id: &str,
-        ctx: &RequestContext,
+        client_id: Arc<str>,
+        ctx: RequestContext,
         deadline: Instant,
     ) -> Result<(), CallError> {
-        call_export!(self, deadline, call_on_connect(client_id, ctx))
+        call_export!(self, deadline, |instance| {
+            instance
+                .exports
+                .on_connect
+                .call_async(&mut instance.store, (client_id, ctx))
+        })
     }
 
     /// Call the `on-disconnect` hook.
     pub async fn on_disconnect(&self, client_id: &str, deadline: Instant) -> Result<(), CallError> {
-        call_export!(self, deadline, call_on_disconnect(client_id))
+        call_export!(self, deadline, |instance| {
+            let handler = instance.guest.rpcnode_plugin_handler();
+            handler.call_on_disconnect(&mut instance.store, client_id)
+        })
     }
 }

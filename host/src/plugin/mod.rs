@@ -4,6 +4,7 @@
 mod bindings;
 mod cache;
 mod engine;
+mod exports;
 mod host_api;
 mod instance;
 mod library;
@@ -15,6 +16,7 @@ mod stdio;
 
 pub use cache::CompileCache;
 pub use engine::PluginEngine;
+pub use exports::RequestContext;
 pub use instance::CallError;
 pub use library::{Library, Refresh};
 pub use loaded::LoadedPlugin;
@@ -24,5 +26,5 @@ pub use registry::{MethodTable, Registry, Route};
 
 /// The WIT types as the host sees them.
 pub use bindings::rpcnode::plugin::types::{
-    Hook, Manifest, MethodInfo, RequestContext, RpcError as GuestError, Transport,
+    Hook, Manifest, MethodInfo, RpcError as GuestError, Transport,
 };

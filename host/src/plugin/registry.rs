@@ -15,7 +15,7 @@ pub struct Route {
     /// The plugin that handles it.
     pub plugin: Arc<LoadedPlugin>,
     /// The method name as the plugin spells it.
-    pub method: String,
+    pub method: Arc<str>,
     /// Whether the method has no result.
     pub notification: bool,
 }
@@ -80,7 +80,7 @@ impl MethodTable {
         {
             let route = Route {
                 plugin: Arc::clone(&plugin),
-                method: method.name.clone(),
+                method: method.name.as_str().into(),
                 notification: method.notification,
             };
             self.routes

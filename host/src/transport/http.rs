@@ -39,12 +39,12 @@ pub async fn post(
             );
         }
     };
-    let caller = Caller {
-        transport: Transport::Http,
-        client_id: None,
+    let caller = Caller::new(
+        Transport::Http,
+        None,
         remote_addr,
-        headers: super::header_list(&headers),
-    };
+        super::header_list(&headers),
+    );
     match node.handle_message(&body, &caller).await {
         Some(answer) => reply(StatusCode::OK, answer),
         None => StatusCode::NO_CONTENT.into_response(),

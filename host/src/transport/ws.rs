@@ -64,12 +64,12 @@ async fn serve(
     let registration = node.clients.register();
     let client_id = registration.id;
     let queue = registration.queue;
-    let caller = Arc::new(Caller {
-        transport: Transport::Websocket,
-        client_id: Some(Arc::clone(&client_id)),
+    let caller = Arc::new(Caller::new(
+        Transport::Websocket,
+        Some(Arc::clone(&client_id)),
         remote_addr,
         headers,
-    });
+    ));
     tracing::debug!(client = %client_id, %remote_addr, "websocket client connected");
     if node.config.welcome {
         let welcome = jsonrpc::notification(
