@@ -109,9 +109,9 @@ async fn main() -> anyhow::Result<()> {
     let charts = match (smoke, &only) {
         (_, Some(_)) => chart::Charts::none(),
         (true, None) => chart::Charts::new(target().join("bench-charts"))?,
-        (false, None) => chart::Charts::new(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks"),
-        )?,
+        (false, None) => {
+            chart::Charts::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks"))?
+        }
     };
     let wanted = |name: &str| args.is_empty() || args.iter().any(|wanted| wanted == name);
     if wanted("overhead") {

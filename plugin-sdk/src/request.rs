@@ -57,11 +57,9 @@ impl Request {
     /// (`{"a":1,"b":2}`) and positional ones (`[1,2]`, in field order); absent
     /// params read as `{}`. A mismatch is an invalid-params error.
     pub fn params<T: DeserializeOwned>(&self) -> Result<T, RpcError> {
-        let params = self
-            .params
-            .clone()
-            .unwrap_or_else(|| Value::Object(Default::default()));
-        serde_json::from_value(params).map_err(|error| RpcError::invalid_params(error.to_string()))
+        let empty = Value::Object(Default::default());
+        T::deserialize(self.params.as_ref().unwrap_or(&empty))
+            .map_err(|error| RpcError::invalid_params(error.to_string()))
     }
 
     /// One param, by `name` when params are an object or by `position` when

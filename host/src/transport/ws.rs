@@ -27,7 +27,7 @@ const WRITE_BATCH: usize = 64;
 /// Read and write buffer per connection. tungstenite's default (128 KiB) is
 /// zeroed on every read and held by every idle client; messages larger than
 /// this still work, they take more reads.
-const SOCKET_BUFFER: usize = 8 << 10;
+const SOCKET_BUFFER: usize = 4 << 10;
 /// How long an evicted client gets to take its close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
