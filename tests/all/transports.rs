@@ -171,6 +171,19 @@ async fn websocket_message_over_the_limit_closes_with_1009() {
 }
 
 #[tokio::test]
+async fn websocket_messages_larger_than_the_socket_buffers_arrive_whole() {
+    // Connections read and write through 4 KiB buffers; a 200 KB request and
+    // its 200 KB answer take many reads and writes.
+    let node = TestNode::start(&["probe"]).await;
+    let mut ws = node.ws().await;
+    let blob = "y".repeat(200_000);
+    let answer = ws.call("echo", json!({ "blob": blob }), 3).await;
+    assert_eq!(answer["result"]["params"], json!({ "blob": blob }));
+    assert_eq!(answer["id"], 3);
+    ws.close().await;
+}
+
+#[tokio::test]
 async fn websocket_requests_in_flight_together_each_get_their_own_answer() {
     let node = TestNode::start(&["calculator"]).await;
     let mut ws = node.ws().await;

@@ -47,7 +47,7 @@ impl RequestContext {
 }
 
 /// `(method, params, ctx)`, the arguments of `handle` and `before-request`.
-type RequestArgs = (Arc<str>, Option<Arc<str>>, RequestContext);
+pub type RequestArgs = (Arc<str>, Option<Arc<str>>, RequestContext);
 /// `(method, params, ctx, outcome)`, the arguments of `after-request`.
 type AfterArgs = (
     Arc<str>,

@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
+use wasmtime::component::{ComponentType, Lift, TypedFunc};
 
 use super::bindings::rpcnode::plugin::types::{Hook, Manifest, RpcError};
-use super::exports::RequestContext;
+use super::exports::{ContextExports, RequestArgs, RequestContext};
 use super::instance::{CallError, InstancePool};
 
 /// Lease an instance, make one call on it (`$call`, with the instance bound to
@@ -83,14 +84,9 @@ impl LoadedPlugin {
         ctx: RequestContext,
         deadline: Instant,
     ) -> Result<Result<String, RpcError>, CallError> {
-        call_export!(self, deadline, |instance| async {
-            let (result,) = instance
-                .exports
-                .handle
-                .call_async(&mut instance.store, (method, params, ctx))
-                .await?;
-            Ok(result)
-        })
+        let export = |exports: &ContextExports| exports.handle;
+        self.call_with_request(export, (method, params, ctx), deadline)
+            .await
     }
 
     /// Call the `before-request` hook.
@@ -101,12 +97,24 @@ impl LoadedPlugin {
         ctx: RequestContext,
         deadline: Instant,
     ) -> Result<Result<(), RpcError>, CallError> {
+        let export = |exports: &ContextExports| exports.before_request;
+        self.call_with_request(export, (method, params, ctx), deadline)
+            .await
+    }
+
+    /// Call `export`, one of the exports taking `(method, params, ctx)`.
+    async fn call_with_request<R>(
+        &self,
+        export: fn(&ContextExports) -> TypedFunc<RequestArgs, (R,)>,
+        args: RequestArgs,
+        deadline: Instant,
+    ) -> Result<R, CallError>
+    where
+        R: ComponentType + Lift + Send + Sync + 'static,
+    {
         call_export!(self, deadline, |instance| async {
-            let (result,) = instance
-                .exports
-                .before_request
-                .call_async(&mut instance.store, (method, params, ctx))
-                .await?;
+            let call = export(&instance.exports);
+            let (result,) = call.call_async(&mut instance.store, args).await?;
             Ok(result)
         })
     }
