@@ -128,7 +128,7 @@ fn draw(
 }
 
 /// `1234567.8` as `1,234,568`; values under 100 keep one decimal.
-fn thousands(value: f64) -> String {
+pub fn thousands(value: f64) -> String {
     if value.abs() < 100.0 {
         return format!("{value:.1}");
     }

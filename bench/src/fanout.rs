@@ -50,9 +50,66 @@ fn resident_kib(pid: u32) -> anyhow::Result<u64> {
         .parse()?)
 }
 
-/// Fan out `messages` broadcasts to `clients` clients; prints one row and
-/// returns it as a chart bar.
-pub async fn run(plugin: &Path, clients: usize, messages: usize) -> anyhow::Result<Bar> {
+/// One fan-out run: how many clients, how many broadcasts, and how fast
+/// they are published.
+#[derive(Clone, Copy)]
+pub struct Load {
+    pub clients: usize,
+    pub broadcasts: usize,
+    /// Broadcasts per second; `None` publishes each as soon as the previous
+    /// call returns, which measures the most deliveries per second (later
+    /// broadcasts then queue behind earlier ones).
+    pub per_second: Option<u32>,
+}
+
+impl Load {
+    /// Each broadcast published as soon as the previous call returns.
+    pub const fn back_to_back(clients: usize, broadcasts: usize) -> Self {
+        Self {
+            clients,
+            broadcasts,
+            per_second: None,
+        }
+    }
+
+    /// `per_second` broadcasts per second.
+    pub const fn paced(clients: usize, broadcasts: usize, per_second: u32) -> Self {
+        Self {
+            clients,
+            broadcasts,
+            per_second: Some(per_second),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let pace = match self.per_second {
+            Some(rate) => format!(
+                "{rate}/s ({} deliveries/s offered)",
+                crate::chart::thousands(f64::from(rate) * self.clients as f64)
+            ),
+            None => "back to back".to_owned(),
+        };
+        format!(
+            "{} clients × {} broadcasts, {pace}",
+            self.clients, self.broadcasts
+        )
+    }
+}
+
+/// The publish time in a `dataUpdated` notification: the `value`, which is
+/// the last number in it (`{…"params":{"id":…,"value":…}}`).
+fn published_at(notification: &str) -> Option<u64> {
+    let (_, rest) = notification.rsplit_once(':')?;
+    rest.trim_end_matches('}').parse().ok()
+}
+
+/// Fan out `load`; prints one row and returns it as a chart bar.
+pub async fn run(plugin: &Path, load: Load) -> anyhow::Result<Bar> {
+    let Load {
+        clients,
+        broadcasts,
+        per_second,
+    } = load;
     let dir = tempfile::tempdir()?;
     std::fs::copy(plugin, dir.path().join("data_service.wasm"))?;
     let mut child = tokio::process::Command::new(std::env::current_exe()?)
@@ -80,8 +137,7 @@ pub async fn run(plugin: &Path, clients: usize, messages: usize) -> anyhow::Resu
     let mut sockets = Vec::with_capacity(clients);
     for _ in 0..clients {
         let _permit = connecting.acquire().await?;
-        let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws")).await?;
-        sockets.push(socket);
+        sockets.push(crate::load::connect_websocket(&address).await?);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let per_client_kib = resident_kib(pid)?.saturating_sub(before) as f64 / clients as f64;
@@ -89,34 +145,35 @@ pub async fn run(plugin: &Path, clients: usize, messages: usize) -> anyhow::Resu
     for mut socket in sockets {
         let (latency, received) = (Arc::clone(&latency), Arc::clone(&received));
         tokio::spawn(async move {
-            let mut local = Histogram::<u64>::new(3).expect("a valid histogram");
-            let mut count = 0;
-            while count < messages {
+            // Recorded into the shared histogram at the end: 10,000 histograms
+            // written as messages arrive would cost the clients more than the
+            // server spends on a delivery.
+            let mut waited = Vec::with_capacity(broadcasts);
+            while waited.len() < broadcasts {
                 let Some(Ok(Message::Text(text))) = socket.next().await else {
                     break;
                 };
-                let sent = text
-                    .split("\"value\":")
-                    .nth(1)
-                    .and_then(|rest| rest.split(['}', ',']).next())
-                    .and_then(|value| value.parse::<u64>().ok());
-                if let Some(sent) = sent {
-                    let _ = local.record(now_micros().saturating_sub(sent));
-                    count += 1;
+                if let Some(sent) = published_at(&text) {
+                    waited.push(now_micros().saturating_sub(sent));
                 }
             }
-            latency
-                .lock()
-                .expect("histogram lock")
-                .add(local)
-                .expect("same shape");
+            {
+                let mut latency = latency.lock().expect("histogram lock");
+                for micros in waited {
+                    let _ = latency.record(micros);
+                }
+            }
             received.wait().await;
         });
     }
 
     let mut publisher = publisher::Client::new(&address).await?;
     let started = Instant::now();
-    for id in 0..messages {
+    for id in 0..broadcasts {
+        if let Some(rate) = per_second {
+            let due = Duration::from_secs_f64(id as f64 / f64::from(rate));
+            tokio::time::sleep_until((started + due).into()).await;
+        }
         publisher.update(id, now_micros()).await?;
     }
     tokio::time::timeout(Duration::from_secs(120), received.wait())
@@ -124,16 +181,27 @@ pub async fn run(plugin: &Path, clients: usize, messages: usize) -> anyhow::Resu
         .context("deliveries did not finish")?;
     let elapsed = started.elapsed();
     let latency = latency.lock().expect("histogram lock");
-    let rate = (clients * messages) as f64 / elapsed.as_secs_f64();
+    anyhow::ensure!(
+        latency.len() == (clients * broadcasts) as u64,
+        "{} of {} deliveries arrived",
+        latency.len(),
+        clients * broadcasts
+    );
+    let rate = (clients * broadcasts) as f64 / elapsed.as_secs_f64();
     let (p50, p99) = (
         latency.value_at_quantile(0.5) as f64 / 1e3,
         latency.value_at_quantile(0.99) as f64 / 1e3,
     );
     println!(
-        "| {clients} clients × {messages} broadcasts | {rate:.0} deliveries/s | p50 {p50:.1} ms, p99 {p99:.1} ms | {per_client_kib:.1} KiB |",
+        "| {} | {rate:.0} deliveries/s | p50 {p50:.1} ms, p99 {p99:.1} ms | {per_client_kib:.1} KiB |",
+        load.describe()
     );
+    let label = match per_second {
+        Some(rate) => format!("{clients} clients, {rate} broadcasts/s"),
+        None => format!("{clients} clients, back to back"),
+    };
     Ok(Bar {
-        label: format!("{clients} clients"),
+        label,
         value: rate,
         note: format!("p99 {p99:.1} ms, {per_client_kib:.1} KiB per client"),
     })

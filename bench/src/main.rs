@@ -8,7 +8,8 @@
 //!   compiling versus loading from the compile cache, and component sizes.
 //! - `reload`: from writing a new version of a plugin file to that version
 //!   serving, with the folder watcher on.
-//! - `fanout`: scenario 4, broadcast to 1,000 and 10,000 WebSocket clients.
+//! - `fanout`: scenario 4, broadcast to 1,000 and 10,000 WebSocket clients,
+//!   back to back and at a fixed rate.
 //! - `compare`: scenarios 1-3 of BENCHMARKS.md: rpcnode (with the calculator
 //!   in each language), jsonrpsee and bare axum under the same HTTP,
 //!   WebSocket and batch load.
@@ -57,8 +58,8 @@ struct Effort {
     /// Cold-start every example plugin, not only the calculators.
     every_plugin: bool,
     window: load::Window,
-    /// (clients, broadcasts) for the fan-out scenario.
-    fanout: &'static [(usize, usize)],
+    /// The fan-out runs.
+    fanout: &'static [fanout::Load],
 }
 
 const FULL: Effort = Effort {
@@ -67,7 +68,11 @@ const FULL: Effort = Effort {
     repeats: 5,
     swaps: 20,
     every_plugin: true,
-    fanout: &[(1_000, 200), (10_000, 100)],
+    fanout: &[
+        fanout::Load::back_to_back(1_000, 1_000),
+        fanout::Load::back_to_back(10_000, 400),
+        fanout::Load::paced(10_000, 250, 50),
+    ],
     window: load::Window {
         warmup: Duration::from_secs(1),
         measure: Duration::from_secs(5),
@@ -80,7 +85,10 @@ const SMOKE: Effort = Effort {
     repeats: 1,
     swaps: 2,
     every_plugin: false,
-    fanout: &[(100, 10)],
+    fanout: &[
+        fanout::Load::back_to_back(100, 10),
+        fanout::Load::paced(100, 10, 100),
+    ],
     window: load::Window {
         warmup: Duration::from_millis(100),
         measure: Duration::from_millis(400),
@@ -128,8 +136,8 @@ async fn main() -> anyhow::Result<()> {
         println!("| Fan-out | Deliveries | Publish → receipt | Server memory per idle client |");
         println!("|---|---|---|---|");
         let mut bars = Vec::new();
-        for &(clients, messages) in effort.fanout {
-            bars.push(fanout::run(&plugin, clients, messages).await?);
+        for &load in effort.fanout {
+            bars.push(fanout::run(&plugin, load).await?);
         }
         charts.bars(
             "fanout.png",

@@ -83,7 +83,7 @@ pub async fn jsonrpsee() -> anyhow::Result<(SocketAddr, Peer)> {
 const FIXED: &str = r#"{"jsonrpc":"2.0","result":{"sum":3},"id":1}"#;
 
 /// Bare axum: `POST /` answers a fixed response; `/ws` answers each frame
-/// with a fixed result under the request's id.
+/// with a fixed result under the request's id, with rpcnode's socket buffers.
 pub async fn axum_baseline() -> anyhow::Result<(SocketAddr, Peer)> {
     let app = axum::Router::new()
         .route(
@@ -92,7 +92,13 @@ pub async fn axum_baseline() -> anyhow::Result<(SocketAddr, Peer)> {
         )
         .route(
             "/ws",
-            get(|upgrade: WebSocketUpgrade| async { upgrade.on_upgrade(echo).into_response() }),
+            get(|upgrade: WebSocketUpgrade| async {
+                upgrade
+                    .read_buffer_size(crate::load::SOCKET_BUFFER)
+                    .write_buffer_size(crate::load::SOCKET_BUFFER)
+                    .on_upgrade(echo)
+                    .into_response()
+            }),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;

@@ -180,10 +180,14 @@ async fn write(
     evicted: Arc<Notify>,
     node: Arc<Node>,
 ) {
+    // Registered once: a fresh `notified()` per burst would lock the
+    // notifier's waiter list twice per burst.
+    let evicted = evicted.notified();
+    tokio::pin!(evicted);
     loop {
         tokio::select! {
             biased;
-            () = evicted.notified() => {
+            () = &mut evicted => {
                 let frame = CloseFrame { code: close_code::POLICY, reason: "outbound queue full: client too slow".into() };
                 let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
                 return;
@@ -207,12 +211,12 @@ async fn write_burst(
         let _ = sink.close().await;
         return false;
     };
-    let mut written = 0;
-    loop {
+    let (mut written, mut notifications) = (0, 0);
+    let more = loop {
         let (message, last) = match next {
             Outbound::Text(text) => (Message::Text(text), false),
             Outbound::Notification(text) => {
-                node.clients.sent.inc();
+                notifications += 1;
                 (Message::Text(text), false)
             }
             Outbound::Ping => (Message::Ping(Default::default()), false),
@@ -220,18 +224,20 @@ async fn write_burst(
         };
         if sink.feed(message).await.is_err() || last {
             let _ = sink.flush().await;
-            return false;
+            break false;
         }
         written += 1;
         if written == WRITE_BATCH {
-            break;
+            break true;
         }
         match outbound.try_recv() {
             Ok(queued) => next = queued,
-            Err(_) => break,
+            Err(_) => break true,
         }
-    }
-    sink.flush().await.is_ok()
+    };
+    // Counted once per burst: the counter is shared by every writer.
+    node.clients.sent.add(notifications);
+    more && sink.flush().await.is_ok()
 }
 
 /// Whether a read failed because the message exceeded the size limit.
