@@ -2,7 +2,6 @@
 //! sockets (hyper for HTTP, tokio-tungstenite for WebSocket), a warm-up that
 //! is not counted, and latencies in an HDR histogram.
 
-use std::fmt::Display;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -12,31 +11,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-/// Read and write buffer of every WebSocket client, the size rpcnode uses.
-/// tungstenite's default read buffer (128 KiB) is zeroed on every read: with
-/// it, the clients rather than the server would set the pace.
-pub const SOCKET_BUFFER: usize = 4 << 10;
-
-/// A WebSocket client of `address`'s `/ws`, without Nagle's delay.
-pub async fn connect_websocket(
-    address: impl Display,
-) -> anyhow::Result<WebSocketStream<MaybeTlsStream<TcpStream>>> {
-    let config = WebSocketConfig::default()
-        .read_buffer_size(SOCKET_BUFFER)
-        .write_buffer_size(SOCKET_BUFFER);
-    let (socket, _) = tokio_tungstenite::connect_async_with_config(
-        format!("ws://{address}/ws"),
-        Some(config),
-        true,
-    )
-    .await?;
-    Ok(socket)
-}
 
 /// How long to run: warm-up first, then the measured window.
 #[derive(Debug, Clone, Copy)]
@@ -104,7 +79,7 @@ pub async fn http(
     let (counted_from, until) = window.starting_now();
     let mut clients = Vec::new();
     for _ in 0..connections {
-        let stream = TcpStream::connect(address).await?;
+        let stream = tokio::net::TcpStream::connect(address).await?;
         stream.set_nodelay(true)?;
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
@@ -149,7 +124,8 @@ pub async fn websocket(
     let (counted_from, until) = window.starting_now();
     let mut clients = Vec::new();
     for _ in 0..connections {
-        let mut socket = connect_websocket(address).await?;
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async(format!("ws://{address}/ws")).await?;
         clients.push(tokio::spawn(async move {
             let mut outcome = Outcome::new(window);
             let mut sent_at = vec![Instant::now(); in_flight];

@@ -94,8 +94,8 @@ pub async fn axum_baseline() -> anyhow::Result<(SocketAddr, Peer)> {
             "/ws",
             get(|upgrade: WebSocketUpgrade| async {
                 upgrade
-                    .read_buffer_size(crate::load::SOCKET_BUFFER)
-                    .write_buffer_size(crate::load::SOCKET_BUFFER)
+                    .read_buffer_size(crate::fanout::SOCKET_BUFFER)
+                    .write_buffer_size(crate::fanout::SOCKET_BUFFER)
                     .on_upgrade(echo)
                     .into_response()
             }),
