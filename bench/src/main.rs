@@ -32,6 +32,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
+/// The allocator of the `rpcnode` binary, for every server compared here.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod chart;
 mod compare;
 mod fanout;

@@ -10,6 +10,12 @@ use rpcnode::cli::{LogFormat, Settings};
 use rpcnode::{Config, Node, Server};
 use tracing_subscriber::EnvFilter;
 
+/// Requests allocate many small short-lived objects (parsed JSON, answers,
+/// futures) on both worker threads; mimalloc's per-thread free lists serve
+/// them faster than the system allocator (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let settings = match Settings::parse().resolve(std::env::vars()) {
