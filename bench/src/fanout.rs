@@ -100,6 +100,7 @@ impl Load {
         }
     }
 
+    /// The table row's name.
     fn describe(&self) -> String {
         let pace = match self.per_second {
             Some(rate) => format!(
@@ -112,6 +113,14 @@ impl Load {
             "{} clients × {} broadcasts, {pace}",
             self.clients, self.broadcasts
         )
+    }
+
+    /// The chart bar's name.
+    fn label(&self) -> String {
+        match self.per_second {
+            Some(rate) => format!("{} clients, {rate} broadcasts/s", self.clients),
+            None => format!("{} clients, back to back", self.clients),
+        }
     }
 }
 
@@ -215,12 +224,8 @@ pub async fn run(plugin: &Path, load: Load) -> anyhow::Result<Bar> {
         "| {} | {rate:.0} deliveries/s | p50 {p50:.1} ms, p99 {p99:.1} ms | {per_client_kib:.1} KiB |",
         load.describe()
     );
-    let label = match per_second {
-        Some(rate) => format!("{clients} clients, {rate} broadcasts/s"),
-        None => format!("{clients} clients, back to back"),
-    };
     Ok(Bar {
-        label,
+        label: load.label(),
         value: rate,
         note: format!("p99 {p99:.1} ms, {per_client_kib:.1} KiB per client"),
     })
