@@ -51,6 +51,14 @@ impl Caller {
         }
     }
 
+    /// The same caller with the headers of another request on its
+    /// connection.
+    pub fn with_headers(&self, headers: Arc<[(String, String)]>) -> Self {
+        let mut caller = self.clone();
+        caller.context.headers = headers;
+        caller
+    }
+
     /// The WebSocket client id, for WebSocket connections.
     pub fn client_id(&self) -> Option<&Arc<str>> {
         self.context.client_id.as_ref()
@@ -363,7 +371,7 @@ impl Node {
 fn plugin_error(plugin: &LoadedPlugin, error: GuestError) -> RpcError {
     let data = error
         .data
-        .and_then(|data| match jsonrpc::check_json(&data) {
+        .and_then(|data| match RawValue::from_string(data) {
             Ok(data) => Some(data),
             Err(problem) => {
                 tracing::warn!(

@@ -1,6 +1,7 @@
-//! The server: one port, three routes (`POST /`, `GET /ws`, `GET /health`,
-//! plus `GET /metrics`), plain or TLS, with a cap on connections, a deadline
-//! for request headers, and a graceful stop.
+//! The server: one port, four routes (`POST /`, `GET /ws`, `GET /health` and
+//! `GET /metrics`), plain or TLS, with a cap on connections, a deadline for
+//! request headers, and a graceful stop. `POST /` is answered before the
+//! router (see [`transport::http`]); the router serves the rest.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,8 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit};
-use axum::routing::{get, post};
+use axum::extract::ConnectInfo;
+use axum::routing::{any, get};
+use futures_util::future::Either;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -33,15 +35,13 @@ pub struct ConnectionSlot {
     _permit: Arc<OwnedSemaphorePermit>,
 }
 
-/// The routes, over a node.
+/// The routes but `POST /`, over a node.
 pub fn router(node: Arc<Node>) -> Router {
-    let max_body = node.config.max_message_bytes;
     Router::new()
-        .route("/", post(transport::http::post))
+        .route("/", any(transport::http::not_post))
         .route("/ws", get(transport::ws::upgrade))
         .route("/health", get(health::report))
         .route("/metrics", get(metrics::report))
-        .layer(DefaultBodyLimit::max(max_body))
         .with_state(node)
 }
 
@@ -189,7 +189,7 @@ async fn serve<IO>(
     router: Router,
     slot: Option<OwnedSemaphorePermit>,
     watcher: Watcher,
-    node: &Node,
+    node: &Arc<Node>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -200,10 +200,15 @@ async fn serve<IO>(
     let slot = ConnectionSlot {
         _permit: Arc::new(slot),
     };
+    let rpc = Arc::new(transport::http::Connection::new(Arc::clone(node), remote));
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        if transport::http::is_rpc(&request) {
+            let rpc = Arc::clone(&rpc);
+            return Either::Left(async move { Ok(rpc.post(request).await) });
+        }
         request.extensions_mut().insert(ConnectInfo(remote));
         request.extensions_mut().insert(slot.clone());
-        router.clone().oneshot(request)
+        Either::Right(router.clone().oneshot(request))
     });
     let mut builder = Builder::new(TokioExecutor::new());
     builder

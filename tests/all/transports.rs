@@ -48,6 +48,16 @@ async fn http_rejects_what_is_not_a_json_post() {
 
     let get = within(client.get(node.url("/")).send()).await.unwrap();
     assert_eq!(get.status(), 405);
+    assert_eq!(get.headers()["allow"], "POST");
+    let answer: Value = within(get.json()).await.unwrap();
+    assert_eq!(
+        answer,
+        error(
+            -32600,
+            "Invalid Request: send JSON-RPC requests with POST",
+            Value::Null
+        )
+    );
     let missing = within(client.get(node.url("/nowhere")).send())
         .await
         .unwrap();
@@ -65,8 +75,43 @@ async fn http_body_over_the_limit_is_413_and_the_server_carries_on() {
     let (status, body) = node.post_text(&big).await;
     assert_eq!(status, 413);
     let answer: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(answer["error"]["code"], -32600);
-    assert_eq!(answer["id"], Value::Null);
+    assert_eq!(
+        answer,
+        error(
+            -32600,
+            "Invalid Request: body larger than 1024 bytes (max_message_bytes)",
+            Value::Null
+        )
+    );
+    assert_eq!(
+        node.call("add", json!([1, 2])).await,
+        success(json!({"sum": 3}), json!(1))
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_chunked_body_is_400_and_the_server_carries_on() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let node = TestNode::start(&["calculator"]).await;
+    let mut stream = within(tokio::net::TcpStream::connect(node.server.local_addr()))
+        .await
+        .unwrap();
+    let request = "POST / HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+                   transfer-encoding: chunked\r\nconnection: close\r\n\r\nzz\r\n{}\r\n0\r\n\r\n";
+    within(stream.write_all(request.as_bytes())).await.unwrap();
+    let mut answer = String::new();
+    within(stream.read_to_string(&mut answer)).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], -32600);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Invalid Request: body unreadable: "),
+        "{body}"
+    );
     assert_eq!(
         node.call("add", json!([1, 2])).await,
         success(json!({"sum": 3}), json!(1))

@@ -1,58 +1,94 @@
 //! JSON-RPC over HTTP: `POST /` with a JSON body. Responses are `200` with a
 //! JSON body, or `204` with none when only notifications were sent.
+//!
+//! `POST /` is the hot path, so it is answered straight from hyper's request,
+//! before the router: no extractors, no copy of the header map, and a caller
+//! built once per connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use hyper::body::Incoming;
 
 use crate::dispatch::Caller;
 use crate::jsonrpc::{self, INVALID_REQUEST, RpcError};
 use crate::node::Node;
 use crate::plugin::Transport;
 
-/// Handle `POST /`.
-pub async fn post(
-    State(node): State<Arc<Node>>,
-    ConnectInfo(remote_addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    if !is_json(&headers) {
-        let error = RpcError::new(INVALID_REQUEST, "Content-Type must be application/json");
-        return reply(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            jsonrpc::failure(None, &error),
-        );
+/// What every JSON-RPC request on one HTTP connection shares.
+pub struct Connection {
+    node: Arc<Node>,
+    caller: Caller,
+}
+
+impl Connection {
+    /// The HTTP connection from `remote_addr`.
+    pub fn new(node: Arc<Node>, remote_addr: SocketAddr) -> Self {
+        let caller = Caller::new(Transport::Http, None, remote_addr, Arc::new([]));
+        Self { node, caller }
     }
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => {
-            let detail = format_args!("body rejected: {}", rejection.body_text());
-            return reply(
-                rejection.status(),
-                jsonrpc::failure(None, &RpcError::new(INVALID_REQUEST, detail)),
-            );
+
+    /// Answer `POST /`.
+    pub async fn post(&self, request: Request<Incoming>) -> Response<Body> {
+        let (parts, body) = request.into_parts();
+        if !is_json(&parts.headers) {
+            let error = RpcError::new(INVALID_REQUEST, "Content-Type must be application/json");
+            return reply(StatusCode::UNSUPPORTED_MEDIA_TYPE, failure(&error));
         }
-    };
-    let caller = Caller::new(
-        Transport::Http,
-        None,
-        remote_addr,
-        super::header_list(&headers),
-    );
-    match node.handle_message(&body, &caller).await {
-        Some(answer) => reply(StatusCode::OK, answer),
-        None => StatusCode::NO_CONTENT.into_response(),
+        let max = self.node.config.max_message_bytes;
+        let body = match Limited::new(body, max).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(error) if error.is::<LengthLimitError>() => {
+                let detail = format_args!("body larger than {max} bytes (max_message_bytes)");
+                let error = RpcError::new(INVALID_REQUEST, detail);
+                return reply(StatusCode::PAYLOAD_TOO_LARGE, failure(&error));
+            }
+            Err(error) => {
+                let error = RpcError::new(INVALID_REQUEST, format_args!("body unreadable: {error}"));
+                return reply(StatusCode::BAD_REQUEST, failure(&error));
+            }
+        };
+        let caller = self.caller.with_headers(super::header_list(&parts.headers));
+        match self.node.handle_message(&body, &caller).await {
+            Some(answer) => reply(StatusCode::OK, answer),
+            None => empty(StatusCode::NO_CONTENT),
+        }
     }
 }
 
-fn reply(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+/// Whether `request` is for the JSON-RPC endpoint, `POST /`.
+pub fn is_rpc(request: &Request<Incoming>) -> bool {
+    request.method() == Method::POST && request.uri().path() == "/"
+}
+
+/// `/` answers only `POST`: `405` with a JSON-RPC error saying so.
+pub async fn not_post() -> Response<Body> {
+    let error = RpcError::new(INVALID_REQUEST, "send JSON-RPC requests with POST");
+    let mut response = reply(StatusCode::METHOD_NOT_ALLOWED, failure(&error));
+    let allow = HeaderValue::from_static("POST");
+    response.headers_mut().insert(header::ALLOW, allow);
+    response
+}
+
+fn failure(error: &RpcError) -> String {
+    jsonrpc::failure(None, error)
+}
+
+fn reply(status: StatusCode, body: String) -> Response<Body> {
+    let mut response = empty(status);
+    *response.body_mut() = Body::from(body);
+    let json = HeaderValue::from_static("application/json");
+    response.headers_mut().insert(header::CONTENT_TYPE, json);
+    response
+}
+
+fn empty(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = status;
+    response
 }
 
 /// `application/json`, with or without parameters such as `charset`.
