@@ -178,11 +178,15 @@ pub async fn run(plugin: &Path, load: Load) -> anyhow::Result<Bar> {
             // server spends on a delivery.
             let mut waited = Vec::with_capacity(broadcasts);
             while waited.len() < broadcasts {
-                let Some(Ok(Message::Text(text))) = socket.next().await else {
-                    break;
-                };
-                if let Some(sent) = published_at(&text) {
-                    waited.push(now_micros().saturating_sub(sent));
+                match socket.next().await {
+                    Some(Ok(Message::Text(text))) => {
+                        if let Some(sent) = published_at(&text) {
+                            waited.push(now_micros().saturating_sub(sent));
+                        }
+                    }
+                    // The server's keepalive pings (answered by tungstenite).
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => break,
                 }
             }
             {

@@ -76,6 +76,7 @@ const FULL: Effort = Effort {
         fanout::Load::back_to_back(1_000, 1_000),
         fanout::Load::back_to_back(10_000, 400),
         fanout::Load::paced(10_000, 250, 50),
+        fanout::Load::paced(10_000, 20, 2),
     ],
     window: load::Window {
         warmup: Duration::from_secs(1),

@@ -260,7 +260,9 @@ async fn plugins_see_the_transport_client_id_and_headers() {
     assert_eq!(
         answer["result"],
         json!({"method": "echo", "params": {"k": [1]}, "request_id": "e", "transport": "Http",
-               "client_id": null, "has_remote_addr": true, "x_test": "over-http"})
+               "client_id": null, "has_remote_addr": true, "x_test": "over-http",
+               // Not content-length: plugins see params, not the body.
+               "header_names": ["accept", "content-type", "host", "x-test"]})
     );
 
     let mut first = node.ws_with(&[("x-test", "handshake")]).await;
@@ -269,6 +271,8 @@ async fn plugins_see_the_transport_client_id_and_headers() {
     let two = second.call("echo", json!([]), 8).await["result"].clone();
     assert_eq!(one["transport"], "WebSocket");
     assert_eq!(one["x_test"], "handshake");
+    // The handshake's own headers (upgrade, sec-websocket-key, …) stay out.
+    assert_eq!(one["header_names"], json!(["host", "x-test"]));
     assert_eq!(one["request_id"], 7);
     let (id_one, id_two) = (
         one["client_id"].as_str().unwrap(),

@@ -47,7 +47,8 @@ impl Connection {
                 return reply(StatusCode::PAYLOAD_TOO_LARGE, failure(&error));
             }
             Err(error) => {
-                let error = RpcError::new(INVALID_REQUEST, format_args!("body unreadable: {error}"));
+                let error =
+                    RpcError::new(INVALID_REQUEST, format_args!("body unreadable: {error}"));
                 return reply(StatusCode::BAD_REQUEST, failure(&error));
             }
         };
