@@ -165,10 +165,17 @@ impl Node {
         let outcome = async {
             let outcome = self.run(table, &call, deadline).await;
             self.after_request(table, &call, &outcome).await;
-            let elapsed_us = started.elapsed().as_micros() as u64;
+            // Field values are only computed when debug logs are on.
+            let elapsed_us = || started.elapsed().as_micros() as u64;
             match &outcome {
-                Ok(_) => tracing::debug!(elapsed_us, "request answered"),
-                Err(error) => tracing::debug!(elapsed_us, code = error.code, "request failed"),
+                Ok(_) => tracing::debug!(elapsed_us = elapsed_us(), "request answered"),
+                Err(error) => {
+                    tracing::debug!(
+                        elapsed_us = elapsed_us(),
+                        code = error.code,
+                        "request failed"
+                    );
+                }
             }
             outcome
         }
