@@ -20,6 +20,12 @@
 //! working); its numbers mean nothing. `--only TEXT` runs scenarios 1-3
 //! against only the servers whose name contains TEXT (to profile one).
 //!
+//! For measuring outside the harness (BENCHMARKS.md shows how): `peer
+//! jsonrpsee` and `peer axum` serve one of the comparison servers alone until
+//! killed, printing its address; `load http|websocket|batch ADDRESS [PID]`
+//! drives any server with one run of scenario 1, 2 or 3, and with the
+//! server's PID reports its CPU time per request.
+//!
 //! Charts (PNG) of scenarios 1-4 and 6 go to `docs/benchmarks/`, or to
 //! `target/bench-charts/` for a smoke run (none with `--only`).
 //!
@@ -103,9 +109,14 @@ const SMOKE: Effort = Effort {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("serve") {
-        let plugins = args.get(1).context("serve needs a plugins folder")?;
-        return fanout::serve(Path::new(plugins)).await;
+    match args.first().map(String::as_str) {
+        Some("serve") => {
+            let plugins = args.get(1).context("serve needs a plugins folder")?;
+            return fanout::serve(Path::new(plugins)).await;
+        }
+        Some("peer") => return peers::serve_alone(args.get(1).map(String::as_str)).await,
+        Some("load") => return compare::drive(&args[1..], FULL.window).await,
+        _ => {}
     }
     let smoke = args.iter().any(|arg| arg == "--smoke");
     args.retain(|arg| arg != "--smoke");

@@ -79,6 +79,19 @@ pub async fn jsonrpsee() -> anyhow::Result<(SocketAddr, Peer)> {
     Ok((address, Peer::Jsonrpsee(server.start(module))))
 }
 
+/// Serve the peer called `name` (`jsonrpsee` or `axum`) until the process is
+/// killed, after printing its address.
+pub async fn serve_alone(name: Option<&str>) -> anyhow::Result<()> {
+    let (address, _peer) = match name {
+        Some("jsonrpsee") => jsonrpsee().await?,
+        Some("axum") => axum_baseline().await?,
+        _ => anyhow::bail!("peer needs a server: jsonrpsee or axum"),
+    };
+    println!("listening on {address}");
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
 /// The fixed answer of the axum baseline.
 const FIXED: &str = r#"{"jsonrpc":"2.0","result":{"sum":3},"id":1}"#;
 

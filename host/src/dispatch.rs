@@ -122,7 +122,10 @@ impl Node {
         caller: &Caller,
     ) -> Option<String> {
         match item {
-            Ok(request) => self.handle_request(table, request, caller).await,
+            // Boxed: a request's future is large (hooks, the plugin call, the
+            // span), and every future holding it would otherwise copy its size
+            // each time it moves (into a task, a batch, a connection).
+            Ok(request) => Box::pin(self.handle_request(table, request, caller)).await,
             Err(rejected) => Some(jsonrpc::failure(rejected.id, &rejected.error)),
         }
     }

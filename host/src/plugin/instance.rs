@@ -101,7 +101,9 @@ impl InstancePool {
         let idle = self.idle.lock().expect("pool lock").pop();
         let mut instance = match idle {
             Some(instance) => instance,
-            None => self.instantiate(deadline).await?,
+            // Boxed: instantiation's future is large, and every call's
+            // future would otherwise carry (and copy) its size.
+            None => Box::pin(self.instantiate(deadline)).await?,
         };
         instance.calls += 1;
         instance.store.data_mut().deadline = deadline;
