@@ -220,3 +220,52 @@ fn cpu_time(pid: u32) -> anyhow::Result<[f64; 2]> {
     // utime and stime are fields 14 and 15, the 12th and 13th after the name.
     Ok([ticks(11)?, ticks(12)?])
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const NO_TIME: Window = Window {
+        warmup: Duration::ZERO,
+        measure: Duration::ZERO,
+    };
+
+    async fn load_error(args: &[&str]) -> String {
+        let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
+        format!("{:#}", drive(&args, NO_TIME).await.unwrap_err())
+    }
+
+    #[tokio::test]
+    async fn load_explains_bad_arguments() {
+        assert_eq!(
+            load_error(&["http"]).await,
+            "usage: load http|websocket|batch ADDRESS [SERVER_PID]"
+        );
+        assert_eq!(
+            load_error(&["ftp", "127.0.0.1:1"]).await,
+            r#"unknown scenario "ftp": use http, websocket or batch"#
+        );
+        assert_eq!(
+            load_error(&["http", "localhost"]).await,
+            r#""localhost" is not an address such as 127.0.0.1:8000: invalid socket address syntax"#
+        );
+        assert_eq!(
+            load_error(&["http", "127.0.0.1:1", "me"]).await,
+            r#""me" is not a PID: invalid digit found in string"#
+        );
+    }
+
+    #[test]
+    fn cpu_time_reads_a_process_that_exists() {
+        cpu_time(std::process::id()).unwrap();
+        assert_eq!(
+            format!("{:#}", cpu_time(u32::MAX).unwrap_err()),
+            format!(
+                "no process {}: No such file or directory (os error 2)",
+                u32::MAX
+            )
+        );
+    }
+}

@@ -134,3 +134,12 @@ async fn echo(socket: WebSocket) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn peer_names_a_server() {
+        let error = super::serve_alone(Some("nginx")).await.unwrap_err();
+        assert_eq!(error.to_string(), "peer needs a server: jsonrpsee or axum");
+    }
+}
