@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use rpcnode::dispatch::Caller;
+use rpcnode::headers::RequestHeaders;
 use rpcnode::plugin::{RequestContext, Transport};
 use rpcnode::{Config, Node};
 
@@ -49,7 +50,7 @@ async fn through_dispatcher(node: &Node, effort: Effort) -> f64 {
         Transport::Http,
         None,
         ([127, 0, 0, 1], 1).into(),
-        Arc::new([]),
+        RequestHeaders::default(),
     );
     let request = br#"{"jsonrpc":"2.0","method":"add","params":{"a":1,"b":2},"id":1}"#;
     let mut per_request = Vec::new();
@@ -76,7 +77,6 @@ async fn plugin_call(node: &Node, effort: Effort) -> anyhow::Result<f64> {
         transport: Transport::Http,
         client_id: None,
         remote_addr: None,
-        headers: Arc::new([]),
     };
     let mut per_call = Vec::new();
     for _ in 0..effort.repeats {
@@ -89,6 +89,7 @@ async fn plugin_call(node: &Node, effort: Effort) -> anyhow::Result<f64> {
                     Arc::clone(&route.method),
                     params.clone(),
                     context.clone(),
+                    RequestHeaders::default(),
                     deadline,
                 )
                 .await;

@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 use tracing::Instrument as _;
 
 use crate::builtin;
+use crate::headers::RequestHeaders;
 use crate::jsonrpc::{
     self, INTERNAL_ERROR, Item, METHOD_NOT_FOUND, Message, RATE_LIMITED, REQUEST_TIMEOUT, Request,
     RpcError,
@@ -28,16 +29,17 @@ pub struct Caller {
     pub remote_addr: SocketAddr,
     /// What each of the caller's requests tells its plugin, but the request id.
     context: RequestContext,
+    /// The HTTP request's or the WebSocket handshake's headers.
+    headers: RequestHeaders,
 }
 
 impl Caller {
-    /// A caller over `transport`; `headers` are the HTTP request's or the
-    /// WebSocket handshake's, lowercase names.
+    /// A caller over `transport` with `headers`.
     pub fn new(
         transport: Transport,
         client_id: Option<Arc<str>>,
         remote_addr: SocketAddr,
-        headers: Arc<[(String, String)]>,
+        headers: RequestHeaders,
     ) -> Self {
         Self {
             remote_addr,
@@ -46,17 +48,18 @@ impl Caller {
                 transport,
                 client_id,
                 remote_addr: Some(remote_addr.to_string().into()),
-                headers,
             },
+            headers,
         }
     }
 
     /// The same caller with the headers of another request on its
     /// connection.
-    pub fn with_headers(&self, headers: Arc<[(String, String)]>) -> Self {
-        let mut caller = self.clone();
-        caller.context.headers = headers;
-        caller
+    pub fn with_headers(&self, headers: RequestHeaders) -> Self {
+        Self {
+            headers,
+            ..self.clone()
+        }
     }
 
     /// The WebSocket client id, for WebSocket connections.
@@ -231,6 +234,7 @@ impl Node {
                     Arc::clone(&call.method),
                     call.params.clone(),
                     call.context.clone(),
+                    call.caller.headers.clone(),
                     deadline,
                 )
                 .await
@@ -255,6 +259,7 @@ impl Node {
                 Arc::clone(&route.method),
                 call.params.clone(),
                 call.context.clone(),
+                call.caller.headers.clone(),
                 deadline,
             )
             .await;
@@ -303,6 +308,7 @@ impl Node {
                 call.params.clone(),
                 call.context.clone(),
                 outcome.clone(),
+                call.caller.headers.clone(),
                 deadline,
             );
             if let Err(error) = done.await {
@@ -319,8 +325,9 @@ impl Node {
         let deadline = Instant::now() + self.config.request_timeout;
         for plugin in self.registry.current().hooked(Hook::OnConnect) {
             let context = caller.context(None);
+            let headers = caller.headers.clone();
             if let Err(error) = plugin
-                .on_connect(Arc::clone(client_id), context, deadline)
+                .on_connect(Arc::clone(client_id), context, headers, deadline)
                 .await
             {
                 self.call_failed(plugin, "on-connect", client_id, error);

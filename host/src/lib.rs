@@ -2,7 +2,8 @@
 //! method handlers and lifecycle hooks are WebAssembly component plugins.
 //!
 //! - [`jsonrpc`]: the wire format and the spec's error codes.
-//! - [`dispatch`]: hooks, routing and responses, shared by both transports.
+//! - [`dispatch`]: hooks, routing and responses, shared by both transports;
+//!   [`headers`]: the request headers plugins can read.
 //! - [`transport`]: HTTP `POST /` and WebSocket `GET /ws`; [`health`]: `GET /health`;
 //!   [`metrics`]: `GET /metrics`; [`tls`]: HTTPS, WSS and mutual TLS.
 //! - [`clients`]: WebSocket client tracking and notification fan-out;
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod dispatch;
+pub mod headers;
 pub mod health;
 pub mod jsonrpc;
 pub mod metrics;

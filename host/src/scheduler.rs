@@ -10,6 +10,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::headers::RequestHeaders;
 use crate::plugin::{CallError, LoadedPlugin, Registry, RequestContext};
 
 /// The longest delay `spawn` accepts.
@@ -175,6 +176,7 @@ async fn call(plugin: &LoadedPlugin, method: &str, params: Option<&String>, time
             method.into(),
             params.map(|params| params.as_str().into()),
             RequestContext::background(),
+            RequestHeaders::default(),
             deadline,
         )
         .await

@@ -7,7 +7,7 @@
 // cache only: the host runs several instances of a plugin at once and replaces
 // them at will.
 
-import * as wit from 'rpcnode:plugin/host@0.1.0';
+import * as wit from 'rpcnode:plugin/host@0.2.0';
 
 import { dump, load } from './json.js';
 
@@ -31,6 +31,16 @@ function call(fn, ...args) {
 /** Write `message` to the host log at `level` ('trace', 'debug', 'info', 'warn' or 'error'). */
 export function log(level, message) {
   wit.log(level, message);
+}
+
+/** The headers of the call in progress as [name, value] pairs, lowercase names. */
+export function requestHeaders() {
+  return wit.requestHeaders();
+}
+
+/** The first value of header `name` (case-insensitive) of the call in progress, or undefined. */
+export function requestHeader(name) {
+  return wit.requestHeader(name);
 }
 
 /** Send notification `method` to every WebSocket client except those in `exclude`; returns how many it was queued for. */

@@ -14,6 +14,7 @@
 // `InvalidParams`) to answer with an error; any other exception answers
 // -32603 and is written to the host log.
 
+import { requestHeader, requestHeaders } from './host.js';
 import { dump, load } from './json.js';
 
 const INVALID_PARAMS = -32602;
@@ -61,15 +62,18 @@ export class Context {
     return load(this.raw.requestId);
   }
 
-  /** The headers as an object with lowercase names, built on first use. */
+  /**
+   * The headers of the call in progress as an object with lowercase names
+   * (a repeated header's first value), asked of the host on first use.
+   */
   get headers() {
-    this.cachedHeaders ??= Object.fromEntries([...this.raw.headers].reverse());
+    this.cachedHeaders ??= Object.fromEntries(requestHeaders().reverse());
     return this.cachedHeaders;
   }
 
-  /** The value of header `name` (case-insensitive), or undefined. */
+  /** The first value of header `name` (case-insensitive) of the call in progress, or undefined. */
   header(name) {
-    return this.headers[name.toLowerCase()];
+    return requestHeader(name);
   }
 
   /** The caller's WebSocket client id, or a -32001 error saying the method needs one. */

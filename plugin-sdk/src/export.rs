@@ -165,7 +165,6 @@ fn context(ctx: wit::RequestContext) -> Context {
         },
         client_id: ctx.client_id,
         remote_addr: ctx.remote_addr,
-        headers: ctx.headers,
     }
 }
 

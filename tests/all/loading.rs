@@ -94,6 +94,24 @@ async fn broken_files_are_reported_and_skipped() {
 }
 
 #[tokio::test]
+async fn a_plugin_built_for_another_contract_version_is_told_to_rebuild() {
+    let node = TestNode::start(&["calculator", "old_contract"]).await;
+    assert_eq!(
+        failures(&node).await,
+        [(
+            "old_contract.wasm".to_owned(),
+            "the plugin was built for rpcnode:plugin@0.1.0, and this host speaks \
+             rpcnode:plugin@0.2.0: rebuild it against the current SDK or wit/plugin.wit"
+                .to_owned()
+        )]
+    );
+    assert_eq!(
+        node.call("add", json!([1, 2])).await,
+        success(json!({"sum": 3}), json!(1))
+    );
+}
+
+#[tokio::test]
 async fn a_malformed_plugin_config_fails_that_plugin_only() {
     let node = TestNode::start_with(
         &["audit", "calculator"],

@@ -1,8 +1,8 @@
 //! The handler exports that receive a request context, called with the
 //! host's own [`RequestContext`]: the parts every request of a connection
-//! shares (client id, address, headers) sit behind `Arc`s, so building a
-//! request's context copies nothing; wasmtime lowers it straight into the
-//! plugin's memory. Checked against the component's types once per instance.
+//! shares (client id, address) sit behind `Arc`s, so building a request's
+//! context copies nothing; wasmtime lowers it straight into the plugin's
+//! memory. Checked against the component's types once per instance.
 
 use std::sync::Arc;
 
@@ -29,8 +29,6 @@ pub struct RequestContext {
     /// The peer's socket address.
     #[component(name = "remote-addr")]
     pub remote_addr: Option<Arc<str>>,
-    /// Request headers, lowercase names.
-    pub headers: Arc<[(String, String)]>,
 }
 
 impl RequestContext {
@@ -41,7 +39,6 @@ impl RequestContext {
             transport: Transport::Background,
             client_id: None,
             remote_addr: None,
-            headers: Arc::new([]),
         }
     }
 }

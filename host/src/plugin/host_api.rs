@@ -70,6 +70,14 @@ impl Host for StoreState {
             .map_err(|error| error.to_string())
     }
 
+    fn request_headers(&mut self) -> Vec<(String, String)> {
+        self.headers.list()
+    }
+
+    fn request_header(&mut self, name: String) -> Option<String> {
+        self.headers.first(&name)
+    }
+
     fn clients(&mut self) -> Vec<String> {
         self.env.clients.ids()
     }

@@ -16,6 +16,7 @@ use super::exports::ContextExports;
 use super::host_api::PluginEnv;
 use super::plugin_file::Sandbox;
 use super::stdio::LogStream;
+use crate::headers::RequestHeaders;
 
 /// Why a plugin call produced no answer.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,8 @@ pub struct StoreState {
     table: ResourceTable,
     limits: StoreLimits,
     pub(crate) env: Arc<PluginEnv>,
+    /// The headers of the call in progress, for `request-headers`.
+    pub(crate) headers: RequestHeaders,
     deadline: Instant,
 }
 
@@ -86,8 +89,13 @@ impl InstancePool {
         }
     }
 
-    /// Borrow an instance for one call that must finish by `deadline`.
-    pub async fn lease(self: &Arc<Self>, deadline: Instant) -> Result<Lease, CallError> {
+    /// Borrow an instance for one call that must finish by `deadline`, on a
+    /// request with `headers`.
+    pub async fn lease(
+        self: &Arc<Self>,
+        deadline: Instant,
+        headers: RequestHeaders,
+    ) -> Result<Lease, CallError> {
         // Most calls find a free slot: skip the timed wait and its timer.
         let permit = match Arc::clone(&self.permits).try_acquire_owned() {
             Ok(permit) => permit,
@@ -106,7 +114,9 @@ impl InstancePool {
             None => Box::pin(self.instantiate(deadline)).await?,
         };
         instance.calls += 1;
-        instance.store.data_mut().deadline = deadline;
+        let state = instance.store.data_mut();
+        state.deadline = deadline;
+        state.headers = headers;
         instance.store.set_epoch_deadline(1);
         Ok(Lease {
             instance: Some(instance),
@@ -135,7 +145,8 @@ impl InstancePool {
 
     /// Take back an instance after a clean call, unless it is due for
     /// recycling.
-    fn give_back(&self, instance: Instance) {
+    fn give_back(&self, mut instance: Instance) {
+        instance.store.data_mut().headers = RequestHeaders::default();
         let recycle = self.sandbox.recycle_after_calls;
         if recycle == 0 || instance.calls < recycle {
             self.idle.lock().expect("pool lock").push(instance);
@@ -176,6 +187,7 @@ pub fn new_store(
             .memory_size(sandbox.memory_limit)
             .build(),
         env,
+        headers: RequestHeaders::default(),
         deadline,
     };
     let mut store = Store::new(&engine.engine, state);

@@ -12,14 +12,15 @@ use wasmtime::component::{ComponentType, Lift, TypedFunc};
 use super::bindings::rpcnode::plugin::types::{Hook, Manifest, RpcError};
 use super::exports::{ContextExports, RequestArgs, RequestContext};
 use super::instance::{CallError, InstancePool};
+use crate::headers::RequestHeaders;
 
-/// Lease an instance, make one call on it (`$call`, with the instance bound to
-/// `$instance`), and settle the lease with the outcome (a fault or timeout
-/// discards the instance).
+/// Lease an instance for a call on a request with `$headers`, make the call
+/// (`$call`, with the instance bound to `$instance`), and settle the lease with
+/// the outcome (a fault or timeout discards the instance).
 macro_rules! call_export {
-    ($plugin:expr, $deadline:expr, |$instance:ident| $call:expr) => {{
+    ($plugin:expr, $deadline:expr, $headers:expr, |$instance:ident| $call:expr) => {{
         let started = std::time::Instant::now();
-        let mut lease = $plugin.pool.lease($deadline).await?;
+        let mut lease = $plugin.pool.lease($deadline, $headers).await?;
         let $instance = lease.instance();
         let result = $call.await;
         $plugin.calls.record(started.elapsed());
@@ -82,10 +83,11 @@ impl LoadedPlugin {
         method: Arc<str>,
         params: Option<Arc<str>>,
         ctx: RequestContext,
+        headers: RequestHeaders,
         deadline: Instant,
     ) -> Result<Result<String, RpcError>, CallError> {
         let export = |exports: &ContextExports| exports.handle;
-        self.call_with_request(export, (method, params, ctx), deadline)
+        self.call_with_request(export, (method, params, ctx), headers, deadline)
             .await
     }
 
@@ -95,10 +97,11 @@ impl LoadedPlugin {
         method: Arc<str>,
         params: Option<Arc<str>>,
         ctx: RequestContext,
+        headers: RequestHeaders,
         deadline: Instant,
     ) -> Result<Result<(), RpcError>, CallError> {
         let export = |exports: &ContextExports| exports.before_request;
-        self.call_with_request(export, (method, params, ctx), deadline)
+        self.call_with_request(export, (method, params, ctx), headers, deadline)
             .await
     }
 
@@ -107,12 +110,13 @@ impl LoadedPlugin {
         &self,
         export: fn(&ContextExports) -> TypedFunc<RequestArgs, (R,)>,
         args: RequestArgs,
+        headers: RequestHeaders,
         deadline: Instant,
     ) -> Result<R, CallError>
     where
         R: ComponentType + Lift + Send + Sync + 'static,
     {
-        call_export!(self, deadline, |instance| async {
+        call_export!(self, deadline, headers, |instance| async {
             let call = export(&instance.exports);
             let (result,) = call.call_async(&mut instance.store, args).await?;
             Ok(result)
@@ -126,9 +130,10 @@ impl LoadedPlugin {
         params: Option<Arc<str>>,
         ctx: RequestContext,
         outcome: Result<String, RpcError>,
+        headers: RequestHeaders,
         deadline: Instant,
     ) -> Result<(), CallError> {
-        call_export!(self, deadline, |instance| {
+        call_export!(self, deadline, headers, |instance| {
             instance
                 .exports
                 .after_request
@@ -136,14 +141,15 @@ impl LoadedPlugin {
         })
     }
 
-    /// Call the `on-connect` hook.
+    /// Call the `on-connect` hook; `headers` are the handshake's.
     pub async fn on_connect(
         &self,
         client_id: Arc<str>,
         ctx: RequestContext,
+        headers: RequestHeaders,
         deadline: Instant,
     ) -> Result<(), CallError> {
-        call_export!(self, deadline, |instance| {
+        call_export!(self, deadline, headers, |instance| {
             instance
                 .exports
                 .on_connect
@@ -153,7 +159,7 @@ impl LoadedPlugin {
 
     /// Call the `on-disconnect` hook.
     pub async fn on_disconnect(&self, client_id: &str, deadline: Instant) -> Result<(), CallError> {
-        call_export!(self, deadline, |instance| {
+        call_export!(self, deadline, RequestHeaders::default(), |instance| {
             let handler = instance.guest.rpcnode_plugin_handler();
             handler.call_on_disconnect(&mut instance.store, client_id)
         })

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use wasmtime::Engine;
+use wasmtime::component::Component;
 
 use super::bindings::{PluginPre, rpcnode::plugin::types::Manifest};
 use super::cache::CompileCache;
@@ -19,6 +21,10 @@ use super::registry::{is_reserved, normalize};
 use crate::clients::Clients;
 use crate::scheduler::{Scheduler, Spawner};
 use crate::state::StateStore;
+
+/// The version of the `rpcnode:plugin` contract (`wit/plugin.wit`) this host
+/// speaks.
+const CONTRACT_VERSION: &str = "0.2.0";
 
 /// Limits applied to every plugin's instances.
 #[derive(Debug, Clone)]
@@ -95,6 +101,7 @@ pub async fn load_file(
     let component = tokio::task::spawn_blocking(move || cache.load(&engine, &bytes, &path))
         .await
         .context("compiling the component")??;
+    check_contract_version(&component, &shared.engine.engine)?;
     let pre = shared
         .engine
         .linker
@@ -103,7 +110,9 @@ pub async fn load_file(
         .context("the component's imports do not match the rpcnode:plugin world")?;
     let pre = PluginPre::new(pre)
         .map_err(anyhow::Error::from)
-        .context("the component does not export rpcnode:plugin/handler@0.1.0")?;
+        .with_context(|| {
+            format!("the component does not export rpcnode:plugin/handler@{CONTRACT_VERSION}")
+        })?;
 
     let stem = file
         .file_stem()
@@ -151,6 +160,29 @@ pub async fn load_file(
         unloaded: Default::default(),
         calls: Default::default(),
     })
+}
+
+/// A component built for another version of the contract is refused with a
+/// reason that says so, rather than with a mismatch of types.
+fn check_contract_version(component: &Component, engine: &Engine) -> anyhow::Result<()> {
+    let ty = component.component_type();
+    let names = ty
+        .imports(engine)
+        .chain(ty.exports(engine))
+        .map(|(name, _)| name);
+    for name in names {
+        if let Some(interface) = name.strip_prefix("rpcnode:plugin/")
+            && let Some((_, version)) = interface.split_once('@')
+            && version != CONTRACT_VERSION
+        {
+            bail!(
+                "the plugin was built for rpcnode:plugin@{version}, and this host speaks \
+                 rpcnode:plugin@{CONTRACT_VERSION}: rebuild it against the current SDK or \
+                 wit/plugin.wit"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Instantiate once, with a throwaway state namespace, to call `describe`.

@@ -14,6 +14,7 @@ use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use hyper::body::Incoming;
 
 use crate::dispatch::Caller;
+use crate::headers::RequestHeaders;
 use crate::jsonrpc::{self, INVALID_REQUEST, RpcError};
 use crate::node::Node;
 use crate::plugin::Transport;
@@ -27,7 +28,12 @@ pub struct Connection {
 impl Connection {
     /// The HTTP connection from `remote_addr`.
     pub fn new(node: Arc<Node>, remote_addr: SocketAddr) -> Self {
-        let caller = Caller::new(Transport::Http, None, remote_addr, Arc::new([]));
+        let caller = Caller::new(
+            Transport::Http,
+            None,
+            remote_addr,
+            RequestHeaders::default(),
+        );
         Self { node, caller }
     }
 
@@ -52,7 +58,7 @@ impl Connection {
                 return reply(StatusCode::BAD_REQUEST, failure(&error));
             }
         };
-        let caller = self.caller.with_headers(super::header_list(&parts.headers));
+        let caller = self.caller.with_headers(RequestHeaders::new(parts.headers));
         match self.node.handle_message(&body, &caller).await {
             Some(answer) => reply(StatusCode::OK, answer),
             None => empty(StatusCode::NO_CONTENT),

@@ -17,6 +17,7 @@ use tokio::sync::{Notify, Semaphore, mpsc};
 
 use crate::clients::Outbound;
 use crate::dispatch::Caller;
+use crate::headers::RequestHeaders;
 use crate::jsonrpc::{self, INVALID_REQUEST, RpcError};
 use crate::node::Node;
 use crate::plugin::Transport;
@@ -40,7 +41,7 @@ pub async fn upgrade(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let max = node.config.max_message_bytes;
-    let headers = super::header_list(&headers);
+    let headers = RequestHeaders::copied(&headers);
     let session = node.websockets.token();
     upgrade
         .read_buffer_size(SOCKET_BUFFER)
@@ -59,7 +60,7 @@ async fn serve(
     node: Arc<Node>,
     socket: WebSocket,
     remote_addr: SocketAddr,
-    headers: Arc<[(String, String)]>,
+    headers: RequestHeaders,
 ) {
     let registration = node.clients.register();
     let client_id = registration.id;

@@ -93,14 +93,16 @@ class Context:
 
     @property
     def headers(self):
-        """The headers as a dict with lowercase names, built on first use."""
+        """The headers of the call in progress as a dict with lowercase names
+        (a repeated header's first value), asked of the host on first use."""
         if self._headers is None:
-            self._headers = {name: value for name, value in reversed(self._raw.headers)}
+            self._headers = dict(reversed(host.request_headers()))
         return self._headers
 
     def header(self, name):
-        """The value of header ``name`` (case-insensitive), or ``None``."""
-        return self.headers.get(name.lower())
+        """The first value of header ``name`` (case-insensitive) of the call
+        in progress, or ``None``."""
+        return host.request_header(name)
 
     def require_client(self):
         """The caller's WebSocket client id, or a -32001 error saying the

@@ -34,6 +34,18 @@ def _call(function, *args):
         raise HostError(error.value) from None
 
 
+def request_headers():
+    """The headers of the call in progress as (name, value) pairs, lowercase
+    names."""
+    return _host.request_headers()
+
+
+def request_header(name):
+    """The first value of header ``name`` (case-insensitive) of the call in
+    progress, or ``None``."""
+    return _host.request_header(name)
+
+
 def log(level, message):
     """Write ``message`` to the host log at ``level`` ("trace", "debug",
     "info", "warn" or "error"), tagged with this plugin's name."""
