@@ -312,7 +312,7 @@ async fn sdk_edges(language: Language) {
     assert_eq!(
         serde_json::from_str::<Value>(&body).unwrap(),
         success(
-            json!({"transport": "http", "client": null, "requestId": 1, "probe": "yes"}),
+            json!({"transport": "http", "client": null, "requestId": 1, "probe": "yes", "listed": "yes"}),
             json!(1)
         )
     );
@@ -322,7 +322,7 @@ async fn sdk_edges(language: Language) {
     assert!(client.starts_with("ws_"), "{answer}");
     assert_eq!(
         answer["result"],
-        json!({"transport": "websocket", "client": client, "requestId": 5, "probe": null})
+        json!({"transport": "websocket", "client": client, "requestId": 5, "probe": null, "listed": null})
     );
     let echoed = match language {
         Language::JavaScript => json!([1, 2]),
