@@ -83,7 +83,7 @@ impl<P: PluginSource> Guest for P {
         ctx: wit::RequestContext,
     ) -> Result<String, wit::RpcError> {
         let plugin = plugin::<P>();
-        let request = request(method, params, ctx)?;
+        let request = request(method, params, ctx);
         let Some(found) = plugin.find(&request.method) else {
             return Err(RpcError::new(-32601, format!("no method `{}`", request.method)).into());
         };
@@ -98,7 +98,7 @@ impl<P: PluginSource> Guest for P {
         ctx: wit::RequestContext,
     ) -> Result<(), wit::RpcError> {
         match plugin::<P>().before_request {
-            Some(hook) => hook(&request(method, params, ctx)?).map_err(Into::into),
+            Some(hook) => hook(&request(method, params, ctx)).map_err(Into::into),
             None => Ok(()),
         }
     }
@@ -112,9 +112,7 @@ impl<P: PluginSource> Guest for P {
         let Some(hook) = plugin::<P>().after_request else {
             return;
         };
-        let Ok(request) = request(method, params, ctx) else {
-            return;
-        };
+        let request = request(method, params, ctx);
         match outcome {
             Ok(result) => hook(&request, Ok(&parse(&result))),
             Err(error) => hook(&request, Err(&error.into())),
@@ -139,20 +137,8 @@ fn parse(json: &str) -> Value {
     serde_json::from_str(json).unwrap_or(Value::Null)
 }
 
-fn request(
-    method: String,
-    params: Option<String>,
-    ctx: wit::RequestContext,
-) -> Result<Request, RpcError> {
-    let params = params
-        .map(|text| serde_json::from_str(&text))
-        .transpose()
-        .map_err(|error| RpcError::invalid_params(error.to_string()))?;
-    Ok(Request {
-        method,
-        params,
-        context: context(ctx),
-    })
+fn request(method: String, params: Option<String>, ctx: wit::RequestContext) -> Request {
+    Request::new(method, params, context(ctx))
 }
 
 fn context(ctx: wit::RequestContext) -> Context {

@@ -1,5 +1,7 @@
 //! What a handler receives: the method, its params and who called.
 
+use std::sync::OnceLock;
+
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -49,26 +51,39 @@ impl Context {
 pub struct Request {
     /// The method name as the plugin registered it.
     pub method: String,
-    /// The params: an object (by name), an array (by position) or absent.
-    pub params: Option<Value>,
     /// Who called.
     pub context: Context,
+    /// The params as JSON text: an object (by name), an array (by position)
+    /// or absent. Kept as text: most handlers deserialize them straight into
+    /// their own type, with no `Value` in between.
+    params: Option<String>,
+    /// `params` as a `Value`, parsed on first use.
+    parsed: OnceLock<Option<Value>>,
 }
 
 impl Request {
+    /// A call of `method` with `params` (JSON text) from `context`.
+    pub fn new(method: String, params: Option<String>, context: Context) -> Self {
+        Self {
+            method,
+            context,
+            params,
+            parsed: OnceLock::new(),
+        }
+    }
+
     /// Deserialize all params into `T`. A struct accepts both named params
     /// (`{"a":1,"b":2}`) and positional ones (`[1,2]`, in field order); absent
     /// params read as `{}`. A mismatch is an invalid-params error.
     pub fn params<T: DeserializeOwned>(&self) -> Result<T, RpcError> {
-        let empty = Value::Object(Default::default());
-        T::deserialize(self.params.as_ref().unwrap_or(&empty))
-            .map_err(|error| RpcError::invalid_params(error.to_string()))
+        serde_json::from_str(self.params.as_deref().unwrap_or("{}"))
+            .map_err(|error| RpcError::invalid_params(without_position(&error)))
     }
 
     /// One param, by `name` when params are an object or by `position` when
     /// they are an array. Missing or mistyped is an invalid-params error.
     pub fn param<T: DeserializeOwned>(&self, position: usize, name: &str) -> Result<T, RpcError> {
-        let value = match &self.params {
+        let value = match self.params_value() {
             Some(Value::Object(map)) => map.get(name),
             Some(Value::Array(items)) => items.get(position),
             _ => None,
@@ -76,6 +91,22 @@ impl Request {
         .ok_or_else(|| RpcError::invalid_params(format!("missing parameter `{name}`")))?;
         T::deserialize(value)
             .map_err(|error| RpcError::invalid_params(format!("parameter `{name}`: {error}")))
+    }
+
+    /// The params as the client sent them, JSON text; `None` when absent.
+    pub fn params_json(&self) -> Option<&str> {
+        self.params.as_deref()
+    }
+
+    /// The params as a JSON value; `None` when absent.
+    pub fn params_value(&self) -> Option<&Value> {
+        self.parsed
+            .get_or_init(|| {
+                self.params
+                    .as_deref()
+                    .and_then(|text| serde_json::from_str(text).ok())
+            })
+            .as_ref()
     }
 
     /// The WebSocket client id of the caller, if the call came over WebSocket.
@@ -95,22 +126,33 @@ impl Request {
     }
 }
 
+/// A deserialization error as a client should read it: the params are the
+/// client's own text, so the position in it adds nothing.
+fn without_position(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(at) if error.line() > 0 => text[..at].to_owned(),
+        _ => text,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     fn request(params: Option<Value>) -> Request {
-        Request {
-            method: "add".into(),
-            params,
-            context: Context {
-                request_id: None,
-                transport: Transport::Http,
-                client_id: None,
-                remote_addr: None,
-            },
-        }
+        let context = Context {
+            request_id: None,
+            transport: Transport::Http,
+            client_id: None,
+            remote_addr: None,
+        };
+        Request::new(
+            "add".into(),
+            params.map(|params| params.to_string()),
+            context,
+        )
     }
 
     #[derive(serde::Deserialize, Debug, PartialEq)]
@@ -131,10 +173,22 @@ mod tests {
     }
 
     #[test]
+    fn params_as_text_and_as_a_value() {
+        let named = request(Some(json!({"a": 1})));
+        assert_eq!(named.params_json(), Some(r#"{"a":1}"#));
+        assert_eq!(named.params_value(), Some(&json!({"a": 1})));
+        assert_eq!(request(None).params_value(), None);
+    }
+
+    #[test]
     fn missing_or_mistyped_params_are_invalid_params() {
         let error = request(Some(json!({"a": 1}))).params::<Pair>().unwrap_err();
         assert_eq!(error.code, RpcError::INVALID_PARAMS);
         assert_eq!(error.message, "missing field `b`");
+        let error = request(Some(json!({"a": "x", "b": 1})))
+            .params::<Pair>()
+            .unwrap_err();
+        assert_eq!(error.message, r#"invalid type: string "x", expected f64"#);
         let error = request(None).param::<f64>(0, "a").unwrap_err();
         assert_eq!(error.message, "missing parameter `a`");
         let error = request(Some(json!(["x"])))
