@@ -17,6 +17,18 @@ pub fn log(level: LogLevel, message: &str) {
     host::log(level, message);
 }
 
+/// The headers of the call in progress (the HTTP request's, or the WebSocket
+/// handshake's), lowercase names; empty for background work.
+pub fn request_headers() -> Vec<(String, String)> {
+    host::request_headers()
+}
+
+/// The first value of header `name` (case-insensitive) of the call in
+/// progress.
+pub fn request_header(name: &str) -> Option<String> {
+    host::request_header(name)
+}
+
 /// Send notification `method` with `params` to every connected WebSocket
 /// client; returns how many clients it was queued for.
 pub fn broadcast(method: &str, params: &Value) -> Result<u32, String> {

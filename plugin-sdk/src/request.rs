@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::RpcError;
-use crate::export::bindings::rpcnode::plugin::host;
+use crate::host;
 
 /// The transport a call arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,13 +34,13 @@ pub struct Context {
 
 impl Context {
     /// The headers of the call in progress (the HTTP request's, or the
-    /// WebSocket handshake's), lowercase names. Asked of the host on each use.
+    /// WebSocket handshake's), lowercase names: [`host::request_headers`].
     pub fn headers(&self) -> Vec<(String, String)> {
         host::request_headers()
     }
 
     /// The first value of header `name` (case-insensitive) of the call in
-    /// progress. Asked of the host on each use.
+    /// progress: [`host::request_header`].
     pub fn header(&self, name: &str) -> Option<String> {
         host::request_header(name)
     }
