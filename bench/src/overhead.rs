@@ -2,7 +2,6 @@
 //! and without sockets: one JSON-RPC request through the dispatcher (parse,
 //! hooks, routing, the wasm call, response), and the plugin call alone.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -52,7 +51,7 @@ async fn through_dispatcher(node: &Node, effort: Effort) -> f64 {
         ([127, 0, 0, 1], 1).into(),
         RequestHeaders::default(),
     );
-    let request = br#"{"jsonrpc":"2.0","method":"add","params":{"a":1,"b":2},"id":1}"#;
+    let request = r#"{"jsonrpc":"2.0","method":"add","params":{"a":1,"b":2},"id":1}"#;
     let mut per_request = Vec::new();
     for _ in 0..effort.repeats {
         for _ in 0..effort.warmup_calls {
@@ -71,9 +70,9 @@ async fn through_dispatcher(node: &Node, effort: Effort) -> f64 {
 async fn plugin_call(node: &Node, effort: Effort) -> anyhow::Result<f64> {
     let table = node.registry.current();
     let route = table.route("add").context("calculator has add")?;
-    let params: Option<Arc<str>> = Some(r#"{"a":1,"b":2}"#.into());
+    let params = Some(r#"{"a":1,"b":2}"#);
     let context = RequestContext {
-        request_id: Some("1".into()),
+        request_id: Some("1"),
         transport: Transport::Http,
         client_id: None,
         remote_addr: None,
@@ -86,9 +85,9 @@ async fn plugin_call(node: &Node, effort: Effort) -> anyhow::Result<f64> {
             let answer = route
                 .plugin
                 .handle(
-                    Arc::clone(&route.method),
-                    params.clone(),
-                    context.clone(),
+                    &route.method,
+                    params,
+                    context,
                     RequestHeaders::default(),
                     deadline,
                 )

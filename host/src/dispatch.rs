@@ -2,11 +2,14 @@
 //! `before-request` hooks, route to the plugin, run the `after-request` hooks
 //! and write the response.
 
+use std::future::{Future, poll_fn, ready};
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
-use futures_util::future::join_all;
+use futures_util::future::{Either, MaybeDone, maybe_done};
 use serde_json::value::RawValue;
 use tracing::Instrument as _;
 
@@ -27,8 +30,10 @@ use crate::plugin::{
 pub struct Caller {
     /// The peer's address.
     pub remote_addr: SocketAddr,
-    /// What each of the caller's requests tells its plugin, but the request id.
-    context: RequestContext,
+    /// The peer's address as plugins see it.
+    remote_addr_text: Arc<str>,
+    transport: Transport,
+    client_id: Option<Arc<str>>,
     /// The HTTP request's or the WebSocket handshake's headers.
     headers: RequestHeaders,
 }
@@ -43,12 +48,9 @@ impl Caller {
     ) -> Self {
         Self {
             remote_addr,
-            context: RequestContext {
-                request_id: None,
-                transport,
-                client_id,
-                remote_addr: Some(remote_addr.to_string().into()),
-            },
+            remote_addr_text: remote_addr.to_string().into(),
+            transport,
+            client_id,
             headers,
         }
     }
@@ -64,20 +66,22 @@ impl Caller {
 
     /// The WebSocket client id, for WebSocket connections.
     pub fn client_id(&self) -> Option<&Arc<str>> {
-        self.context.client_id.as_ref()
+        self.client_id.as_ref()
     }
 
     /// The transport.
     pub fn transport(&self) -> Transport {
-        self.context.transport
+        self.transport
     }
 
-    /// The context of one request: shared parts are reference-counted, not
-    /// copied.
-    fn context(&self, request_id: Option<&RawValue>) -> RequestContext {
+    /// What a plugin is told about one request (or, without an id, about the
+    /// connection), borrowed from the caller and the request.
+    fn context<'a>(&'a self, request_id: Option<&'a RawValue>) -> RequestContext<'a> {
         RequestContext {
-            request_id: request_id.map(|id| id.get().into()),
-            ..self.context.clone()
+            request_id: request_id.map(RawValue::get),
+            transport: self.transport,
+            client_id: self.client_id.as_deref(),
+            remote_addr: Some(&self.remote_addr_text),
         }
     }
 }
@@ -90,18 +94,18 @@ struct Call<'a> {
     /// The method as the client spelled it.
     requested: &'a str,
     /// The method as hooks and the handler see it.
-    method: Arc<str>,
+    method: &'a str,
     /// Where the method goes, unless it is built in or unknown.
     route: Option<&'a Route>,
-    params: Option<Arc<str>>,
-    context: RequestContext,
+    params: Option<&'a str>,
+    context: RequestContext<'a>,
     caller: &'a Caller,
 }
 
 impl Node {
     /// Answer one HTTP body or WebSocket text frame. `None` means nothing is
     /// to be sent back (only notifications were received).
-    pub async fn handle_message(&self, text: &[u8], caller: &Caller) -> Option<String> {
+    pub async fn handle_message(&self, text: &str, caller: &Caller) -> Option<String> {
         let message = match jsonrpc::parse(text, self.config.max_batch_size) {
             Ok(message) => message,
             Err(error) => return Some(jsonrpc::failure(None, &error)),
@@ -113,23 +117,26 @@ impl Node {
                 let answers = items
                     .into_iter()
                     .map(|item| self.handle_item(&table, item, caller));
-                jsonrpc::batch(join_all(answers).await.into_iter().flatten().collect())
+                jsonrpc::batch(join_in_order(answers).await.into_iter().flatten().collect())
             }
         }
     }
 
-    async fn handle_item(
-        &self,
-        table: &MethodTable,
-        item: Item<'_>,
-        caller: &Caller,
-    ) -> Option<String> {
+    /// The answer to one element of a message, if it gets one.
+    fn handle_item<'a>(
+        &'a self,
+        table: &'a MethodTable,
+        item: Item<'a>,
+        caller: &'a Caller,
+    ) -> impl Future<Output = Option<String>> + Unpin + Send + 'a {
         match item {
             // Boxed: a request's future is large (hooks, the plugin call, the
             // span), and every future holding it would otherwise copy its size
             // each time it moves (into a task, a batch, a connection).
-            Ok(request) => Box::pin(self.handle_request(table, request, caller)).await,
-            Err(rejected) => Some(jsonrpc::failure(rejected.id, &rejected.error)),
+            Ok(request) => Either::Left(Box::pin(self.handle_request(table, request, caller))),
+            Err(rejected) => {
+                Either::Right(ready(Some(jsonrpc::failure(rejected.id, &rejected.error))))
+            }
         }
     }
 
@@ -139,19 +146,16 @@ impl Node {
         request: Request<'_>,
         caller: &Caller,
     ) -> Option<String> {
-        let _pending = self.track_pending();
+        let _pending = self.metrics.pending_requests.track();
         let started = Instant::now();
         let route = table.route(&request.method);
         let call = Call {
             requested: &request.method,
             // Hooks see the name the plugin registered, however the client
             // spelled it, so a policy on `user_create` also covers `user.create`.
-            method: route.map_or_else(
-                || Arc::from(request.method.as_ref()),
-                |route| Arc::clone(&route.method),
-            ),
+            method: route.map_or(&request.method, |route| &route.method),
             route,
-            params: request.params.map(|params| params.get().into()),
+            params: request.params.map(RawValue::get),
             context: caller.context(request.id),
             caller,
         };
@@ -162,7 +166,7 @@ impl Node {
         let plugin = route.map(|route| route.plugin.name());
         let span = tracing::debug_span!(
             "request",
-            method = &*call.method,
+            method = call.method,
             transport = transport_name(caller.transport()),
             client = caller.client_id().map(|id| &**id),
             plugin,
@@ -187,13 +191,21 @@ impl Node {
         }
         .instrument(span)
         .await;
-        let label = match route {
-            Some(route) => &route.method,
-            None if builtin::is_builtin(call.requested) => call.requested,
-            None => "unknown",
-        };
-        self.metrics
-            .request(label, outcome.is_ok(), started.elapsed());
+        let elapsed = started.elapsed();
+        match route {
+            Some(route) => self
+                .metrics
+                .request(&route.counts, outcome.is_ok(), elapsed),
+            None => {
+                let label = if builtin::is_builtin(call.requested) {
+                    call.requested
+                } else {
+                    "unknown"
+                };
+                let counts = self.metrics.method(label);
+                self.metrics.request(&counts, outcome.is_ok(), elapsed);
+            }
+        }
 
         let id = request.id?;
         Some(match outcome {
@@ -231,9 +243,9 @@ impl Node {
         for plugin in table.hooked(Hook::BeforeRequest) {
             match plugin
                 .before_request(
-                    Arc::clone(&call.method),
-                    call.params.clone(),
-                    call.context.clone(),
+                    call.method,
+                    call.params,
+                    call.context,
                     call.caller.headers.clone(),
                     deadline,
                 )
@@ -242,12 +254,11 @@ impl Node {
                 Ok(Ok(())) => {}
                 Ok(Err(rejection)) => return Err(plugin_error(plugin, rejection)),
                 Err(error) => {
-                    return Err(self.call_failed(plugin, "before-request", &call.method, error));
+                    return Err(self.call_failed(plugin, "before-request", call.method, error));
                 }
             }
         }
-        let params = call.params.as_deref();
-        if let Some(outcome) = builtin::call(self, call.requested, params, call.caller) {
+        if let Some(outcome) = builtin::call(self, call.requested, call.params, call.caller) {
             return outcome;
         }
         let Some(route) = call.route else {
@@ -256,9 +267,9 @@ impl Node {
         let plugin = &route.plugin;
         let handled = plugin
             .handle(
-                Arc::clone(&route.method),
-                call.params.clone(),
-                call.context.clone(),
+                &route.method,
+                call.params,
+                call.context,
                 call.caller.headers.clone(),
                 deadline,
             )
@@ -304,15 +315,15 @@ impl Node {
         let deadline = Instant::now() + self.config.request_timeout;
         for plugin in hooks {
             let done = plugin.after_request(
-                Arc::clone(&call.method),
-                call.params.clone(),
-                call.context.clone(),
+                call.method,
+                call.params,
+                call.context,
                 outcome.clone(),
                 call.caller.headers.clone(),
                 deadline,
             );
             if let Err(error) = done.await {
-                self.call_failed(plugin, "after-request", &call.method, error);
+                self.call_failed(plugin, "after-request", call.method, error);
             }
         }
     }
@@ -327,7 +338,7 @@ impl Node {
             let context = caller.context(None);
             let headers = caller.headers.clone();
             if let Err(error) = plugin
-                .on_connect(Arc::clone(client_id), context, headers, deadline)
+                .on_connect(client_id, context, headers, deadline)
                 .await
             {
                 self.call_failed(plugin, "on-connect", client_id, error);
@@ -399,6 +410,31 @@ fn plugin_error(plugin: &LoadedPlugin, error: GuestError) -> RpcError {
             }
         });
     RpcError::from_plugin(error.code, error.message, data)
+}
+
+/// Run `futures` together and collect their outputs in order. A batch's
+/// calls usually all finish on their first poll; this runs them in one pass
+/// without a task per call, and polls again only those still running when
+/// one of them wakes (a call waiting for an instance, or a long one yielding
+/// at an epoch tick).
+async fn join_in_order<F: Future + Unpin>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut calls: Vec<MaybeDone<F>> = futures.map(maybe_done).collect();
+    poll_fn(|cx| {
+        let mut all_done = true;
+        for call in &mut calls {
+            all_done &= Pin::new(call).poll(cx).is_ready();
+        }
+        if all_done {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    calls
+        .iter_mut()
+        .map(|call| Pin::new(call).take_output().expect("every call is done"))
+        .collect()
 }
 
 /// The transport as logs name it.

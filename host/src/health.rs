@@ -34,7 +34,7 @@ pub async fn report(State(node): State<Arc<Node>>) -> Json<Value> {
         "status": if failed.is_empty() { "ok" } else { "degraded" },
         "node": node.config.node_name,
         "websocket_clients": node.clients.count(),
-        "pending_requests": node.pending_requests(),
+        "pending_requests": node.metrics.pending_requests.get(),
         "plugins": plugins,
         "failed": failed,
     }))

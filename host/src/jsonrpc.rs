@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 
@@ -111,67 +112,132 @@ pub enum Message<'a> {
 }
 
 /// The fields of a request object, all kept raw so that a field of the wrong
-/// type is reported as an invalid request with the id still echoed.
-#[derive(Deserialize)]
+/// type is reported as an invalid request with the id still echoed. A field
+/// present as `null` is kept (`"id": null` is a request, not a notification).
+#[derive(Default)]
 struct RawRequest<'a> {
-    #[serde(borrow, default)]
     jsonrpc: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
     id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     method: Option<&'a RawValue>,
-    #[serde(borrow, default, deserialize_with = "present")]
     params: Option<&'a RawValue>,
 }
 
-/// Reads a field that is present, even when it is `null` (serde's `Option`
-/// would read `"id": null` as absent, making the request a notification).
-fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(deserializer).map(Some)
+/// One element of a message as read: a request object's fields, or `None`
+/// for anything that is not an object with distinct field names.
+struct Element<'a>(Option<RawRequest<'a>>);
+
+/// The names of a request object's fields.
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum Field {
+    Jsonrpc,
+    Id,
+    Method,
+    Params,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Element<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ElementVisitor)
+    }
+}
+
+/// Reads an element in the same pass that reads the message, so a batch is
+/// parsed once: an object field by field, any other value skipped.
+struct ElementVisitor;
+
+impl<'de> Visitor<'de> for ElementVisitor {
+    type Value = Element<'de>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut request = RawRequest::default();
+        let mut distinct = true;
+        while let Some(field) = map.next_key::<Field>()? {
+            let slot = match field {
+                Field::Jsonrpc => &mut request.jsonrpc,
+                Field::Id => &mut request.id,
+                Field::Method => &mut request.method,
+                Field::Params => &mut request.params,
+                Field::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            distinct &= slot.replace(map.next_value()?).is_none();
+        }
+        Ok(Element(distinct.then_some(request)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Element(None))
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Element(None))
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Element(None))
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Element(None))
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Element(None))
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Element(None))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Element(None))
+    }
 }
 
 /// Read a message. `Err` is the single error to send back when the message is
 /// not JSON at all, or is an empty batch, or is larger than `max_batch`.
-pub fn parse(text: &[u8], max_batch: usize) -> Result<Message<'_>, RpcError> {
-    let is_batch = text.trim_ascii_start().first() == Some(&b'[');
+pub fn parse(text: &str, max_batch: usize) -> Result<Message<'_>, RpcError> {
+    let parse_error = |error| RpcError::new(PARSE_ERROR, error);
+    // Read from `str`, whose UTF-8 is already checked, so the parser does
+    // not check each raw field again.
+    let is_batch = text.trim_ascii_start().starts_with('[');
     if !is_batch {
-        return match serde_json::from_slice::<RawRequest>(text) {
-            Ok(raw) => Ok(Message::Single(validate(raw))),
-            Err(error) if error.is_data() => Ok(Message::Single(Err(Rejected {
-                id: None,
-                error: RpcError::new(INVALID_REQUEST, "a request must be a JSON object"),
-            }))),
-            Err(error) => Err(RpcError::new(PARSE_ERROR, error)),
-        };
+        let element: Element = serde_json::from_str(text).map_err(parse_error)?;
+        return Ok(Message::Single(validate(element)));
     }
-    let items: Vec<&RawValue> =
-        serde_json::from_slice(text).map_err(|error| RpcError::new(PARSE_ERROR, error))?;
-    if items.is_empty() {
+    let elements: Vec<Element> = serde_json::from_str(text).map_err(parse_error)?;
+    if elements.is_empty() {
         return Err(RpcError::new(INVALID_REQUEST, "empty batch"));
     }
-    if items.len() > max_batch {
+    if elements.len() > max_batch {
         return Err(RpcError::new(
             INVALID_REQUEST,
             format_args!(
                 "batch of {} requests exceeds the limit of {max_batch}",
-                items.len()
+                elements.len()
             ),
         ));
     }
-    Ok(Message::Batch(items.into_iter().map(parse_item).collect()))
+    Ok(Message::Batch(elements.into_iter().map(validate).collect()))
 }
 
-fn parse_item(item: &RawValue) -> Item<'_> {
-    match serde_json::from_str::<RawRequest>(item.get()) {
-        Ok(raw) => validate(raw),
-        Err(_) => Err(Rejected {
+fn validate(element: Element<'_>) -> Item<'_> {
+    let Element(Some(raw)) = element else {
+        return Err(Rejected {
             id: None,
             error: RpcError::new(INVALID_REQUEST, "a request must be a JSON object"),
-        }),
-    }
-}
-
-fn validate(raw: RawRequest<'_>) -> Item<'_> {
+        });
+    };
     let id = raw.id;
     if let Some(id) = id
         && !is_valid_id(id)
@@ -277,7 +343,7 @@ mod tests {
     use super::*;
 
     fn single(text: &str) -> Item<'_> {
-        match parse(text.as_bytes(), 10).unwrap() {
+        match parse(text, 10).unwrap() {
             Message::Single(item) => item,
             Message::Batch(_) => panic!("expected a single request"),
         }
@@ -315,9 +381,37 @@ mod tests {
     }
 
     #[test]
+    fn each_batch_element_is_judged_alone() {
+        let text = r#"[1, [2], {"jsonrpc":"2.0","method":"a","id":1,"id":2},
+            {"jsonrpc":"2.0","\u006dethod":"b","id":3,"extra":{"x":[1]}}, null, "c"]"#;
+        let Message::Batch(items) = parse(text, 10).unwrap() else {
+            panic!("expected a batch");
+        };
+        let outcomes: Vec<Result<&str, &str>> = items
+            .iter()
+            .map(|item| match item {
+                Ok(request) => Ok(request.method.as_ref()),
+                Err(rejected) => Err(rejected.error.message.as_str()),
+            })
+            .collect();
+        let not_an_object = Err("Invalid Request: a request must be a JSON object");
+        assert_eq!(
+            outcomes,
+            [
+                not_an_object,
+                not_an_object,
+                not_an_object,
+                Ok("b"),
+                not_an_object,
+                not_an_object
+            ]
+        );
+    }
+
+    #[test]
     fn batches_over_the_limit_are_one_error() {
         let text = format!("[{}]", ["1"; 11].join(","));
-        let error = parse(text.as_bytes(), 10).unwrap_err();
+        let error = parse(&text, 10).unwrap_err();
         assert_eq!(
             error.message,
             "Invalid Request: batch of 11 requests exceeds the limit of 10"

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,9 +13,39 @@ use axum::response::IntoResponse;
 
 use crate::node::Node;
 
+/// How many cache lines a count is spread over. Each thread adds to its own
+/// shard, so worker threads counting every request at once do not take turns
+/// owning one cache line; reading sums the shards.
+const SHARDS: usize = 16;
+
+/// One thread's part of a count, alone on its cache lines.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Shard<T>(T);
+
+/// A value kept per thread shard.
+#[derive(Debug, Default)]
+struct Sharded<T>([Shard<T>; SHARDS]);
+
+impl<T> Sharded<T> {
+    /// The calling thread's shard: threads are given shards in turn, the
+    /// first time each counts.
+    fn local(&self) -> &T {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local! {
+            static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+        }
+        &self.0[INDEX.with(|index| *index)].0
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.0.iter().map(|shard| &shard.0)
+    }
+}
+
 /// A monotonically increasing count.
 #[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
+pub struct Counter(Sharded<AtomicU64>);
 
 impl Counter {
     /// Add one.
@@ -25,12 +55,45 @@ impl Counter {
 
     /// Add `n`.
     pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
+        self.0.local().fetch_add(n, Ordering::Relaxed);
     }
 
     /// The count so far.
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0
+            .iter()
+            .map(|shard| shard.load(Ordering::Relaxed))
+            .sum()
+    }
+}
+
+/// A count that goes up and down.
+#[derive(Debug, Default)]
+pub struct Gauge(Sharded<AtomicU64>);
+
+impl Gauge {
+    /// Add one until the guard drops.
+    pub fn track(&self) -> GaugeGuard<'_> {
+        self.0.local().fetch_add(1, Ordering::Relaxed);
+        GaugeGuard(self)
+    }
+
+    /// The current value. A shard alone can wrap below zero (a guard may
+    /// drop on another thread than the one it started on); the sum cannot.
+    pub fn get(&self) -> u64 {
+        self.0
+            .iter()
+            .map(|shard| shard.load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add)
+    }
+}
+
+/// Takes one off a [`Gauge`] when dropped.
+pub struct GaugeGuard<'a>(&'a Gauge);
+
+impl Drop for GaugeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.0.local().fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -40,46 +103,73 @@ const BUCKETS: [f64; 14] = [
     5.0,
 ];
 
-/// A latency histogram with fixed buckets.
+/// One shard of a histogram: its buckets, count and sum share a cache line.
 #[derive(Debug, Default)]
-pub struct Histogram {
+struct HistogramCells {
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_nanos: AtomicU64,
 }
 
+/// A latency histogram with fixed buckets.
+#[derive(Debug, Default)]
+pub struct Histogram(Sharded<HistogramCells>);
+
 impl Histogram {
     /// Record one observation.
     pub fn observe(&self, elapsed: Duration) {
+        let cells = self.0.local();
         let seconds = elapsed.as_secs_f64();
         if let Some(bucket) = BUCKETS.iter().position(|bound| seconds <= *bound) {
-            self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+            cells.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_nanos
+        cells.count.fetch_add(1, Ordering::Relaxed);
+        cells
+            .sum_nanos
             .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
     }
 
     fn render(&self, out: &mut String, name: &str) {
+        let total = |field: fn(&HistogramCells) -> &AtomicU64| -> u64 {
+            self.0
+                .iter()
+                .map(|cells| field(cells).load(Ordering::Relaxed))
+                .sum()
+        };
         let mut cumulative = 0;
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            cumulative += bucket.load(Ordering::Relaxed);
+        for (index, bound) in BUCKETS.iter().enumerate() {
+            cumulative += self
+                .0
+                .iter()
+                .map(|cells| cells.buckets[index].load(Ordering::Relaxed))
+                .sum::<u64>();
             let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
         }
-        let count = self.count.load(Ordering::Relaxed);
+        let count = total(|cells| &cells.count);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let sum = total(|cells| &cells.sum_nanos) as f64 / 1e9;
         let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
     }
+}
+
+/// Requests to one method: answered with a result, and with an error.
+#[derive(Debug, Default)]
+pub struct MethodCounts {
+    ok: Counter,
+    error: Counter,
 }
 
 /// Everything the node counts.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Per method: requests answered with a result, and with an error.
-    requests: Mutex<HashMap<String, [u64; 2]>>,
+    /// Per method name (a registered or built-in name, or `unknown`, so that
+    /// clients cannot grow the label set). Routes keep their method's counts,
+    /// so a request to a plugin's method does not look its name up here.
+    methods: Mutex<HashMap<String, Arc<MethodCounts>>>,
     /// Time from a request's arrival to its answer.
     pub request_duration: Histogram,
+    /// Requests being processed.
+    pub pending_requests: Gauge,
     /// Connections refused at `max_connections`.
     pub connections_refused: Counter,
     /// Requests refused by the rate limiter.
@@ -93,16 +183,18 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Count one request to `method` (a registered or built-in name, or
-    /// `unknown`, so that clients cannot grow the label set).
-    pub fn request(&self, method: &str, ok: bool, elapsed: Duration) {
-        let mut requests = self.requests.lock().expect("metrics lock");
-        let counts = match requests.get_mut(method) {
-            Some(counts) => counts,
-            None => requests.entry(method.to_owned()).or_default(),
-        };
-        counts[usize::from(!ok)] += 1;
-        drop(requests);
+    /// The counts of `method`, created on first use.
+    pub fn method(&self, method: &str) -> Arc<MethodCounts> {
+        let mut methods = self.methods.lock().expect("metrics lock");
+        match methods.get(method) {
+            Some(counts) => Arc::clone(counts),
+            None => Arc::clone(methods.entry(method.to_owned()).or_default()),
+        }
+    }
+
+    /// Count one request answered after `elapsed`, in `counts`.
+    pub fn request(&self, counts: &MethodCounts, ok: bool, elapsed: Duration) {
+        if ok { &counts.ok } else { &counts.error }.inc();
         self.request_duration.observe(elapsed);
     }
 }
@@ -127,15 +219,15 @@ pub fn render(node: &Node) -> String {
         "counter",
         "JSON-RPC requests by method and outcome.",
     );
-    let mut requests: Vec<(String, [u64; 2])> = metrics
-        .requests
+    let mut requests: Vec<(String, u64, u64)> = metrics
+        .methods
         .lock()
         .expect("metrics lock")
         .iter()
-        .map(|(method, counts)| (method.clone(), *counts))
+        .map(|(method, counts)| (method.clone(), counts.ok.get(), counts.error.get()))
         .collect();
     requests.sort();
-    for (method, [ok, error]) in requests {
+    for (method, ok, error) in requests {
         let _ = writeln!(
             out,
             "rpcnode_requests_total{{method=\"{method}\",outcome=\"ok\"}} {ok}"
@@ -161,7 +253,11 @@ pub fn render(node: &Node) -> String {
         "gauge",
         "Requests being processed.",
     );
-    let _ = writeln!(out, "rpcnode_pending_requests {}", node.pending_requests());
+    let _ = writeln!(
+        out,
+        "rpcnode_pending_requests {}",
+        metrics.pending_requests.get()
+    );
     help(
         &mut out,
         "rpcnode_websocket_clients",

@@ -2,7 +2,6 @@
 //! plugin state, background work), and its start, reload and stop.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -35,11 +34,10 @@ pub struct Node {
     /// requests in flight and say goodbye.
     pub websockets: TaskTracker,
     /// What `/metrics` reports.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// Built-in rate limiting, when configured.
     pub rate_limiter: Option<RateLimiter>,
     library: tokio::sync::Mutex<Library>,
-    pending: AtomicUsize,
 }
 
 impl Node {
@@ -57,6 +55,7 @@ impl Node {
         let clients = Arc::new(Clients::new(config.ws_queue_capacity));
         let state = Arc::new(StateStore::default());
         let cache = Arc::new(CompileCache::new(config.cache_dir.clone()));
+        let metrics = Arc::new(Metrics::default());
         let shared = Shared {
             engine: PluginEngine::new()?,
             cache: Arc::clone(&cache),
@@ -65,6 +64,7 @@ impl Node {
             clients: Arc::clone(&clients),
             state: Arc::clone(&state),
             scheduler: Arc::clone(&scheduler),
+            metrics: Arc::clone(&metrics),
         };
         let library = Library::new(config.plugins_dir.clone(), shared);
         let rate_limit = config.rate_limit;
@@ -77,10 +77,9 @@ impl Node {
             cache,
             stopping,
             websockets: TaskTracker::new(),
-            metrics: Metrics::default(),
+            metrics,
             rate_limiter: rate_limit.map(RateLimiter::new),
             library: tokio::sync::Mutex::new(library),
-            pending: AtomicUsize::new(0),
         });
         node.reload().await?;
         if node.config.watch {
@@ -115,30 +114,10 @@ impl Node {
         Ok(())
     }
 
-    /// Requests being processed right now.
-    pub fn pending_requests(&self) -> usize {
-        self.pending.load(Ordering::Relaxed)
-    }
-
-    /// Count a request as pending until the guard drops.
-    pub(crate) fn track_pending(&self) -> PendingGuard<'_> {
-        self.pending.fetch_add(1, Ordering::Relaxed);
-        PendingGuard(&self.pending)
-    }
-
     /// Close WebSocket connections, stop watching, cancel background work and
     /// wait for the background calls already running.
     pub async fn shutdown(&self) {
         self.stopping.cancel();
         self.scheduler.shutdown().await;
-    }
-}
-
-/// Decrements the pending-request count when dropped.
-pub(crate) struct PendingGuard<'a>(&'a AtomicUsize);
-
-impl Drop for PendingGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

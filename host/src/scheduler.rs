@@ -173,8 +173,8 @@ async fn call(plugin: &LoadedPlugin, method: &str, params: Option<&String>, time
     let deadline = Instant::now() + timeout;
     match plugin
         .handle(
-            method.into(),
-            params.map(|params| params.as_str().into()),
+            method,
+            params.map(String::as_str),
             RequestContext::background(),
             RequestHeaders::default(),
             deadline,

@@ -46,6 +46,26 @@ async fn http_rejects_what_is_not_a_json_post() {
     .unwrap();
     assert_eq!(with_charset.status(), 200);
 
+    let not_utf8 = within(
+        client
+            .post(node.url("/"))
+            .header("content-type", "application/json")
+            .body(b"{\"jsonrpc\":\"2.0\",\"method\":\"\xff\",\"id\":1}".to_vec())
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(not_utf8.status(), 200);
+    let answer: Value = within(not_utf8.json()).await.unwrap();
+    assert_eq!(
+        answer,
+        error(
+            -32700,
+            "Parse error: the body is not UTF-8 text",
+            Value::Null
+        )
+    );
+
     let get = within(client.get(node.url("/")).send()).await.unwrap();
     assert_eq!(get.status(), 405);
     assert_eq!(get.headers()["allow"], "POST");

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Semaphore, SemaphorePermit};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
@@ -67,7 +67,7 @@ pub struct InstancePool {
     env: Arc<PluginEnv>,
     sandbox: Sandbox,
     idle: Mutex<Vec<Instance>>,
-    permits: Arc<Semaphore>,
+    permits: Semaphore,
 }
 
 impl InstancePool {
@@ -83,7 +83,7 @@ impl InstancePool {
             engine,
             pre,
             env,
-            permits: Arc::new(Semaphore::new(sandbox.max_instances)),
+            permits: Semaphore::new(sandbox.max_instances),
             sandbox,
             idle: Mutex::new(Vec::new()),
         }
@@ -92,19 +92,17 @@ impl InstancePool {
     /// Borrow an instance for one call that must finish by `deadline`, on a
     /// request with `headers`.
     pub async fn lease(
-        self: &Arc<Self>,
+        &self,
         deadline: Instant,
         headers: RequestHeaders,
-    ) -> Result<Lease, CallError> {
+    ) -> Result<Lease<'_>, CallError> {
         // Most calls find a free slot: skip the timed wait and its timer.
-        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
+        let permit = match self.permits.try_acquire() {
             Ok(permit) => permit,
-            Err(_) => {
-                tokio::time::timeout_at(deadline.into(), Arc::clone(&self.permits).acquire_owned())
-                    .await
-                    .map_err(|_| CallError::Timeout)?
-                    .expect("the pool's semaphore is never closed")
-            }
+            Err(_) => tokio::time::timeout_at(deadline.into(), self.permits.acquire())
+                .await
+                .map_err(|_| CallError::Timeout)?
+                .expect("the pool's semaphore is never closed"),
         };
         let idle = self.idle.lock().expect("pool lock").pop();
         let mut instance = match idle {
@@ -120,7 +118,7 @@ impl InstancePool {
         instance.store.set_epoch_deadline(1);
         Ok(Lease {
             instance: Some(instance),
-            pool: Arc::clone(self),
+            pool: self,
             _permit: permit,
             reusable: false,
         })
@@ -214,14 +212,14 @@ pub fn classify(error: wasmtime::Error) -> CallError {
 
 /// An instance lent to one call. It goes back to the pool only if the call
 /// settled cleanly; a fault, a timeout or a dropped call discards it.
-pub struct Lease {
+pub struct Lease<'a> {
     instance: Option<Instance>,
-    pool: Arc<InstancePool>,
-    _permit: OwnedSemaphorePermit,
+    pool: &'a InstancePool,
+    _permit: SemaphorePermit<'a>,
     reusable: bool,
 }
 
-impl Lease {
+impl Lease<'_> {
     /// The instance to call.
     pub fn instance(&mut self) -> &mut Instance {
         self.instance
@@ -236,7 +234,7 @@ impl Lease {
     }
 }
 
-impl Drop for Lease {
+impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if let Some(instance) = self.instance.take()
             && self.reusable

@@ -113,7 +113,7 @@ impl Library {
             if let Some((_, plugin)) = &state.serving
                 && !replaced.contains(&file)
             {
-                table.register(Arc::clone(plugin));
+                table.register(Arc::clone(plugin), &self.shared.metrics);
             }
         }
         let mut added = Vec::new();
@@ -131,7 +131,7 @@ impl Library {
                         methods = plugin.manifest.methods.len(),
                         "plugin loaded"
                     );
-                    table.register(Arc::clone(&plugin));
+                    table.register(Arc::clone(&plugin), &self.shared.metrics);
                     if let Some((_, old)) = state.serving.replace((version, Arc::clone(&plugin))) {
                         removed.push(old);
                     }
@@ -145,7 +145,7 @@ impl Library {
                     if let Some((_, old)) = &state.serving
                         && table.conflict(old).is_none()
                     {
-                        table.register(Arc::clone(old));
+                        table.register(Arc::clone(old), &self.shared.metrics);
                     }
                 }
             }

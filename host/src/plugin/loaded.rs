@@ -2,17 +2,16 @@
 //! the instance pool.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 use wasmtime::component::{ComponentType, Lift, TypedFunc};
 
 use super::bindings::rpcnode::plugin::types::{Hook, Manifest, RpcError};
-use super::exports::{ContextExports, RequestArgs, RequestContext};
+use super::exports::{AfterArgs, ConnectArgs, ContextExports, RequestArgs, RequestContext};
 use super::instance::{CallError, InstancePool};
 use crate::headers::RequestHeaders;
+use crate::metrics::Counter;
 
 /// Lease an instance for a call on a request with `$headers`, make the call
 /// (`$call`, with the instance bound to `$instance`), and settle the lease with
@@ -34,7 +33,7 @@ pub struct LoadedPlugin {
     pub manifest: Manifest,
     /// The file it was loaded from.
     pub file: PathBuf,
-    pub(crate) pool: Arc<InstancePool>,
+    pub(crate) pool: InstancePool,
     /// Cancelled when this version of the plugin stops serving; its timers end.
     pub unloaded: CancellationToken,
     /// How many calls this version served, and for how long.
@@ -44,25 +43,24 @@ pub struct LoadedPlugin {
 /// Calls into one plugin version, for `/metrics`.
 #[derive(Debug, Default)]
 pub struct CallStats {
-    count: AtomicU64,
-    nanos: AtomicU64,
+    count: Counter,
+    nanos: Counter,
 }
 
 impl CallStats {
     fn record(&self, elapsed: std::time::Duration) {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.nanos
-            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+        self.count.inc();
+        self.nanos.add(elapsed.as_nanos() as u64);
     }
 
     /// Calls so far.
     pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
+        self.count.get()
     }
 
     /// Nanoseconds spent in calls so far.
     pub fn nanos(&self) -> u64 {
-        self.nanos.load(Ordering::Relaxed)
+        self.nanos.get()
     }
 }
 
@@ -80,9 +78,9 @@ impl LoadedPlugin {
     /// Call the handler of `method` (as the manifest spells it).
     pub async fn handle(
         &self,
-        method: Arc<str>,
-        params: Option<Arc<str>>,
-        ctx: RequestContext,
+        method: &str,
+        params: Option<&str>,
+        ctx: RequestContext<'_>,
         headers: RequestHeaders,
         deadline: Instant,
     ) -> Result<Result<String, RpcError>, CallError> {
@@ -94,9 +92,9 @@ impl LoadedPlugin {
     /// Call the `before-request` hook.
     pub async fn before_request(
         &self,
-        method: Arc<str>,
-        params: Option<Arc<str>>,
-        ctx: RequestContext,
+        method: &str,
+        params: Option<&str>,
+        ctx: RequestContext<'_>,
         headers: RequestHeaders,
         deadline: Instant,
     ) -> Result<Result<(), RpcError>, CallError> {
@@ -108,8 +106,8 @@ impl LoadedPlugin {
     /// Call `export`, one of the exports taking `(method, params, ctx)`.
     async fn call_with_request<R>(
         &self,
-        export: fn(&ContextExports) -> TypedFunc<RequestArgs, (R,)>,
-        args: RequestArgs,
+        export: fn(&ContextExports) -> TypedFunc<RequestArgs<'static>, (R,)>,
+        args: RequestArgs<'_>,
         headers: RequestHeaders,
         deadline: Instant,
     ) -> Result<R, CallError>
@@ -117,7 +115,7 @@ impl LoadedPlugin {
         R: ComponentType + Lift + Send + Sync + 'static,
     {
         call_export!(self, deadline, headers, |instance| async {
-            let call = export(&instance.exports);
+            let call: TypedFunc<RequestArgs<'_>, (R,)> = export(&instance.exports);
             let (result,) = call.call_async(&mut instance.store, args).await?;
             Ok(result)
         })
@@ -126,34 +124,31 @@ impl LoadedPlugin {
     /// Call the `after-request` hook with the request's outcome.
     pub async fn after_request(
         &self,
-        method: Arc<str>,
-        params: Option<Arc<str>>,
-        ctx: RequestContext,
+        method: &str,
+        params: Option<&str>,
+        ctx: RequestContext<'_>,
         outcome: Result<String, RpcError>,
         headers: RequestHeaders,
         deadline: Instant,
     ) -> Result<(), CallError> {
-        call_export!(self, deadline, headers, |instance| {
-            instance
-                .exports
-                .after_request
-                .call_async(&mut instance.store, (method, params, ctx, outcome))
+        call_export!(self, deadline, headers, |instance| async move {
+            let call: TypedFunc<AfterArgs<'_>, ()> = instance.exports.after_request;
+            call.call_async(&mut instance.store, (method, params, ctx, outcome))
+                .await
         })
     }
 
     /// Call the `on-connect` hook; `headers` are the handshake's.
     pub async fn on_connect(
         &self,
-        client_id: Arc<str>,
-        ctx: RequestContext,
+        client_id: &str,
+        ctx: RequestContext<'_>,
         headers: RequestHeaders,
         deadline: Instant,
     ) -> Result<(), CallError> {
-        call_export!(self, deadline, headers, |instance| {
-            instance
-                .exports
-                .on_connect
-                .call_async(&mut instance.store, (client_id, ctx))
+        call_export!(self, deadline, headers, |instance| async move {
+            let call: TypedFunc<ConnectArgs<'_>, ()> = instance.exports.on_connect;
+            call.call_async(&mut instance.store, (client_id, ctx)).await
         })
     }
 

@@ -19,6 +19,7 @@ use super::loaded::LoadedPlugin;
 use super::plugin_file::{PluginFile, Sandbox};
 use super::registry::{is_reserved, normalize};
 use crate::clients::Clients;
+use crate::metrics::Metrics;
 use crate::scheduler::{Scheduler, Spawner};
 use crate::state::StateStore;
 
@@ -77,6 +78,8 @@ pub struct Shared {
     pub state: Arc<StateStore>,
     /// Background work.
     pub scheduler: Arc<Scheduler>,
+    /// Request counts, which each method's route keeps a handle to.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Load one plugin from the component in `bytes` (read from `file`).
@@ -156,7 +159,7 @@ pub async fn load_file(
     Ok(LoadedPlugin {
         manifest,
         file: file.to_path_buf(),
-        pool: Arc::new(pool),
+        pool,
         unloaded: Default::default(),
         calls: Default::default(),
     })

@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use super::bindings::rpcnode::plugin::types::Hook;
 use super::loaded::LoadedPlugin;
 use super::loader::LoadFailure;
+use crate::metrics::{MethodCounts, Metrics};
 
 /// Where a method call goes.
 pub struct Route {
@@ -18,6 +19,8 @@ pub struct Route {
     pub method: Arc<str>,
     /// Whether the method has no result.
     pub notification: bool,
+    /// Requests to it, for `/metrics`.
+    pub counts: Arc<MethodCounts>,
 }
 
 impl Default for Registry {
@@ -70,8 +73,9 @@ impl MethodTable {
             })
     }
 
-    /// Add `plugin`; it must not conflict (see [`MethodTable::conflict`]).
-    pub fn register(&mut self, plugin: Arc<LoadedPlugin>) {
+    /// Add `plugin`, its methods counted in `metrics`; it must not conflict
+    /// (see [`MethodTable::conflict`]).
+    pub fn register(&mut self, plugin: Arc<LoadedPlugin>, metrics: &Metrics) {
         for method in plugin
             .manifest
             .methods
@@ -82,6 +86,7 @@ impl MethodTable {
                 plugin: Arc::clone(&plugin),
                 method: method.name.as_str().into(),
                 notification: method.notification,
+                counts: metrics.method(&method.name),
             };
             self.routes
                 .insert(normalize(&method.name).into_owned(), route);

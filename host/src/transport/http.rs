@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 
 use crate::dispatch::Caller;
 use crate::headers::RequestHeaders;
-use crate::jsonrpc::{self, INVALID_REQUEST, RpcError};
+use crate::jsonrpc::{self, INVALID_REQUEST, PARSE_ERROR, RpcError};
 use crate::node::Node;
 use crate::plugin::Transport;
 
@@ -58,8 +58,12 @@ impl Connection {
                 return reply(StatusCode::BAD_REQUEST, failure(&error));
             }
         };
+        let Ok(text) = std::str::from_utf8(&body) else {
+            let error = RpcError::new(PARSE_ERROR, "the body is not UTF-8 text");
+            return reply(StatusCode::OK, failure(&error));
+        };
         let caller = self.caller.with_headers(RequestHeaders::new(parts.headers));
-        match self.node.handle_message(&body, &caller).await {
+        match self.node.handle_message(text, &caller).await {
             Some(answer) => reply(StatusCode::OK, answer),
             None => empty(StatusCode::NO_CONTENT),
         }

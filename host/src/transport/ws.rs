@@ -154,7 +154,7 @@ async fn serve(
             .expect("semaphore is never closed");
         let (node, caller, queue) = (Arc::clone(&node), Arc::clone(&caller), queue.clone());
         tokio::spawn(async move {
-            if let Some(answer) = node.handle_message(text.as_bytes(), &caller).await {
+            if let Some(answer) = node.handle_message(&text, &caller).await {
                 // The client may have gone; then there is no one to answer.
                 let _ = queue.send(answer.into()).await;
             }
