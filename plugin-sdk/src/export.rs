@@ -88,7 +88,7 @@ impl<P: PluginSource> Guest for P {
             return Err(RpcError::new(-32601, format!("no method `{}`", request.method)).into());
         };
         (found.handler)(&request)
-            .map(|result| result.to_string())
+            .map(|result| json_text(&result))
             .map_err(Into::into)
     }
 
@@ -132,6 +132,12 @@ impl<P: PluginSource> Guest for P {
     }
 }
 
+/// `value` as JSON text, written straight into a buffer (`to_string`
+/// would go through the formatting machinery for every token).
+fn json_text(value: &Value) -> String {
+    serde_json::to_string(value).expect("a JSON value always serialises")
+}
+
 /// The host only sends valid JSON; anything else reads as `null`.
 fn parse(json: &str) -> Value {
     serde_json::from_str(json).unwrap_or(Value::Null)
@@ -159,7 +165,7 @@ impl From<RpcError> for wit::RpcError {
         Self {
             code: error.code,
             message: error.message,
-            data: error.data.as_ref().map(Value::to_string),
+            data: error.data.as_ref().map(json_text),
         }
     }
 }
