@@ -253,16 +253,10 @@ fn validate(element: Element<'_>) -> Item<'_> {
             error: RpcError::new(INVALID_REQUEST, detail),
         })
     };
-    let version = raw
-        .jsonrpc
-        .and_then(|raw| serde_json::from_str::<Cow<str>>(raw.get()).ok());
-    if version.as_deref() != Some("2.0") {
+    if raw.jsonrpc.and_then(string).as_deref() != Some("2.0") {
         return reject(r#"jsonrpc must be exactly "2.0""#);
     }
-    let Some(method) = raw
-        .method
-        .and_then(|raw| serde_json::from_str::<Cow<str>>(raw.get()).ok())
-    else {
+    let Some(method) = raw.method.and_then(string) else {
         return reject("method must be a string");
     };
     if let Some(params) = raw.params
@@ -275,6 +269,17 @@ fn validate(element: Element<'_>) -> Item<'_> {
         method,
         params: raw.params,
     })
+}
+
+/// The value of a JSON string, borrowed from the message unless it has
+/// escapes; `None` if `raw` is not a string.
+fn string(raw: &RawValue) -> Option<Cow<'_, str>> {
+    match serde_json::from_str::<&str>(raw.get()) {
+        Ok(text) => Some(Cow::Borrowed(text)),
+        Err(_) => serde_json::from_str::<String>(raw.get())
+            .ok()
+            .map(Cow::Owned),
+    }
 }
 
 fn is_valid_id(id: &RawValue) -> bool {
@@ -355,6 +360,19 @@ mod tests {
         assert_eq!(request.id.map(RawValue::get), Some("null"));
         let request = single(r#"{"jsonrpc":"2.0","method":"a"}"#).unwrap();
         assert!(request.id.is_none());
+    }
+
+    #[test]
+    fn method_names_are_borrowed_unless_escaped() {
+        let request = single(r#"{"jsonrpc":"2.0","method":"add","id":1}"#).unwrap();
+        assert!(matches!(request.method, Cow::Borrowed("add")));
+        let request = single(r#"{"jsonrpc":"2\u002e0","method":"a\u002eb","id":1}"#).unwrap();
+        assert_eq!(request.method, "a.b");
+        let rejected = single(r#"{"jsonrpc":"2.0","method":7,"id":1}"#).unwrap_err();
+        assert_eq!(
+            rejected.error.message,
+            "Invalid Request: method must be a string"
+        );
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! frames and client ids, `/health`, and notifications pushed by plugins.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
@@ -82,6 +84,37 @@ async fn http_rejects_what_is_not_a_json_post() {
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test]
+async fn http_body_sent_in_pieces_is_read_whole() {
+    let node = TestNode::start(&["calculator"]).await;
+    let mut stream = within(tokio::net::TcpStream::connect(node.server.local_addr()))
+        .await
+        .unwrap();
+    let head = "POST / HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+                transfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+    let pieces = [
+        r#"{"jsonrpc":"2.0","method":"#,
+        r#""add","params":[20,"#,
+        r#"22],"id":7}"#,
+    ];
+    within(stream.write_all(head.as_bytes())).await.unwrap();
+    for piece in pieces {
+        let chunk = format!("{:x}\r\n{piece}\r\n", piece.len());
+        within(stream.write_all(chunk.as_bytes())).await.unwrap();
+        // Each piece arrives on its own, so the server reads several frames.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    within(stream.write_all(b"0\r\n\r\n")).await.unwrap();
+    let mut answer = String::new();
+    within(stream.read_to_string(&mut answer)).await.unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(
+        serde_json::from_str::<Value>(body).unwrap(),
+        success(json!({"sum": 42}), json!(7))
+    );
 }
 
 #[tokio::test]
