@@ -30,6 +30,7 @@ async fn metrics_count_requests_latency_clients_and_plugins() {
     for line in [
         "rpcnode_requests_total{method=\"add\",outcome=\"ok\"} 2",
         "rpcnode_requests_total{method=\"divide\",outcome=\"error\"} 1",
+        "rpcnode_requests_total{method=\"multiply\",outcome=\"ok\"} 0",
         "rpcnode_requests_total{method=\"unknown\",outcome=\"error\"} 1",
         "rpcnode_requests_total{method=\"rpc.subscribe\",outcome=\"ok\"} 1",
         "rpcnode_websocket_clients 1",

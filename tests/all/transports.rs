@@ -17,17 +17,18 @@ async fn http_rejects_what_is_not_a_json_post() {
     let client = reqwest::Client::new();
     let body = r#"{"jsonrpc":"2.0","method":"add","params":[1,2],"id":1}"#;
 
-    let plain = within(
-        client
+    let post = async |content_type: &str, body: Vec<u8>| {
+        let request = client
             .post(node.url("/"))
-            .header("content-type", "text/plain")
-            .body(body)
-            .send(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(plain.status(), 415);
-    let answer: Value = within(plain.json()).await.unwrap();
+            .header("content-type", content_type)
+            .body(body);
+        let response = within(request.send()).await.unwrap();
+        let status = response.status();
+        (status, within(response.json::<Value>()).await.unwrap())
+    };
+
+    let (status, answer) = post("text/plain", body.into()).await;
+    assert_eq!(status, 415);
     assert_eq!(
         answer,
         error(
@@ -37,28 +38,13 @@ async fn http_rejects_what_is_not_a_json_post() {
         )
     );
 
-    let with_charset = within(
-        client
-            .post(node.url("/"))
-            .header("content-type", "application/json; charset=utf-8")
-            .body(body)
-            .send(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(with_charset.status(), 200);
+    let (status, answer) = post("application/json; charset=utf-8", body.into()).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer, success(json!({"sum": 3}), json!(1)));
 
-    let not_utf8 = within(
-        client
-            .post(node.url("/"))
-            .header("content-type", "application/json")
-            .body(b"{\"jsonrpc\":\"2.0\",\"method\":\"\xff\",\"id\":1}".to_vec())
-            .send(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(not_utf8.status(), 200);
-    let answer: Value = within(not_utf8.json()).await.unwrap();
+    let not_utf8 = b"{\"jsonrpc\":\"2.0\",\"method\":\"\xff\",\"id\":1}".to_vec();
+    let (status, answer) = post("application/json", not_utf8).await;
+    assert_eq!(status, 200);
     assert_eq!(
         answer,
         error(
