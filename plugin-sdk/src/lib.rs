@@ -24,6 +24,8 @@
 //! ```
 #![deny(missing_docs)]
 
+#[cfg(any(test, all(feature = "allocator", target_family = "wasm")))]
+mod allocator;
 mod error;
 mod export;
 pub mod host;
@@ -34,6 +36,17 @@ pub use error::RpcError;
 pub use plugin::{Method, Plugin};
 pub use request::{Context, Request, Transport};
 pub use serde_json::{Value, json};
+
+/// The SDK's allocator serves every allocation of a Rust plugin unless the
+/// `allocator` feature is off. Wasm threads would make it unsound, so it
+/// stands aside when the `atomics` feature is on.
+#[cfg(all(
+    feature = "allocator",
+    target_family = "wasm",
+    not(target_feature = "atomics")
+))]
+#[global_allocator]
+static ALLOCATOR: allocator::FreeListAllocator = allocator::FreeListAllocator::new();
 
 /// Implementation details used by [`export!`]; not part of the public API.
 #[doc(hidden)]
