@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use rpcnode::dispatch::Caller;
 use rpcnode::headers::RequestHeaders;
-use rpcnode::plugin::{RequestContext, Transport};
+use rpcnode::plugin::{CallContext, Transport};
 use rpcnode::{Config, Node};
 
 use crate::chart::{Bar, Charts};
@@ -71,11 +71,10 @@ async fn plugin_call(node: &Node, effort: Effort) -> anyhow::Result<f64> {
     let table = node.registry.current();
     let route = table.route("add").context("calculator has add")?;
     let params = Some(r#"{"a":1,"b":2}"#);
-    let context = RequestContext {
-        request_id: Some("1"),
+    let context = CallContext {
+        request_id: Some("1".into()),
         transport: Transport::Http,
-        client_id: None,
-        remote_addr: None,
+        ..CallContext::background()
     };
     let mut per_call = Vec::new();
     for _ in 0..effort.repeats {
@@ -84,13 +83,7 @@ async fn plugin_call(node: &Node, effort: Effort) -> anyhow::Result<f64> {
             let deadline = Instant::now() + Duration::from_secs(30);
             let answer = route
                 .plugin
-                .handle(
-                    &route.method,
-                    params,
-                    context,
-                    RequestHeaders::default(),
-                    deadline,
-                )
+                .handle(&route.method, params, context.clone(), deadline)
                 .await;
             anyhow::ensure!(matches!(answer, Ok(Ok(_))), "add failed: {answer:?}");
         }

@@ -21,7 +21,7 @@ use crate::jsonrpc::{
 };
 use crate::node::Node;
 use crate::plugin::{
-    CallError, GuestError, Hook, LoadedPlugin, MethodTable, RequestContext, Route, Transport,
+    CallContext, CallError, GuestError, Hook, LoadedPlugin, MethodTable, Route, Transport,
 };
 
 /// Who sent a message: the same for every request of one HTTP body or one
@@ -74,14 +74,15 @@ impl Caller {
         self.transport
     }
 
-    /// What a plugin is told about one request (or, without an id, about the
-    /// connection), borrowed from the caller and the request.
-    fn context<'a>(&'a self, request_id: Option<&'a RawValue>) -> RequestContext<'a> {
-        RequestContext {
-            request_id: request_id.map(RawValue::get),
+    /// What a plugin can ask about one request of this caller (or, without
+    /// an id, about its connection).
+    fn context(&self, request_id: Option<&RawValue>) -> CallContext {
+        CallContext {
+            request_id: request_id.map(|id| id.get().into()),
             transport: self.transport,
-            client_id: self.client_id.as_deref(),
-            remote_addr: Some(&self.remote_addr_text),
+            client_id: self.client_id.clone(),
+            remote_addr: Some(Arc::clone(&self.remote_addr_text)),
+            headers: self.headers.clone(),
         }
     }
 }
@@ -98,8 +99,15 @@ struct Call<'a> {
     /// Where the method goes, unless it is built in or unknown.
     route: Option<&'a Route>,
     params: Option<&'a str>,
-    context: RequestContext<'a>,
+    id: Option<&'a RawValue>,
     caller: &'a Caller,
+}
+
+impl Call<'_> {
+    /// What a plugin called for this request can ask about it.
+    fn context(&self) -> CallContext {
+        self.caller.context(self.id)
+    }
 }
 
 impl Node {
@@ -156,7 +164,7 @@ impl Node {
             method: route.map_or(&request.method, |route| &route.method),
             route,
             params: request.params.map(RawValue::get),
-            context: caller.context(request.id),
+            id: request.id,
             caller,
         };
 
@@ -242,13 +250,7 @@ impl Node {
     ) -> Result<String, RpcError> {
         for plugin in table.hooked(Hook::BeforeRequest) {
             match plugin
-                .before_request(
-                    call.method,
-                    call.params,
-                    call.context,
-                    call.caller.headers.clone(),
-                    deadline,
-                )
+                .before_request(call.method, call.params, call.context(), deadline)
                 .await
             {
                 Ok(Ok(())) => {}
@@ -266,13 +268,7 @@ impl Node {
         };
         let plugin = &route.plugin;
         let handled = plugin
-            .handle(
-                &route.method,
-                call.params,
-                call.context,
-                call.caller.headers.clone(),
-                deadline,
-            )
+            .handle(&route.method, call.params, call.context(), deadline)
             .await;
         match handled {
             Ok(Ok(_)) if route.notification => Ok("null".to_owned()),
@@ -314,14 +310,8 @@ impl Node {
         };
         let deadline = Instant::now() + self.config.request_timeout;
         for plugin in hooks {
-            let done = plugin.after_request(
-                call.method,
-                call.params,
-                call.context,
-                outcome.clone(),
-                call.caller.headers.clone(),
-                deadline,
-            );
+            let done =
+                plugin.after_request(call.method, call.params, &outcome, call.context(), deadline);
             if let Err(error) = done.await {
                 self.call_failed(plugin, "after-request", call.method, error);
             }
@@ -335,10 +325,8 @@ impl Node {
         };
         let deadline = Instant::now() + self.config.request_timeout;
         for plugin in self.registry.current().hooked(Hook::OnConnect) {
-            let context = caller.context(None);
-            let headers = caller.headers.clone();
             if let Err(error) = plugin
-                .on_connect(client_id, context, headers, deadline)
+                .on_connect(client_id, caller.context(None), deadline)
                 .await
             {
                 self.call_failed(plugin, "on-connect", client_id, error);
@@ -347,10 +335,14 @@ impl Node {
     }
 
     /// Run the `on-disconnect` hooks for a departed WebSocket client.
-    pub async fn disconnected(&self, client_id: &str) {
+    pub async fn disconnected(&self, caller: &Caller) {
+        let Some(client_id) = caller.client_id() else {
+            return;
+        };
         let deadline = Instant::now() + self.config.request_timeout;
         for plugin in self.registry.current().hooked(Hook::OnDisconnect) {
-            if let Err(error) = plugin.on_disconnect(client_id, deadline).await {
+            let disconnected = plugin.on_disconnect(client_id, caller.context(None), deadline);
+            if let Err(error) = disconnected.await {
                 self.call_failed(plugin, "on-disconnect", client_id, error);
             }
         }

@@ -10,8 +10,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::headers::RequestHeaders;
-use crate::plugin::{CallError, LoadedPlugin, Registry, RequestContext};
+use crate::plugin::{CallContext, CallError, LoadedPlugin, Registry};
 
 /// The longest delay `spawn` accepts.
 pub const MAX_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -175,8 +174,7 @@ async fn call(plugin: &LoadedPlugin, method: &str, params: Option<&String>, time
         .handle(
             method,
             params.map(String::as_str),
-            RequestContext::background(),
-            RequestHeaders::default(),
+            CallContext::background(),
             deadline,
         )
         .await

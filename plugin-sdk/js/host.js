@@ -7,7 +7,7 @@
 // cache only: the host runs several instances of a plugin at once and replaces
 // them at will.
 
-import * as wit from 'rpcnode:plugin/host@0.2.0';
+import * as wit from 'rpcnode:plugin/host@0.3.0';
 
 import { dump, load } from './json.js';
 
@@ -31,6 +31,14 @@ function call(fn, ...args) {
 /** Write `message` to the host log at `level` ('trace', 'debug', 'info', 'warn' or 'error'). */
 export function log(level, message) {
   wit.log(level, message);
+}
+
+/**
+ * Who made the call in progress: `{ requestId, transport, clientId, remoteAddr }`,
+ * `requestId` as JSON text.
+ */
+export function callContext() {
+  return wit.callContext();
 }
 
 /** The headers of the call in progress as [name, value] pairs, lowercase names. */

@@ -14,7 +14,7 @@
 // `InvalidParams`) to answer with an error; any other exception answers
 // -32603 and is written to the host log.
 
-import { requestHeader, requestHeaders } from './host.js';
+import { callContext, requestHeader, requestHeaders } from './host.js';
 import { dump, load } from './json.js';
 
 const INVALID_PARAMS = -32602;
@@ -47,14 +47,29 @@ export class InvalidParams extends RpcError {
  * Who made a call, and how: `transport` is 'http', 'websocket' or
  * 'background'; `clientId` is set for calls over WebSocket; `headers` maps
  * lowercase names to values (of the HTTP request or the WebSocket handshake).
+ * Asked of the host on first use.
  */
 export class Context {
-  constructor(method, ctx) {
+  constructor(method) {
     this.method = method;
-    this.transport = ctx.transport;
-    this.clientId = ctx.clientId;
-    this.remoteAddr = ctx.remoteAddr;
-    this.raw = ctx;
+  }
+
+  /** The host's `request-context` record of the call in progress. */
+  get raw() {
+    this.cachedRaw ??= callContext();
+    return this.cachedRaw;
+  }
+
+  get transport() {
+    return this.raw.transport;
+  }
+
+  get clientId() {
+    return this.raw.clientId;
+  }
+
+  get remoteAddr() {
+    return this.raw.remoteAddr;
   }
 
   /** The request id (absent for notifications), parsed on first use. */
@@ -223,22 +238,22 @@ export class Plugin {
           timers: plugin.timers,
         };
       },
-      handle(method, params, ctx) {
+      handle(method, params) {
         const found = plugin.methods.get(method);
         if (found === undefined) {
           throw witError({ code: -32601, message: `no method \`${method}\`` });
         }
-        const context = new Context(method, ctx);
+        const context = new Context(method);
         const result = guarded(() => found.handler(found.bind(load(params)), context));
         return found.info.notification ? 'null' : JSON.stringify(result ?? null);
       },
-      beforeRequest(method, params, ctx) {
+      beforeRequest(method, params) {
         const hook = hooks['before-request'];
         if (hook !== undefined) {
-          guarded(() => hook(method, load(params), new Context(method, ctx)));
+          guarded(() => hook(method, load(params), new Context(method)));
         }
       },
-      afterRequest(method, params, ctx, outcome) {
+      afterRequest(method, params, outcome) {
         const hook = hooks['after-request'];
         if (hook === undefined) {
           return;
@@ -247,12 +262,12 @@ export class Plugin {
           outcome.tag === 'ok'
             ? [load(outcome.val), undefined]
             : [undefined, new RpcError(outcome.val.code, outcome.val.message, load(outcome.val.data))];
-        quietly(() => hook(method, load(params), new Context(method, ctx), result, error));
+        quietly(() => hook(method, load(params), new Context(method), result, error));
       },
-      onConnect(clientId, ctx) {
+      onConnect(clientId) {
         const hook = hooks['on-connect'];
         if (hook !== undefined) {
-          quietly(() => hook(clientId, new Context('', ctx)));
+          quietly(() => hook(clientId, new Context('')));
         }
       },
       onDisconnect(clientId) {

@@ -77,13 +77,9 @@ impl<P: PluginSource> Guest for P {
         }
     }
 
-    fn handle(
-        method: String,
-        params: Option<String>,
-        ctx: wit::RequestContext,
-    ) -> Result<String, wit::RpcError> {
+    fn handle(method: String, params: Option<String>) -> Result<String, wit::RpcError> {
         let plugin = plugin::<P>();
-        let request = request(method, params, ctx);
+        let request = Request::in_progress(method, params);
         let Some(found) = plugin.find(&request.method) else {
             return Err(RpcError::new(-32601, format!("no method `{}`", request.method)).into());
         };
@@ -92,13 +88,9 @@ impl<P: PluginSource> Guest for P {
             .map_err(Into::into)
     }
 
-    fn before_request(
-        method: String,
-        params: Option<String>,
-        ctx: wit::RequestContext,
-    ) -> Result<(), wit::RpcError> {
+    fn before_request(method: String, params: Option<String>) -> Result<(), wit::RpcError> {
         match plugin::<P>().before_request {
-            Some(hook) => hook(&request(method, params, ctx)).map_err(Into::into),
+            Some(hook) => hook(&Request::in_progress(method, params)).map_err(Into::into),
             None => Ok(()),
         }
     }
@@ -106,22 +98,21 @@ impl<P: PluginSource> Guest for P {
     fn after_request(
         method: String,
         params: Option<String>,
-        ctx: wit::RequestContext,
         outcome: Result<String, wit::RpcError>,
     ) {
         let Some(hook) = plugin::<P>().after_request else {
             return;
         };
-        let request = request(method, params, ctx);
+        let request = Request::in_progress(method, params);
         match outcome {
             Ok(result) => hook(&request, Ok(&parse(&result))),
             Err(error) => hook(&request, Err(&error.into())),
         }
     }
 
-    fn on_connect(client_id: String, ctx: wit::RequestContext) {
+    fn on_connect(client_id: String) {
         if let Some(hook) = plugin::<P>().on_connect {
-            hook(&client_id, &context(ctx));
+            hook(&client_id, &crate::host::call_context());
         }
     }
 
@@ -143,11 +134,8 @@ fn parse(json: &str) -> Value {
     serde_json::from_str(json).unwrap_or(Value::Null)
 }
 
-fn request(method: String, params: Option<String>, ctx: wit::RequestContext) -> Request {
-    Request::new(method, params, context(ctx))
-}
-
-fn context(ctx: wit::RequestContext) -> Context {
+/// The WIT record as the SDK's [`Context`].
+pub(crate) fn context(ctx: wit::RequestContext) -> Context {
     Context {
         request_id: ctx.request_id.as_deref().map(parse),
         transport: match ctx.transport {

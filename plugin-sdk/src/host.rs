@@ -9,6 +9,7 @@
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
+use crate::Context;
 use crate::export::bindings::rpcnode::plugin::host;
 pub use crate::export::bindings::rpcnode::plugin::types::LogLevel;
 
@@ -27,6 +28,14 @@ pub fn request_headers() -> Vec<(String, String)> {
 /// progress.
 pub fn request_header(name: &str) -> Option<String> {
     host::request_header(name)
+}
+
+/// Who made the call in progress, and how: what [`Request::context`]
+/// returns, and what `on-connect` hooks receive.
+///
+/// [`Request::context`]: crate::Request::context
+pub fn call_context() -> Context {
+    crate::export::context(host::call_context())
 }
 
 /// Send notification `method` with `params` to every connected WebSocket

@@ -19,7 +19,7 @@ pub enum Transport {
     Background,
 }
 
-/// Who made a call, and how.
+/// Who made a call, and how ([`host::call_context`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Context {
     /// The request id; `None` for notifications and connection events.
@@ -51,8 +51,8 @@ impl Context {
 pub struct Request {
     /// The method name as the plugin registered it.
     pub method: String,
-    /// Who called.
-    pub context: Context,
+    /// Who called: asked of the host on first use.
+    context: OnceLock<Context>,
     /// The params as JSON text: an object (by name), an array (by position)
     /// or absent. Kept as text: most handlers deserialize them straight into
     /// their own type, with no `Value` in between.
@@ -66,10 +66,25 @@ impl Request {
     pub fn new(method: String, params: Option<String>, context: Context) -> Self {
         Self {
             method,
-            context,
+            context: OnceLock::from(context),
             params,
             parsed: OnceLock::new(),
         }
+    }
+
+    /// The call in progress, of `method` with `params`.
+    pub(crate) fn in_progress(method: String, params: Option<String>) -> Self {
+        Self {
+            method,
+            context: OnceLock::new(),
+            params,
+            parsed: OnceLock::new(),
+        }
+    }
+
+    /// Who called, and how.
+    pub fn context(&self) -> &Context {
+        self.context.get_or_init(host::call_context)
     }
 
     /// Deserialize all params into `T`. A struct accepts both named params
@@ -111,7 +126,7 @@ impl Request {
 
     /// The WebSocket client id of the caller, if the call came over WebSocket.
     pub fn client_id(&self) -> Option<&str> {
-        self.context.client_id.as_deref()
+        self.context().client_id.as_deref()
     }
 
     /// The caller's WebSocket client id, or a -32001 error saying the method

@@ -99,8 +99,8 @@ async fn connect_and_disconnect_fire_once_per_connection() {
     assert_eq!(
         lifecycle,
         [
-            format!("connect {client_id} hello"),
-            format!("disconnect {client_id}")
+            format!("connect {client_id} hello WebSocket true true"),
+            format!("disconnect {client_id} WebSocket true true")
         ]
     );
     assert_eq!(node.get_json("/health").await["websocket_clients"], 0);

@@ -71,11 +71,15 @@ impl Host for StoreState {
     }
 
     fn request_headers(&mut self) -> Vec<(String, String)> {
-        self.headers.list()
+        self.call.headers.list()
     }
 
     fn request_header(&mut self, name: String) -> Option<String> {
-        self.headers.first(&name)
+        self.call.headers.first(&name)
+    }
+
+    fn call_context(&mut self) -> types::RequestContext {
+        self.call.record()
     }
 
     fn clients(&mut self) -> Vec<String> {

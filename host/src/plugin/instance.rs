@@ -11,12 +11,12 @@ use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings;
+use super::call_context::CallContext;
 use super::engine::PluginEngine;
-use super::exports::ContextExports;
+use super::exports::BorrowingExports;
 use super::host_api::PluginEnv;
 use super::plugin_file::Sandbox;
 use super::stdio::LogStream;
-use crate::headers::RequestHeaders;
 
 /// Why a plugin call produced no answer.
 #[derive(Debug, thiserror::Error)]
@@ -37,8 +37,9 @@ pub struct StoreState {
     table: ResourceTable,
     limits: StoreLimits,
     pub(crate) env: Arc<PluginEnv>,
-    /// The headers of the call in progress, for `request-headers`.
-    pub(crate) headers: RequestHeaders,
+    /// Who made the call in progress, for `call-context` and
+    /// `request-headers`.
+    pub(crate) call: CallContext,
     deadline: Instant,
 }
 
@@ -55,7 +56,7 @@ impl WasiView for StoreState {
 pub struct Instance {
     pub(crate) store: Store<StoreState>,
     pub(crate) guest: bindings::Plugin,
-    pub(crate) exports: ContextExports,
+    pub(crate) exports: BorrowingExports,
     calls: u64,
 }
 
@@ -89,12 +90,12 @@ impl InstancePool {
         }
     }
 
-    /// Borrow an instance for one call that must finish by `deadline`, on a
-    /// request with `headers`.
+    /// Borrow an instance for one call that must finish by `deadline`, made
+    /// on behalf of `call`.
     pub async fn lease(
         &self,
         deadline: Instant,
-        headers: RequestHeaders,
+        call: CallContext,
     ) -> Result<Lease<'_>, CallError> {
         // Most calls find a free slot: skip the timed wait and its timer.
         let permit = match self.permits.try_acquire() {
@@ -114,7 +115,7 @@ impl InstancePool {
         instance.calls += 1;
         let state = instance.store.data_mut();
         state.deadline = deadline;
-        state.headers = headers;
+        state.call = call;
         instance.store.set_epoch_deadline(1);
         Ok(Lease {
             instance: Some(instance),
@@ -132,7 +133,7 @@ impl InstancePool {
             .instantiate_async(&mut store)
             .await
             .map_err(classify)?;
-        let exports = ContextExports::new(&store, &guest).map_err(CallError::Fault)?;
+        let exports = BorrowingExports::new(&store, &guest).map_err(CallError::Fault)?;
         Ok(Instance {
             store,
             guest,
@@ -144,7 +145,7 @@ impl InstancePool {
     /// Take back an instance after a clean call, unless it is due for
     /// recycling.
     fn give_back(&self, mut instance: Instance) {
-        instance.store.data_mut().headers = RequestHeaders::default();
+        instance.store.data_mut().call = CallContext::background();
         let recycle = self.sandbox.recycle_after_calls;
         if recycle == 0 || instance.calls < recycle {
             self.idle.lock().expect("pool lock").push(instance);
@@ -185,7 +186,7 @@ pub fn new_store(
             .memory_size(sandbox.memory_limit)
             .build(),
         env,
-        headers: RequestHeaders::default(),
+        call: CallContext::background(),
         deadline,
     };
     let mut store = Store::new(&engine.engine, state);

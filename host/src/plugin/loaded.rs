@@ -8,18 +8,18 @@ use tokio_util::sync::CancellationToken;
 use wasmtime::component::{ComponentType, Lift, TypedFunc};
 
 use super::bindings::rpcnode::plugin::types::{Hook, Manifest, RpcError};
-use super::exports::{AfterArgs, ConnectArgs, ContextExports, RequestArgs, RequestContext};
+use super::call_context::CallContext;
+use super::exports::{AfterArgs, BorrowingExports, RequestArgs};
 use super::instance::{CallError, InstancePool};
-use crate::headers::RequestHeaders;
 use crate::metrics::Counter;
 
-/// Lease an instance for a call on a request with `$headers`, make the call
+/// Lease an instance for a call made on behalf of `$context`, make the call
 /// (`$call`, with the instance bound to `$instance`), and settle the lease with
 /// the outcome (a fault or timeout discards the instance).
 macro_rules! call_export {
-    ($plugin:expr, $deadline:expr, $headers:expr, |$instance:ident| $call:expr) => {{
+    ($plugin:expr, $deadline:expr, $context:expr, |$instance:ident| $call:expr) => {{
         let started = std::time::Instant::now();
-        let mut lease = $plugin.pool.lease($deadline, $headers).await?;
+        let mut lease = $plugin.pool.lease($deadline, $context).await?;
         let $instance = lease.instance();
         let result = $call.await;
         $plugin.calls.record(started.elapsed());
@@ -80,12 +80,11 @@ impl LoadedPlugin {
         &self,
         method: &str,
         params: Option<&str>,
-        ctx: RequestContext<'_>,
-        headers: RequestHeaders,
+        call: CallContext,
         deadline: Instant,
     ) -> Result<Result<String, RpcError>, CallError> {
-        let export = |exports: &ContextExports| exports.handle;
-        self.call_with_request(export, (method, params, ctx), headers, deadline)
+        let export = |exports: &BorrowingExports| exports.handle;
+        self.call_with_request(export, (method, params), call, deadline)
             .await
     }
 
@@ -94,29 +93,28 @@ impl LoadedPlugin {
         &self,
         method: &str,
         params: Option<&str>,
-        ctx: RequestContext<'_>,
-        headers: RequestHeaders,
+        call: CallContext,
         deadline: Instant,
     ) -> Result<Result<(), RpcError>, CallError> {
-        let export = |exports: &ContextExports| exports.before_request;
-        self.call_with_request(export, (method, params, ctx), headers, deadline)
+        let export = |exports: &BorrowingExports| exports.before_request;
+        self.call_with_request(export, (method, params), call, deadline)
             .await
     }
 
-    /// Call `export`, one of the exports taking `(method, params, ctx)`.
+    /// Call `export`, one of the exports taking `(method, params)`.
     async fn call_with_request<R>(
         &self,
-        export: fn(&ContextExports) -> TypedFunc<RequestArgs<'static>, (R,)>,
+        export: fn(&BorrowingExports) -> TypedFunc<RequestArgs<'static>, (R,)>,
         args: RequestArgs<'_>,
-        headers: RequestHeaders,
+        call: CallContext,
         deadline: Instant,
     ) -> Result<R, CallError>
     where
         R: ComponentType + Lift + Send + Sync + 'static,
     {
-        call_export!(self, deadline, headers, |instance| async {
-            let call: TypedFunc<RequestArgs<'_>, (R,)> = export(&instance.exports);
-            let (result,) = call.call_async(&mut instance.store, args).await?;
+        call_export!(self, deadline, call, |instance| async {
+            let typed: TypedFunc<RequestArgs<'_>, (R,)> = export(&instance.exports);
+            let (result,) = typed.call_async(&mut instance.store, args).await?;
             Ok(result)
         })
     }
@@ -126,35 +124,39 @@ impl LoadedPlugin {
         &self,
         method: &str,
         params: Option<&str>,
-        ctx: RequestContext<'_>,
-        outcome: Result<String, RpcError>,
-        headers: RequestHeaders,
+        outcome: &Result<String, RpcError>,
+        call: CallContext,
         deadline: Instant,
     ) -> Result<(), CallError> {
-        call_export!(self, deadline, headers, |instance| async move {
-            let call: TypedFunc<AfterArgs<'_>, ()> = instance.exports.after_request;
-            call.call_async(&mut instance.store, (method, params, ctx, outcome))
+        call_export!(self, deadline, call, |instance| async move {
+            let typed: TypedFunc<AfterArgs<'_>, ()> = instance.exports.after_request;
+            typed
+                .call_async(&mut instance.store, (method, params, outcome))
                 .await
         })
     }
 
-    /// Call the `on-connect` hook; `headers` are the handshake's.
+    /// Call the `on-connect` hook; `call` carries the handshake's headers.
     pub async fn on_connect(
         &self,
         client_id: &str,
-        ctx: RequestContext<'_>,
-        headers: RequestHeaders,
+        call: CallContext,
         deadline: Instant,
     ) -> Result<(), CallError> {
-        call_export!(self, deadline, headers, |instance| async move {
-            let call: TypedFunc<ConnectArgs<'_>, ()> = instance.exports.on_connect;
-            call.call_async(&mut instance.store, (client_id, ctx)).await
+        call_export!(self, deadline, call, |instance| {
+            let handler = instance.guest.rpcnode_plugin_handler();
+            handler.call_on_connect(&mut instance.store, client_id)
         })
     }
 
     /// Call the `on-disconnect` hook.
-    pub async fn on_disconnect(&self, client_id: &str, deadline: Instant) -> Result<(), CallError> {
-        call_export!(self, deadline, RequestHeaders::default(), |instance| {
+    pub async fn on_disconnect(
+        &self,
+        client_id: &str,
+        call: CallContext,
+        deadline: Instant,
+    ) -> Result<(), CallError> {
+        call_export!(self, deadline, call, |instance| {
             let handler = instance.guest.rpcnode_plugin_handler();
             handler.call_on_disconnect(&mut instance.store, client_id)
         })

@@ -25,7 +25,7 @@ use crate::state::StateStore;
 
 /// The version of the `rpcnode:plugin` contract (`wit/plugin.wit`) this host
 /// speaks.
-const CONTRACT_VERSION: &str = "0.2.0";
+const CONTRACT_VERSION: &str = "0.3.0";
 
 /// Limits applied to every plugin's instances.
 #[derive(Debug, Clone)]

@@ -3,6 +3,7 @@
 
 mod bindings;
 mod cache;
+mod call_context;
 mod engine;
 mod exports;
 mod host_api;
@@ -15,8 +16,8 @@ mod registry;
 mod stdio;
 
 pub use cache::CompileCache;
+pub use call_context::CallContext;
 pub use engine::PluginEngine;
-pub use exports::RequestContext;
 pub use instance::CallError;
 pub use library::{Library, Refresh};
 pub use loaded::LoadedPlugin;

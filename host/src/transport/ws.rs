@@ -169,7 +169,7 @@ async fn serve(
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, &mut writer).await;
     }
     tracing::debug!(client = %client_id, "websocket client disconnected");
-    node.disconnected(&client_id).await;
+    node.disconnected(&caller).await;
 }
 
 /// Drain the client's queue into the socket. Ends when the queue closes, the

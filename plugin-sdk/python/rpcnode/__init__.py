@@ -75,21 +75,37 @@ class Context:
 
     ``transport`` is ``"http"``, ``"websocket"`` or ``"background"``;
     ``client_id`` is set for calls over WebSocket; ``headers`` maps lowercase
-    names to values (of the HTTP request or the WebSocket handshake).
+    names to values (of the HTTP request or the WebSocket handshake). Asked
+    of the host on first use.
     """
 
-    def __init__(self, method, ctx):
+    def __init__(self, method):
         self.method = method
-        self.transport = _TRANSPORTS[ctx.transport]
-        self.client_id = ctx.client_id
-        self.remote_addr = ctx.remote_addr
-        self._raw = ctx
+        self._raw = None
         self._headers = None
+
+    @property
+    def _context(self):
+        if self._raw is None:
+            self._raw = host.call_context()
+        return self._raw
+
+    @property
+    def transport(self):
+        return _TRANSPORTS[self._context.transport]
+
+    @property
+    def client_id(self):
+        return self._context.client_id
+
+    @property
+    def remote_addr(self):
+        return self._context.remote_addr
 
     @property
     def request_id(self):
         """The request id (``None`` for notifications), parsed on use."""
-        return loads(self._raw.request_id)
+        return loads(self._context.request_id)
 
     @property
     def headers(self):
@@ -251,20 +267,20 @@ def _handler_class(plugin):
             methods = [method.info for method in plugin._methods.values()]
             return types.Manifest(plugin.name, plugin.version, methods, list(hooks), plugin._timers)
 
-        def handle(self, method, params, ctx):
+        def handle(self, method, params):
             found = plugin._methods.get(method)
             if found is None:
                 raise Err(types.RpcError(-32601, f"no method `{method}`", None))
-            context = Context(method, ctx)
+            context = Context(method)
             result = _guarded(lambda: found.call(loads(params), context))
             return "null" if found.info.notification else dumps(result)
 
-        def before_request(self, method, params, ctx):
+        def before_request(self, method, params):
             hook = hooks.get(types.Hook.BEFORE_REQUEST)
             if hook is not None:
-                _guarded(lambda: hook(method, loads(params), Context(method, ctx)))
+                _guarded(lambda: hook(method, loads(params), Context(method)))
 
-        def after_request(self, method, params, ctx, outcome):
+        def after_request(self, method, params, outcome):
             hook = hooks.get(types.Hook.AFTER_REQUEST)
             if hook is None:
                 return
@@ -273,12 +289,12 @@ def _handler_class(plugin):
                 result, error = None, RpcError(wit.code, wit.message, loads(wit.data))
             else:
                 result, error = loads(outcome.value), None
-            _quietly(lambda: hook(method, loads(params), Context(method, ctx), result, error))
+            _quietly(lambda: hook(method, loads(params), Context(method), result, error))
 
-        def on_connect(self, client_id, ctx):
+        def on_connect(self, client_id):
             hook = hooks.get(types.Hook.ON_CONNECT)
             if hook is not None:
-                _quietly(lambda: hook(client_id, Context("", ctx)))
+                _quietly(lambda: hook(client_id, Context("")))
 
         def on_disconnect(self, client_id):
             hook = hooks.get(types.Hook.ON_DISCONNECT)

@@ -34,6 +34,13 @@ def _call(function, *args):
         raise HostError(error.value) from None
 
 
+def call_context():
+    """Who made the call in progress: the WIT ``request-context`` record
+    (``request_id`` as JSON text, ``transport``, ``client_id``,
+    ``remote_addr``)."""
+    return _host.call_context()
+
+
 def request_headers():
     """The headers of the call in progress as (name, value) pairs, lowercase
     names."""

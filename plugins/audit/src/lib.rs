@@ -30,11 +30,11 @@ fn after_request(request: &Request, outcome: Result<&Value, &RpcError>) {
             format!("error {}", error.code)
         }
     };
-    let caller = request
-        .context
+    let context = request.context();
+    let caller = context
         .client_id
         .as_deref()
-        .or(request.context.remote_addr.as_deref())
+        .or(context.remote_addr.as_deref())
         .unwrap_or("-");
     host::log(
         LogLevel::Info,

@@ -12,7 +12,7 @@ const UNAUTHORIZED: i32 = 401;
 
 fn before_request(request: &Request) -> Result<(), RpcError> {
     let expected: Option<String> = host::config("token");
-    let authorization = request.context.header("authorization");
+    let authorization = request.context().header("authorization");
     let presented = authorization
         .as_deref()
         .and_then(|value| value.strip_prefix("Bearer "));
