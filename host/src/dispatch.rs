@@ -21,7 +21,8 @@ use crate::jsonrpc::{
 };
 use crate::node::Node;
 use crate::plugin::{
-    CallContext, CallError, GuestError, Hook, LoadedPlugin, MethodTable, Route, Transport,
+    CallContext, CallError, ConnectionEvent, GuestError, Hook, LoadedPlugin, MethodTable, Route,
+    Transport,
 };
 
 /// Who sent a message: the same for every request of one HTTP body or one
@@ -318,32 +319,16 @@ impl Node {
         }
     }
 
-    /// Run the `on-connect` hooks for a new WebSocket client.
-    pub async fn connected(&self, caller: &Caller) {
+    /// Run the hooks that see `event` of a WebSocket client's connection.
+    pub async fn connection_event(&self, caller: &Caller, event: ConnectionEvent) {
         let Some(client_id) = caller.client_id() else {
             return;
         };
         let deadline = Instant::now() + self.config.request_timeout;
-        for plugin in self.registry.current().hooked(Hook::OnConnect) {
-            if let Err(error) = plugin
-                .on_connect(client_id, caller.context(None), deadline)
-                .await
-            {
-                self.call_failed(plugin, "on-connect", client_id, error);
-            }
-        }
-    }
-
-    /// Run the `on-disconnect` hooks for a departed WebSocket client.
-    pub async fn disconnected(&self, caller: &Caller) {
-        let Some(client_id) = caller.client_id() else {
-            return;
-        };
-        let deadline = Instant::now() + self.config.request_timeout;
-        for plugin in self.registry.current().hooked(Hook::OnDisconnect) {
-            let disconnected = plugin.on_disconnect(client_id, caller.context(None), deadline);
-            if let Err(error) = disconnected.await {
-                self.call_failed(plugin, "on-disconnect", client_id, error);
+        for plugin in self.registry.current().hooked(event.hook()) {
+            let called = plugin.connection_event(event, client_id, caller.context(None), deadline);
+            if let Err(error) = called.await {
+                self.call_failed(plugin, event.export(), client_id, error);
             }
         }
     }

@@ -136,29 +136,56 @@ impl LoadedPlugin {
         })
     }
 
-    /// Call the `on-connect` hook; `call` carries the handshake's headers.
-    pub async fn on_connect(
+    /// Call the hook that sees `event` (`on-connect` or `on-disconnect`);
+    /// `call` is the client's connection, with its handshake headers.
+    pub async fn connection_event(
         &self,
+        event: ConnectionEvent,
         client_id: &str,
         call: CallContext,
         deadline: Instant,
     ) -> Result<(), CallError> {
-        call_export!(self, deadline, call, |instance| {
+        call_export!(self, deadline, call, |instance| async {
             let handler = instance.guest.rpcnode_plugin_handler();
-            handler.call_on_connect(&mut instance.store, client_id)
+            match event {
+                ConnectionEvent::Connected => {
+                    handler
+                        .call_on_connect(&mut instance.store, client_id)
+                        .await
+                }
+                ConnectionEvent::Disconnected => {
+                    handler
+                        .call_on_disconnect(&mut instance.store, client_id)
+                        .await
+                }
+            }
         })
     }
+}
 
-    /// Call the `on-disconnect` hook.
-    pub async fn on_disconnect(
-        &self,
-        client_id: &str,
-        call: CallContext,
-        deadline: Instant,
-    ) -> Result<(), CallError> {
-        call_export!(self, deadline, call, |instance| {
-            let handler = instance.guest.rpcnode_plugin_handler();
-            handler.call_on_disconnect(&mut instance.store, client_id)
-        })
+/// What happened to a WebSocket client's connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionEvent {
+    /// The client connected: `on-connect`.
+    Connected,
+    /// The client went away: `on-disconnect`.
+    Disconnected,
+}
+
+impl ConnectionEvent {
+    /// The hook that sees this event.
+    pub fn hook(self) -> Hook {
+        match self {
+            Self::Connected => Hook::OnConnect,
+            Self::Disconnected => Hook::OnDisconnect,
+        }
+    }
+
+    /// The export's WIT name, for logs.
+    pub fn export(self) -> &'static str {
+        match self {
+            Self::Connected => "on-connect",
+            Self::Disconnected => "on-disconnect",
+        }
     }
 }

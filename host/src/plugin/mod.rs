@@ -20,7 +20,7 @@ pub use call_context::CallContext;
 pub use engine::PluginEngine;
 pub use instance::CallError;
 pub use library::{Library, Refresh};
-pub use loaded::LoadedPlugin;
+pub use loaded::{ConnectionEvent, LoadedPlugin};
 pub use loader::{LoadFailure, PluginSettings, Shared};
 pub use plugin_file::PluginFile;
 pub use registry::{MethodTable, Registry, Route};

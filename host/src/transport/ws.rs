@@ -20,7 +20,7 @@ use crate::dispatch::Caller;
 use crate::headers::RequestHeaders;
 use crate::jsonrpc::{self, INVALID_REQUEST, RpcError};
 use crate::node::Node;
-use crate::plugin::Transport;
+use crate::plugin::{ConnectionEvent, Transport};
 use crate::server::ConnectionSlot;
 
 /// The most queued messages the writer sends before flushing the socket.
@@ -79,7 +79,8 @@ async fn serve(
         );
         let _ = queue.send(Outbound::Notification(welcome.into())).await;
     }
-    node.connected(&caller).await;
+    node.connection_event(&caller, ConnectionEvent::Connected)
+        .await;
 
     let (sink, mut stream) = socket.split();
     let mut writer = tokio::spawn(write(
@@ -169,7 +170,8 @@ async fn serve(
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, &mut writer).await;
     }
     tracing::debug!(client = %client_id, "websocket client disconnected");
-    node.disconnected(&caller).await;
+    node.connection_event(&caller, ConnectionEvent::Disconnected)
+        .await;
 }
 
 /// Drain the client's queue into the socket. Ends when the queue closes, the
