@@ -24,7 +24,14 @@
 //! ```
 #![deny(missing_docs)]
 
-#[cfg(any(test, all(feature = "allocator", target_family = "wasm")))]
+#[cfg(any(
+    test,
+    all(
+        feature = "allocator",
+        target_family = "wasm",
+        not(target_feature = "atomics")
+    )
+))]
 mod allocator;
 mod error;
 mod export;

@@ -286,6 +286,29 @@ async fn websocket_requests_in_flight_together_each_get_their_own_answer() {
 }
 
 #[tokio::test]
+async fn a_long_websocket_call_does_not_hold_up_the_frames_after_it() {
+    let node = TestNode::start_with(&["calculator", "probe"], |config| {
+        config.request_timeout = Duration::from_millis(1500);
+    })
+    .await;
+    let mut ws = node.ws().await;
+    ws.send(&json!({"jsonrpc":"2.0","method":"fault_spin","id":1}))
+        .await;
+    ws.send(&json!({"jsonrpc":"2.0","method":"add","params":[2, 3],"id":2}))
+        .await;
+    assert_eq!(ws.recv().await, success(json!({"sum": 5}), json!(2)));
+    assert_eq!(
+        ws.recv().await,
+        error(
+            -32000,
+            "Server error: request timed out after 1.5s (request_timeout)",
+            json!(1)
+        )
+    );
+    ws.close().await;
+}
+
+#[tokio::test]
 async fn plugins_see_the_transport_client_id_and_headers() {
     let node = TestNode::start(&["probe"]).await;
     let (status, body) = node

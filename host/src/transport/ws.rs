@@ -2,8 +2,10 @@
 //! responses and server notifications. Each connection is a tracked client
 //! with an id, a bounded outbound queue and a writer task that drains it.
 
+use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use axum::Extension;
@@ -95,6 +97,10 @@ async fn serve(
     let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
     let mut last_heard = Instant::now();
     let mut writer_done = false;
+    // Registered once: the stop token is shared by every connection, and a
+    // fresh `cancelled()` per frame would lock its waiter list twice per frame.
+    let stopping = node.stopping.cancelled();
+    tokio::pin!(stopping);
     loop {
         let frame = tokio::select! {
             frame = stream.next() => frame,
@@ -112,7 +118,7 @@ async fn serve(
                 let _ = queue.try_send(Outbound::Ping);
                 continue;
             }
-            () = node.stopping.cancelled() => {
+            () = &mut stopping => {
                 // Let the requests in flight answer, then say goodbye.
                 let all = u32::try_from(max_in_flight).unwrap_or(u32::MAX);
                 let _ = tokio::time::timeout(node.config.shutdown_grace, in_flight.acquire_many(all)).await;
@@ -154,13 +160,21 @@ async fn serve(
             .await
             .expect("semaphore is never closed");
         let (node, caller, queue) = (Arc::clone(&node), Arc::clone(&caller), queue.clone());
-        tokio::spawn(async move {
+        let mut answering = Box::pin(async move {
             if let Some(answer) = node.handle_message(&text, &caller).await {
                 // The client may have gone; then there is no one to answer.
                 let _ = queue.send(answer.into()).await;
             }
             drop(permit);
         });
+        // Most messages are answered on their first poll: make it here, and
+        // give a task of its own only to one that has to wait (for a plugin
+        // instance, a slow call, a full queue), so the next frames are read
+        // meanwhile.
+        let first_poll = poll_fn(|cx| Poll::Ready(answering.as_mut().poll(cx))).await;
+        if first_poll.is_pending() {
+            tokio::spawn(answering);
+        }
     }
 
     node.clients.unregister(&client_id);
