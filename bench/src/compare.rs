@@ -8,7 +8,7 @@ use anyhow::Context as _;
 
 use crate::chart::{Bar, Charts};
 use crate::load::{self, Outcome, Window};
-use crate::peers::{self, Peer};
+use crate::peers::Peer;
 
 /// Connections for the HTTP and WebSocket scenarios.
 pub const CONNECTIONS: usize = 64;
@@ -64,8 +64,8 @@ pub struct Run<'a> {
 }
 
 /// Run scenarios 1-3 `repeats` times each against jsonrpsee, rpcnode with
-/// each of `calculators` (language, component) and bare axum; print the
-/// medians and chart them.
+/// each of `calculators` (language, component) and bare axum, each server in
+/// its own process; print the medians and chart them.
 pub async fn run(
     calculators: &[(&str, PathBuf)],
     run: Run<'_>,
@@ -85,49 +85,50 @@ pub async fn run(
             "batch",
         ),
     ];
-    println!("| Scenario | Server | Requests/s | vs jsonrpsee | p50 | p99 | Errors |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| Scenario | Server | Requests/s | vs jsonrpsee | p50 | p99 | Server CPU per request | Errors |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let wanted = |name: &str| run.only.is_none_or(|only| name.contains(only));
     for (index, (title, scenario, chart)) in scenarios.into_iter().enumerate() {
-        let mut peers: Vec<(String, SocketAddr, Peer)> = Vec::new();
-        let (address, peer) = peers::jsonrpsee().await?;
-        peers.push(("jsonrpsee (native Rust)".into(), address, peer));
+        let mut peers: Vec<(String, Peer)> = Vec::new();
+        let name = "jsonrpsee (native Rust)";
+        if wanted(name) {
+            peers.push((name.into(), Peer::jsonrpsee().await?));
+        }
         for (language, calculator) in calculators {
-            let (address, peer) = peers::rpcnode(calculator, false).await?;
-            peers.push((
-                format!("rpcnode + {language} calculator plugin"),
-                address,
-                peer,
-            ));
+            let name = format!("rpcnode + {language} calculator plugin");
+            if wanted(&name) {
+                let plugins = [(calculator.clone(), "calculator.wasm")];
+                peers.push((name, Peer::rpcnode(&plugins).await?));
+            }
         }
         // A fixed answer to a batch would not be a ceiling for answering 100 calls.
-        if !matches!(scenario, Scenario::Batch(_)) {
-            let (address, peer) = peers::axum_baseline().await?;
-            peers.push(("bare axum, fixed answer".into(), address, peer));
+        let name = "bare axum, fixed answer";
+        if !matches!(scenario, Scenario::Batch(_)) && wanted(name) {
+            peers.push((name.into(), Peer::axum().await?));
         }
-        peers.retain(|(name, _, _)| run.only.is_none_or(|only| name.contains(only)));
         // Round robin, so that this shared machine's drift over the minutes
         // of a run weighs on every server alike.
-        let mut outcomes: Vec<Vec<Outcome>> = peers.iter().map(|_| Vec::new()).collect();
+        let mut measured: Vec<Vec<Measured>> = peers.iter().map(|_| Vec::new()).collect();
         for _ in 0..run.repeats {
-            for ((_, address, _), runs) in peers.iter().zip(&mut outcomes) {
-                runs.push(scenario.run(*address, run.window).await?);
+            for ((_, peer), runs) in peers.iter().zip(&mut measured) {
+                runs.push(measure(scenario, peer.address, Some(peer.pid), run.window).await?);
             }
         }
         let mut jsonrpsee_rate = None;
         let mut bars = Vec::new();
-        for ((name, _, _), mut runs) in peers.iter().zip(outcomes) {
-            runs.sort_by(|a, b| a.rate().total_cmp(&b.rate()));
+        for ((name, _), mut runs) in peers.iter().zip(measured) {
+            runs.sort_by(|a, b| a.outcome.rate().total_cmp(&b.outcome.rate()));
             let median = runs.swap_remove(runs.len() / 2);
-            let rate = median.rate();
+            let rate = median.outcome.rate();
             let baseline = *jsonrpsee_rate.get_or_insert(rate);
-            let (p50, p99) = (
-                median.latency.value_at_quantile(0.5),
-                median.latency.value_at_quantile(0.99),
-            );
+            let (p50, p99) = median.latency();
             println!(
-                "| {title} | {name} | {rate:.0} | {:.2}× | {p50} µs | {p99} µs | {} |",
+                "| {title} | {name} | {rate:.0} | {:.2}× | {p50} µs | {p99} µs | {} | {} |",
                 rate / baseline,
-                median.errors,
+                median.cpu_per_request().unwrap_or_default(),
+                median.outcome.errors,
             );
             bars.push(Bar {
                 label: name.clone(),
@@ -144,6 +145,57 @@ pub async fn run(
         charts.bars(&file, &title.replace('`', ""), unit, &bars)?;
     }
     Ok(())
+}
+
+/// One run of a scenario against one server.
+struct Measured {
+    outcome: Outcome,
+    /// The server's CPU seconds over the measured window, when its PID is known.
+    cpu: Option<CpuTime>,
+}
+
+impl Measured {
+    /// p50 and p99 latency in microseconds.
+    fn latency(&self) -> (u64, u64) {
+        let latency = &self.outcome.latency;
+        (
+            latency.value_at_quantile(0.5),
+            latency.value_at_quantile(0.99),
+        )
+    }
+
+    /// The server's CPU time per answered request, total and user.
+    fn cpu_per_request(&self) -> Option<String> {
+        let cpu = self.cpu?;
+        let micros = |seconds: f64| seconds * 1e6 / self.outcome.requests.max(1) as f64;
+        let (user, system) = (micros(cpu.user), micros(cpu.system));
+        Some(format!(
+            "{:.2} µs (user {user:.2}, kernel {system:.2})",
+            user + system
+        ))
+    }
+}
+
+/// One run of `scenario` against the server at `address`; given the
+/// server's PID, also its CPU time from the end of the warm-up to the end.
+async fn measure(
+    scenario: Scenario,
+    address: SocketAddr,
+    pid: Option<u32>,
+    window: Window,
+) -> anyhow::Result<Measured> {
+    let counted_from = pid.map(|pid| {
+        tokio::spawn(async move {
+            tokio::time::sleep(window.warmup).await;
+            CpuTime::of(pid)
+        })
+    });
+    let outcome = scenario.run(address, window).await?;
+    let cpu = match (pid, counted_from) {
+        (Some(pid), Some(start)) => Some(CpuTime::of(pid)?.since(start.await??)),
+        _ => None,
+    };
+    Ok(Measured { outcome, cpu })
 }
 
 /// `load SCENARIO ADDRESS [PID]`: one run of scenario 1, 2 or 3 (`http`,
@@ -166,59 +218,61 @@ pub async fn drive(args: &[String], window: Window) -> anyhow::Result<()> {
         ),
         _ => anyhow::bail!("usage: load http|websocket|batch ADDRESS [SERVER_PID]"),
     };
-    let counted_from = pid.map(|pid| {
-        tokio::spawn(async move {
-            tokio::time::sleep(window.warmup).await;
-            cpu_time(pid)
-        })
-    });
-    let outcome = scenario.run(address, window).await?;
-    let (p50, p99) = (
-        outcome.latency.value_at_quantile(0.5),
-        outcome.latency.value_at_quantile(0.99),
-    );
+    let measured = measure(scenario, address, pid, window).await?;
+    let (p50, p99) = measured.latency();
     let mut row = format!(
         "{:.0} requests/s, p50 {p50} µs, p99 {p99} µs, {} errors",
-        outcome.rate(),
-        outcome.errors
+        measured.outcome.rate(),
+        measured.outcome.errors
     );
-    if let (Some(pid), Some(start)) = (pid, counted_from) {
-        let ([user, system], [user_end, system_end]) = (start.await??, cpu_time(pid)?);
-        let per_request = |seconds: f64| seconds * 1e6 / outcome.requests as f64;
-        let (user, system) = (
-            per_request(user_end - user),
-            per_request(system_end - system),
-        );
-        row += &format!(
-            "; server CPU per request {:.2} µs (user {user:.2}, system {system:.2})",
-            user + system
-        );
+    if let Some(cpu) = measured.cpu_per_request() {
+        row += &format!("; server CPU per request {cpu}");
     }
     println!("{row}");
     Ok(())
 }
 
-/// User and system CPU seconds of process `pid` so far (Linux's
-/// /proc/PID/stat counts them in ticks of 1/100 s).
-fn cpu_time(pid: u32) -> anyhow::Result<[f64; 2]> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("no process {pid}"))?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .context("unreadable /proc stat")?
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks = |index: usize| -> anyhow::Result<f64> {
-        Ok(fields
-            .get(index)
-            .context("short /proc stat")?
-            .parse::<f64>()?
-            / 100.0)
-    };
-    // utime and stime are fields 14 and 15, the 12th and 13th after the name.
-    Ok([ticks(11)?, ticks(12)?])
+/// A process's user and kernel CPU seconds.
+#[derive(Debug, Clone, Copy)]
+struct CpuTime {
+    user: f64,
+    system: f64,
+}
+
+impl CpuTime {
+    /// Process `pid`'s CPU time so far (Linux's /proc/PID/stat counts it in
+    /// ticks of 1/100 s).
+    fn of(pid: u32) -> anyhow::Result<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .with_context(|| format!("no process {pid}"))?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .context("unreadable /proc stat")?
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks = |index: usize| -> anyhow::Result<f64> {
+            Ok(fields
+                .get(index)
+                .context("short /proc stat")?
+                .parse::<f64>()?
+                / 100.0)
+        };
+        // utime and stime are fields 14 and 15, the 12th and 13th after the name.
+        Ok(Self {
+            user: ticks(11)?,
+            system: ticks(12)?,
+        })
+    }
+
+    /// The CPU time spent since `earlier`.
+    fn since(self, earlier: Self) -> Self {
+        Self {
+            user: self.user - earlier.user,
+            system: self.system - earlier.system,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -259,9 +313,9 @@ mod tests {
 
     #[test]
     fn cpu_time_reads_a_process_that_exists() {
-        cpu_time(std::process::id()).unwrap();
+        CpuTime::of(std::process::id()).unwrap();
         assert_eq!(
-            format!("{:#}", cpu_time(u32::MAX).unwrap_err()),
+            format!("{:#}", CpuTime::of(u32::MAX).unwrap_err()),
             format!(
                 "no process {}: No such file or directory (os error 2)",
                 u32::MAX

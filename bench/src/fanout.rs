@@ -1,19 +1,16 @@
-//! Scenario 4: broadcast fan-out. The server runs in a child process (this
-//! harness started again with `serve`), so its resident memory per connected
-//! client can be read from /proc. Clients connect over WebSocket; a publisher
+//! Scenario 4: broadcast fan-out. The server runs in a child process, so its
+//! resident memory per connected client can be read from /proc. Clients connect over WebSocket; a publisher
 //! calls `updateData` over HTTP, the data_service plugin broadcasts
 //! `dataUpdated` carrying the publish time, and every client records how long
 //! each notification took to arrive.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
@@ -21,18 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::chart::Bar;
-
-/// The child process's entry point: serve `plugins` on a free port and print
-/// the address, like the `rpcnode` binary.
-pub async fn serve(plugins: &Path) -> anyhow::Result<()> {
-    let mut config = rpcnode::Config::new(plugins);
-    config.port = 0;
-    config.max_connections = 100_000;
-    let server = rpcnode::Server::start(config).await?;
-    println!("listening on {}", server.local_addr());
-    std::future::pending::<()>().await;
-    Ok(())
-}
+use crate::peers::Peer;
 
 /// Read and write buffer of each client, the size rpcnode uses. With
 /// tungstenite's default (128 KiB, zeroed on every read) 10,000 clients would
@@ -138,24 +124,8 @@ pub async fn run(plugin: &Path, load: Load) -> anyhow::Result<Bar> {
         broadcasts,
         per_second,
     } = load;
-    let dir = tempfile::tempdir()?;
-    std::fs::copy(plugin, dir.path().join("data_service.wasm"))?;
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .arg("serve")
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-    let line = lines
-        .next_line()
-        .await?
-        .context("the server printed nothing")?;
-    let address = line
-        .strip_prefix("listening on ")
-        .context("unexpected first line")?
-        .to_owned();
-    let pid = child.id().context("the server exited")?;
+    let server = Peer::rpcnode(&[(plugin.to_owned(), "data_service.wasm")]).await?;
+    let (address, pid) = (server.address.to_string(), server.pid);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = resident_kib(pid)?;
 

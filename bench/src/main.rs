@@ -110,11 +110,7 @@ const SMOKE: Effort = Effort {
 async fn main() -> anyhow::Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("serve") => {
-            let plugins = args.get(1).context("serve needs a plugins folder")?;
-            return fanout::serve(Path::new(plugins)).await;
-        }
-        Some("peer") => return peers::serve_alone(args.get(1).map(String::as_str)).await,
+        Some("peer") => return peers::serve(&args[1..]).await,
         Some("load") => return compare::drive(&args[1..], FULL.window).await,
         _ => {}
     }

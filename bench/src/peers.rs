@@ -1,64 +1,124 @@
-//! The servers compared, each on its own port in this process: rpcnode with
-//! the calculator plugin, a jsonrpsee server with the same `add` in native
-//! Rust, and a bare axum handler answering a fixed response (the ceiling of
-//! this HTTP stack).
+//! The servers measured, each in a process of its own (this harness started
+//! again with `peer NAME`), so that none shares a runtime, an allocator or
+//! threads with the load generator or with another server, and each one's CPU
+//! time can be read from /proc: rpcnode serving a plugins folder, jsonrpsee
+//! with the same `add` in native Rust, and a bare axum handler answering a
+//! fixed response (the ceiling of this HTTP stack).
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 
+use anyhow::Context as _;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use futures_util::{SinkExt, StreamExt};
-use jsonrpsee::server::{RpcModule, Server, ServerHandle};
+use jsonrpsee::server::{RpcModule, Server};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
-/// A running peer; dropping it stops the server.
-pub enum Peer {
-    /// rpcnode; the folder holds its plugin while it runs.
-    Rpcnode(rpcnode::Server, tempfile::TempDir),
-    /// jsonrpsee.
-    Jsonrpsee(ServerHandle),
-    /// Bare axum.
-    Axum(tokio::task::JoinHandle<()>),
+/// A server running in a child process; dropping it kills the process.
+pub struct Peer {
+    pub address: SocketAddr,
+    pub pid: u32,
+    _process: tokio::process::Child,
+    /// rpcnode's plugins folder, removed after the process is killed.
+    folder: Option<tempfile::TempDir>,
 }
 
 impl Peer {
+    /// rpcnode serving a folder of copies of `plugins` (built file, name),
+    /// watching it for changes.
+    pub async fn rpcnode(plugins: &[(PathBuf, &str)]) -> anyhow::Result<Self> {
+        let folder = crate::folder(plugins)?;
+        let mut peer = Self::start(&["rpcnode".as_ref(), folder.path().as_os_str()]).await?;
+        peer.folder = Some(folder);
+        Ok(peer)
+    }
+
+    /// jsonrpsee with `add` over HTTP and WebSocket on one port.
+    pub async fn jsonrpsee() -> anyhow::Result<Self> {
+        Self::start(&["jsonrpsee".as_ref()]).await
+    }
+
+    /// Bare axum answering a fixed response.
+    pub async fn axum() -> anyhow::Result<Self> {
+        Self::start(&["axum".as_ref()]).await
+    }
+
+    /// `peer ARGS…` in a child process, once it has printed its address.
+    async fn start(args: &[&std::ffi::OsStr]) -> anyhow::Result<Self> {
+        let mut process = tokio::process::Command::new(std::env::current_exe()?)
+            .arg("peer")
+            .args(args)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdout = process.stdout.take().context("the peer's stdout")?;
+        let line = BufReader::new(stdout)
+            .lines()
+            .next_line()
+            .await?
+            .context("the peer exited before listening")?;
+        let address = line
+            .strip_prefix("listening on ")
+            .with_context(|| format!("the peer printed {line:?}"))?
+            .parse()?;
+        let pid = process.id().context("the peer exited")?;
+        Ok(Self {
+            address,
+            pid,
+            _process: process,
+            folder: None,
+        })
+    }
+
     /// rpcnode's plugins folder.
     pub fn plugins_folder(&self) -> Option<&Path> {
-        match self {
-            Self::Rpcnode(_, dir) => Some(dir.path()),
-            _ => None,
-        }
+        self.folder.as_ref().map(|folder| folder.path())
     }
 }
 
-impl Drop for Peer {
-    fn drop(&mut self) {
-        match self {
-            Self::Rpcnode(server, _) => server.node().stopping.cancel(),
-            Self::Jsonrpsee(handle) => {
-                let _ = handle.stop();
-            }
-            Self::Axum(task) => task.abort(),
+/// `peer jsonrpsee|axum|rpcnode FOLDER`: serve one of the measured servers
+/// until killed, after printing `listening on ADDRESS`.
+pub async fn serve(args: &[String]) -> anyhow::Result<()> {
+    match args {
+        [name] if name == "jsonrpsee" => {
+            let server = Server::builder().build("127.0.0.1:0").await?;
+            let mut module = RpcModule::new(());
+            module.register_method("add", |params, _, _| {
+                let Operands { a, b } = params.parse()?;
+                Ok::<_, jsonrpsee::types::ErrorObjectOwned>(json!({ "sum": a + b }))
+            })?;
+            let address = server.local_addr()?;
+            let _running = server.start(module);
+            listen_until_killed(address).await
         }
+        [name] if name == "axum" => {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let address = listener.local_addr()?;
+            tokio::spawn(async move { axum::serve(listener, axum_baseline()).await });
+            listen_until_killed(address).await
+        }
+        [name, folder] if name == "rpcnode" => {
+            let mut config = rpcnode::Config::new(folder);
+            config.port = 0;
+            config.watch = true;
+            config.max_connections = 100_000;
+            // JavaScript and Python components take seconds to compile: once per run.
+            config.cache_dir = Some(crate::target().join("bench-compile-cache"));
+            let server = rpcnode::Server::start(config).await?;
+            listen_until_killed(server.local_addr()).await
+        }
+        _ => anyhow::bail!("usage: peer jsonrpsee|axum|rpcnode PLUGINS_FOLDER"),
     }
 }
 
-/// rpcnode serving `plugin_file` (a calculator), watching its plugins folder
-/// when `watch` is set.
-pub async fn rpcnode(plugin_file: &Path, watch: bool) -> anyhow::Result<(SocketAddr, Peer)> {
-    let dir = tempfile::tempdir()?;
-    std::fs::copy(plugin_file, dir.path().join("calculator.wasm"))?;
-    let mut config = rpcnode::Config::new(dir.path());
-    config.port = 0;
-    config.watch = watch;
-    // JavaScript and Python components take seconds to compile: once per run.
-    config.cache_dir = Some(crate::target().join("bench-compile-cache"));
-    config.max_batch_size = 1000;
-    let server = rpcnode::Server::start(config).await?;
-    Ok((server.local_addr(), Peer::Rpcnode(server, dir)))
+async fn listen_until_killed(address: SocketAddr) -> anyhow::Result<()> {
+    println!("listening on {address}");
+    std::future::pending().await
 }
 
 #[derive(Deserialize)]
@@ -67,38 +127,13 @@ struct Operands {
     b: f64,
 }
 
-/// jsonrpsee with `add` over HTTP and WebSocket on one port.
-pub async fn jsonrpsee() -> anyhow::Result<(SocketAddr, Peer)> {
-    let server = Server::builder().build("127.0.0.1:0").await?;
-    let mut module = RpcModule::new(());
-    module.register_method("add", |params, _, _| {
-        let Operands { a, b } = params.parse()?;
-        Ok::<_, jsonrpsee::types::ErrorObjectOwned>(json!({ "sum": a + b }))
-    })?;
-    let address = server.local_addr()?;
-    Ok((address, Peer::Jsonrpsee(server.start(module))))
-}
-
-/// Serve the peer called `name` (`jsonrpsee` or `axum`) until the process is
-/// killed, after printing its address.
-pub async fn serve_alone(name: Option<&str>) -> anyhow::Result<()> {
-    let (address, _peer) = match name {
-        Some("jsonrpsee") => jsonrpsee().await?,
-        Some("axum") => axum_baseline().await?,
-        _ => anyhow::bail!("peer needs a server: jsonrpsee or axum"),
-    };
-    println!("listening on {address}");
-    std::future::pending::<()>().await;
-    Ok(())
-}
-
 /// The fixed answer of the axum baseline.
 const FIXED: &str = r#"{"jsonrpc":"2.0","result":{"sum":3},"id":1}"#;
 
 /// Bare axum: `POST /` answers a fixed response; `/ws` answers each frame
 /// with a fixed result under the request's id, with rpcnode's socket buffers.
-pub async fn axum_baseline() -> anyhow::Result<(SocketAddr, Peer)> {
-    let app = axum::Router::new()
+fn axum_baseline() -> axum::Router {
+    axum::Router::new()
         .route(
             "/",
             post(|| async { ([("content-type", "application/json")], FIXED) }),
@@ -112,13 +147,7 @@ pub async fn axum_baseline() -> anyhow::Result<(SocketAddr, Peer)> {
                     .on_upgrade(echo)
                     .into_response()
             }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let address = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok((address, Peer::Axum(task)))
+        )
 }
 
 async fn echo(socket: WebSocket) {
@@ -139,7 +168,11 @@ async fn echo(socket: WebSocket) {
 mod tests {
     #[tokio::test]
     async fn peer_names_a_server() {
-        let error = super::serve_alone(Some("nginx")).await.unwrap_err();
-        assert_eq!(error.to_string(), "peer needs a server: jsonrpsee or axum");
+        let args = ["nginx".to_owned()];
+        let error = super::serve(&args).await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "usage: peer jsonrpsee|axum|rpcnode PLUGINS_FOLDER"
+        );
     }
 }

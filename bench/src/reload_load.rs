@@ -5,16 +5,18 @@
 
 use std::time::Duration;
 
+use crate::built;
 use crate::compare::{ADD, CONNECTIONS};
 use crate::load::{self, Outcome, Window};
-use crate::{built, peers};
+use crate::peers::Peer;
 
 pub async fn run(window: Window, swap_every: Duration) -> anyhow::Result<()> {
     let versions = [
         std::fs::read(built("plugin-fixtures", "calculator_v2.wasm")?)?,
         std::fs::read(built("plugins", "calculator.wasm")?)?,
     ];
-    let (address, peer) = peers::rpcnode(&built("plugins", "calculator.wasm")?, true).await?;
+    let peer = Peer::rpcnode(&[(built("plugins", "calculator.wasm")?, "calculator.wasm")]).await?;
+    let address = peer.address;
     let file = peer
         .plugins_folder()
         .expect("an rpcnode peer has a plugins folder")
