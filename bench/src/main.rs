@@ -20,10 +20,10 @@
 //! working); its numbers mean nothing. `--only TEXT` runs scenarios 1-3
 //! against only the servers whose name contains TEXT (to profile one).
 //!
-//! For measuring outside the harness (BENCHMARKS.md shows how): `peer
-//! jsonrpsee` and `peer axum` serve one of the comparison servers alone until
-//! killed, printing its address; `load http|websocket|batch ADDRESS [PID]`
-//! drives any server with one run of scenario 1, 2 or 3, and with the
+//! Every measured server runs in a child process: `peer jsonrpsee`, `peer
+//! axum` or `peer rpcnode FOLDER` serves one until killed, after printing its
+//! address. `load http|websocket|batch ADDRESS [PID]` drives any server (the
+//! `rpcnode` binary too) with one run of scenario 1, 2 or 3, and with the
 //! server's PID reports its CPU time per request.
 //!
 //! Charts (PNG) of scenarios 1-4 and 6 go to `docs/benchmarks/`, or to
@@ -38,7 +38,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-/// The allocator of the `rpcnode` binary, for every server compared here.
+/// The allocator of the `rpcnode` binary, for every server measured here
+/// (each runs in this program, started again as a `peer`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
