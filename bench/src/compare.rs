@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use crate::chart::{Bar, Charts};
+use crate::cpu::CpuTime;
 use crate::load::{self, Outcome, Window};
 use crate::peers::Peer;
 
@@ -164,14 +165,11 @@ impl Measured {
         )
     }
 
-    /// The server's CPU time per answered request, total and user.
+    /// The server's CPU time per answered request, in all, user and kernel.
     fn cpu_per_request(&self) -> Option<String> {
-        let cpu = self.cpu?;
-        let micros = |seconds: f64| seconds * 1e6 / self.outcome.requests.max(1) as f64;
-        let (user, system) = (micros(cpu.user), micros(cpu.system));
+        let [total, user, kernel] = self.cpu?.micros_per(self.outcome.requests);
         Some(format!(
-            "{:.2} µs (user {user:.2}, kernel {system:.2})",
-            user + system
+            "{total:.2} µs (user {user:.2}, kernel {kernel:.2})"
         ))
     }
 }
@@ -232,49 +230,6 @@ pub async fn drive(args: &[String], window: Window) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A process's user and kernel CPU seconds.
-#[derive(Debug, Clone, Copy)]
-struct CpuTime {
-    user: f64,
-    system: f64,
-}
-
-impl CpuTime {
-    /// Process `pid`'s CPU time so far (Linux's /proc/PID/stat counts it in
-    /// ticks of 1/100 s).
-    fn of(pid: u32) -> anyhow::Result<Self> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .with_context(|| format!("no process {pid}"))?;
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .context("unreadable /proc stat")?
-            .1
-            .split_whitespace()
-            .collect();
-        let ticks = |index: usize| -> anyhow::Result<f64> {
-            Ok(fields
-                .get(index)
-                .context("short /proc stat")?
-                .parse::<f64>()?
-                / 100.0)
-        };
-        // utime and stime are fields 14 and 15, the 12th and 13th after the name.
-        Ok(Self {
-            user: ticks(11)?,
-            system: ticks(12)?,
-        })
-    }
-
-    /// The CPU time spent since `earlier`.
-    fn since(self, earlier: Self) -> Self {
-        Self {
-            user: self.user - earlier.user,
-            system: self.system - earlier.system,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -308,18 +263,6 @@ mod tests {
         assert_eq!(
             load_error(&["http", "127.0.0.1:1", "me"]).await,
             r#""me" is not a PID: invalid digit found in string"#
-        );
-    }
-
-    #[test]
-    fn cpu_time_reads_a_process_that_exists() {
-        CpuTime::of(std::process::id()).unwrap();
-        assert_eq!(
-            format!("{:#}", CpuTime::of(u32::MAX).unwrap_err()),
-            format!(
-                "no process {}: No such file or directory (os error 2)",
-                u32::MAX
-            )
         );
     }
 }

@@ -18,6 +18,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::chart::Bar;
+use crate::cpu::CpuTime;
 use crate::peers::Peer;
 
 /// Read and write buffer of each client, the size rpcnode uses. With
@@ -170,6 +171,7 @@ pub async fn run(plugin: &Path, load: Load) -> anyhow::Result<Bar> {
     }
 
     let mut publisher = publisher::Client::new(&address).await?;
+    let cpu_from = [CpuTime::of(pid)?, CpuTime::of(std::process::id())?];
     let started = Instant::now();
     for id in 0..broadcasts {
         if let Some(rate) = per_second {
@@ -182,20 +184,24 @@ pub async fn run(plugin: &Path, load: Load) -> anyhow::Result<Bar> {
         .await
         .context("deliveries did not finish")?;
     let elapsed = started.elapsed();
+    let deliveries = (clients * broadcasts) as u64;
+    // The harness's process is the publisher and the clients.
+    let [server_cpu, clients_cpu] = [(pid, cpu_from[0]), (std::process::id(), cpu_from[1])]
+        .map(|(pid, from)| CpuTime::of(pid).map(|now| now.since(from).micros_per(deliveries)[0]));
+    let (server_cpu, clients_cpu) = (server_cpu?, clients_cpu?);
     let latency = latency.lock().expect("histogram lock");
     anyhow::ensure!(
-        latency.len() == (clients * broadcasts) as u64,
-        "{} of {} deliveries arrived",
+        latency.len() == deliveries,
+        "{} of {deliveries} deliveries arrived",
         latency.len(),
-        clients * broadcasts
     );
-    let rate = (clients * broadcasts) as f64 / elapsed.as_secs_f64();
+    let rate = deliveries as f64 / elapsed.as_secs_f64();
     let (p50, p99) = (
         latency.value_at_quantile(0.5) as f64 / 1e3,
         latency.value_at_quantile(0.99) as f64 / 1e3,
     );
     println!(
-        "| {} | {rate:.0} deliveries/s | p50 {p50:.1} ms, p99 {p99:.1} ms | {per_client_kib:.1} KiB |",
+        "| {} | {rate:.0} deliveries/s | p50 {p50:.1} ms, p99 {p99:.1} ms | {server_cpu:.1} µs / {clients_cpu:.1} µs | {per_client_kib:.1} KiB |",
         load.describe()
     );
     Ok(Bar {

@@ -45,6 +45,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod chart;
 mod compare;
+mod cpu;
 mod fanout;
 mod load;
 mod overhead;
@@ -146,8 +147,10 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("fanout") {
         let plugin = built("plugins", "data_service.wasm")?;
-        println!("| Fan-out | Deliveries | Publish → receipt | Server memory per idle client |");
-        println!("|---|---|---|---|");
+        println!(
+            "| Fan-out | Deliveries | Publish → receipt | CPU per delivery: server / clients | Server memory per idle client |"
+        );
+        println!("|---|---|---|---|---|");
         let mut bars = Vec::new();
         for &load in effort.fanout {
             bars.push(fanout::run(&plugin, load).await?);
