@@ -1,8 +1,8 @@
 //! Scenario 4: broadcast fan-out. The server runs in a child process, so its
-//! resident memory per connected client can be read from /proc. Clients connect over WebSocket; a publisher
-//! calls `updateData` over HTTP, the data_service plugin broadcasts
-//! `dataUpdated` carrying the publish time, and every client records how long
-//! each notification took to arrive.
+//! resident memory per connected client and its CPU time can be read from
+//! /proc. Clients connect over WebSocket; a publisher calls `updateData` over
+//! HTTP, the data_service plugin broadcasts `dataUpdated` carrying the publish
+//! time, and every client records how long each notification took to arrive.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -171,7 +171,8 @@ pub async fn run(plugin: &Path, load: Load) -> anyhow::Result<Bar> {
     }
 
     let mut publisher = publisher::Client::new(&address).await?;
-    let cpu_from = [CpuTime::of(pid)?, CpuTime::of(std::process::id())?];
+    // The harness's process is the publisher and the clients.
+    let (server_from, clients_from) = (CpuTime::of(pid)?, CpuTime::of(std::process::id())?);
     let started = Instant::now();
     for id in 0..broadcasts {
         if let Some(rate) = per_second {
@@ -185,10 +186,11 @@ pub async fn run(plugin: &Path, load: Load) -> anyhow::Result<Bar> {
         .context("deliveries did not finish")?;
     let elapsed = started.elapsed();
     let deliveries = (clients * broadcasts) as u64;
-    // The harness's process is the publisher and the clients.
-    let [server_cpu, clients_cpu] = [(pid, cpu_from[0]), (std::process::id(), cpu_from[1])]
-        .map(|(pid, from)| CpuTime::of(pid).map(|now| now.since(from).micros_per(deliveries)[0]));
-    let (server_cpu, clients_cpu) = (server_cpu?, clients_cpu?);
+    let per_delivery = |pid: u32, from: CpuTime| -> anyhow::Result<f64> {
+        Ok(CpuTime::of(pid)?.since(from).micros_per(deliveries)[0])
+    };
+    let server_cpu = per_delivery(pid, server_from)?;
+    let clients_cpu = per_delivery(std::process::id(), clients_from)?;
     let latency = latency.lock().expect("histogram lock");
     anyhow::ensure!(
         latency.len() == deliveries,
