@@ -13,7 +13,7 @@ use axum::extract::ConnectInfo;
 use axum::routing::{any, get};
 use futures_util::future::Either;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -26,6 +26,7 @@ use tower::ServiceExt as _;
 use crate::config::Config;
 use crate::jsonrpc::{self, RpcError, SERVER_BUSY};
 use crate::node::Node;
+use crate::transport::header_timer::HeaderTimer;
 use crate::{health, metrics, tls, transport};
 
 /// One of the server's connection slots (`max_connections`), held by the
@@ -213,7 +214,7 @@ async fn serve<IO>(
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
+        .timer(HeaderTimer::default())
         .header_read_timeout(node.config.header_read_timeout);
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     if let Err(error) = watcher.watch(connection).await {

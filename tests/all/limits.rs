@@ -72,6 +72,54 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
 }
 
 #[tokio::test]
+async fn the_header_deadline_restarts_for_each_request_on_a_connection() {
+    let node = TestNode::start_with(&["probe"], |config| {
+        config.header_read_timeout = Duration::from_millis(300)
+    })
+    .await;
+    let mut stream = within(tokio::net::TcpStream::connect(node.server.local_addr()))
+        .await
+        .unwrap();
+    // A call that runs past the header deadline is answered: the deadline
+    // covers reading the request, not answering it.
+    let body = r#"{"jsonrpc":"2.0","method":"sleep","params":[600],"id":1}"#;
+    let request = format!(
+        "POST / HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    within(stream.write_all(request.as_bytes())).await.unwrap();
+    let expected = r#"{"jsonrpc":"2.0","result":{"slept_ms":600},"id":1}"#;
+    let mut answer = Vec::new();
+    while !answer.ends_with(b"}") {
+        let mut chunk = [0; 1024];
+        let read = within(stream.read(&mut chunk)).await.unwrap();
+        assert!(
+            read > 0,
+            "closed after {:?}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.extend_from_slice(&chunk[..read]);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with(&format!("\r\n\r\n{expected}")), "{answer}");
+
+    // The next request's head gets a deadline of its own.
+    within(stream.write_all(b"POST / HTTP/1.1\r\nhost: localhost\r\n"))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    within(stream.read_to_end(&mut rest)).await.unwrap();
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(
+        rest.is_empty() || rest.starts_with("HTTP/1.1 408"),
+        "{rest}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(250));
+}
+
+#[tokio::test]
 async fn silent_websockets_are_closed_and_live_ones_kept_by_ping() {
     let node = TestNode::start_with(&["calculator"], |config| {
         config.ws_ping_interval = Duration::from_millis(100);
