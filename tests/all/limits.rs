@@ -45,26 +45,38 @@ async fn connections_over_the_cap_get_503_and_the_others_carry_on() {
     assert!(node.server.node().metrics.connections_refused.get() >= 1);
 }
 
-#[tokio::test]
-async fn a_client_that_never_finishes_its_headers_is_cut_off() {
-    let node = TestNode::start_with(&["calculator"], |config| {
+/// A node with `plugin` and a 300 ms header deadline, and a raw connection
+/// to it.
+async fn node_with_header_deadline(plugin: &str) -> (TestNode, tokio::net::TcpStream) {
+    let node = TestNode::start_with(&[plugin], |config| {
         config.header_read_timeout = Duration::from_millis(300)
     })
     .await;
-    let mut stream = within(tokio::net::TcpStream::connect(node.server.local_addr()))
+    let stream = within(tokio::net::TcpStream::connect(node.server.local_addr()))
         .await
         .unwrap();
+    (node, stream)
+}
+
+/// Send half a request head and wait: the server gives up on the headers
+/// and closes (after an optional 408).
+async fn stall_until_cut_off(stream: &mut tokio::net::TcpStream) {
     within(stream.write_all(b"POST / HTTP/1.1\r\nhost: localhost\r\n"))
         .await
         .unwrap();
     let mut answer = Vec::new();
-    // The server gives up on the headers and closes (after an optional 408).
     within(stream.read_to_end(&mut answer)).await.unwrap();
     let answer = String::from_utf8_lossy(&answer);
     assert!(
         answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
         "{answer}"
     );
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let (node, mut stream) = node_with_header_deadline("calculator").await;
+    stall_until_cut_off(&mut stream).await;
     assert_eq!(
         node.call("add", json!([1, 2])).await,
         success(json!({"sum": 3}), json!(1))
@@ -73,13 +85,7 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
 
 #[tokio::test]
 async fn the_header_deadline_restarts_for_each_request_on_a_connection() {
-    let node = TestNode::start_with(&["probe"], |config| {
-        config.header_read_timeout = Duration::from_millis(300)
-    })
-    .await;
-    let mut stream = within(tokio::net::TcpStream::connect(node.server.local_addr()))
-        .await
-        .unwrap();
+    let (_node, mut stream) = node_with_header_deadline("probe").await;
     // A call that runs past the header deadline is answered: the deadline
     // covers reading the request, not answering it.
     let body = r#"{"jsonrpc":"2.0","method":"sleep","params":[600],"id":1}"#;
@@ -105,17 +111,8 @@ async fn the_header_deadline_restarts_for_each_request_on_a_connection() {
     assert!(answer.ends_with(&format!("\r\n\r\n{expected}")), "{answer}");
 
     // The next request's head gets a deadline of its own.
-    within(stream.write_all(b"POST / HTTP/1.1\r\nhost: localhost\r\n"))
-        .await
-        .unwrap();
     let started = std::time::Instant::now();
-    let mut rest = Vec::new();
-    within(stream.read_to_end(&mut rest)).await.unwrap();
-    let rest = String::from_utf8_lossy(&rest);
-    assert!(
-        rest.is_empty() || rest.starts_with("HTTP/1.1 408"),
-        "{rest}"
-    );
+    stall_until_cut_off(&mut stream).await;
     assert!(started.elapsed() >= Duration::from_millis(250));
 }
 
