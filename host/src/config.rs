@@ -44,8 +44,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// The most connections open at once; more are answered `503`.
     pub max_connections: usize,
-    /// How long a client may take to send request headers (and to finish a
-    /// TLS handshake).
+    /// How long an HTTP connection with no request in flight may take to
+    /// send its next request head (and a client to finish a TLS handshake).
     pub header_read_timeout: Duration,
     /// How long a stop waits for requests in flight.
     pub shutdown_grace: Duration,

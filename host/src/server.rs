@@ -26,7 +26,6 @@ use tower::ServiceExt as _;
 use crate::config::Config;
 use crate::jsonrpc::{self, RpcError, SERVER_BUSY};
 use crate::node::Node;
-use crate::transport::header_timer::HeaderTimer;
 use crate::{health, metrics, tls, transport};
 
 /// One of the server's connection slots (`max_connections`), held by the
@@ -201,24 +200,38 @@ async fn serve<IO>(
     let slot = ConnectionSlot {
         _permit: Arc::new(slot),
     };
-    let rpc = Arc::new(transport::http::Connection::new(Arc::clone(node), remote));
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-        if transport::http::is_rpc(&request) {
-            let rpc = Arc::clone(&rpc);
-            return Either::Left(async move { Ok(rpc.post(request).await) });
-        }
-        request.extensions_mut().insert(ConnectInfo(remote));
-        request.extensions_mut().insert(slot.clone());
-        Either::Right(router.clone().oneshot(request))
-    });
+    let http = Arc::new(transport::http::Connection::new(Arc::clone(node), remote));
+    let service = {
+        let http = Arc::clone(&http);
+        hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            let http = Arc::clone(&http);
+            if transport::http::is_rpc(&request) {
+                return Either::Left(async move {
+                    let _in_flight = http.head_deadline.request();
+                    Ok(http.post(request).await)
+                });
+            }
+            request.extensions_mut().insert(ConnectInfo(remote));
+            request.extensions_mut().insert(slot.clone());
+            let routed = router.clone().oneshot(request);
+            Either::Right(async move {
+                let _in_flight = http.head_deadline.request();
+                routed.await
+            })
+        })
+    };
     let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(HeaderTimer::default())
-        .header_read_timeout(node.config.header_read_timeout);
+    // The head deadline is kept by `HeadDeadline` (see there for why).
+    builder.http1().header_read_timeout(None);
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-    if let Err(error) = watcher.watch(connection).await {
-        tracing::debug!(%remote, "connection ended: {error}");
+    tokio::select! {
+        biased;
+        served = watcher.watch(connection) => if let Err(error) = served {
+            tracing::debug!(%remote, "connection ended: {error}");
+        },
+        () = http.head_deadline.expired() => {
+            tracing::debug!(%remote, "no request head within header_read_timeout; closing");
+        }
     }
 }
 

@@ -19,11 +19,14 @@ use crate::headers::RequestHeaders;
 use crate::jsonrpc::{self, INVALID_REQUEST, PARSE_ERROR, RpcError};
 use crate::node::Node;
 use crate::plugin::Transport;
+use crate::transport::head_deadline::HeadDeadline;
 
-/// What every JSON-RPC request on one HTTP connection shares.
+/// What every request on one HTTP connection shares.
 pub struct Connection {
     node: Arc<Node>,
     caller: Caller,
+    /// When the next request head is due.
+    pub head_deadline: HeadDeadline,
 }
 
 impl Connection {
@@ -35,7 +38,12 @@ impl Connection {
             remote_addr,
             RequestHeaders::default(),
         );
-        Self { node, caller }
+        let head_deadline = HeadDeadline::new(node.config.header_read_timeout);
+        Self {
+            node,
+            caller,
+            head_deadline,
+        }
     }
 
     /// Answer `POST /`.

@@ -1,5 +1,5 @@
 //! The two transports on one port: JSON-RPC over HTTP POST and over WebSocket.
 
-pub mod header_timer;
+pub mod head_deadline;
 pub mod http;
 pub mod ws;
