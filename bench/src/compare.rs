@@ -87,7 +87,7 @@ pub async fn run(
         ),
     ];
     println!(
-        "| Scenario | Server | Requests/s | vs jsonrpsee | p50 | p99 | Server CPU per request | Errors |"
+        "| Scenario | Server | Requests/s | vs jsonrpsee, per round: median (range) | p50 | p99 | Server CPU per request | Errors |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     let wanted = |name: &str| run.only.is_none_or(|only| name.contains(only));
@@ -117,24 +117,29 @@ pub async fn run(
                 runs.push(measure(scenario, peer.address, Some(peer.pid), run.window).await?);
             }
         }
-        let mut jsonrpsee_rate = None;
+        // Each round's rate over the first server's (jsonrpsee) in the same
+        // round: neighbours in time, so the machine's drift cancels out.
+        let baseline: Vec<f64> = measured[0].iter().map(|run| run.outcome.rate()).collect();
         let mut bars = Vec::new();
         for ((name, _), mut runs) in peers.iter().zip(measured) {
+            let ratios = runs
+                .iter()
+                .zip(&baseline)
+                .map(|(run, base)| run.outcome.rate() / base);
+            let ratio = Spread::of(ratios.collect());
             runs.sort_by(|a, b| a.outcome.rate().total_cmp(&b.outcome.rate()));
             let median = runs.swap_remove(runs.len() / 2);
             let rate = median.outcome.rate();
-            let baseline = *jsonrpsee_rate.get_or_insert(rate);
             let (p50, p99) = median.latency();
             println!(
-                "| {title} | {name} | {rate:.0} | {:.2}× | {p50} µs | {p99} µs | {} | {} |",
-                rate / baseline,
+                "| {title} | {name} | {rate:.0} | {ratio} | {p50} µs | {p99} µs | {} | {} |",
                 median.cpu_per_request().unwrap_or_default(),
                 median.outcome.errors,
             );
             bars.push(Bar {
                 label: name.clone(),
                 value: rate,
-                note: format!("({:.2}×)  p50 {p50} µs, p99 {p99} µs", rate / baseline),
+                note: format!("({:.2}×)  p50 {p50} µs, p99 {p99} µs", ratio.median),
             });
         }
         let unit = if matches!(scenario, Scenario::Batch(_)) {
@@ -146,6 +151,33 @@ pub async fn run(
         charts.bars(&file, &title.replace('`', ""), unit, &bars)?;
     }
     Ok(())
+}
+
+/// The median and range of per-round ratios.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Spread {
+    median: f64,
+    low: f64,
+    high: f64,
+}
+
+impl Spread {
+    fn of(mut ratios: Vec<f64>) -> Self {
+        ratios.sort_by(f64::total_cmp);
+        Self {
+            median: ratios[ratios.len() / 2],
+            low: ratios[0],
+            high: ratios[ratios.len() - 1],
+        }
+    }
+}
+
+/// `1.02× (0.95-1.08)`: the median, then the lowest and highest round.
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self { median, low, high } = self;
+        write!(f, "{median:.2}× ({low:.2}-{high:.2})")
+    }
 }
 
 /// One run of a scenario against one server.
@@ -244,6 +276,21 @@ mod tests {
     async fn load_error(args: &[&str]) -> String {
         let args: Vec<String> = args.iter().map(|arg| arg.to_string()).collect();
         format!("{:#}", drive(&args, NO_TIME).await.unwrap_err())
+    }
+
+    #[test]
+    fn a_spread_is_the_median_and_range_of_its_rounds() {
+        let spread = Spread::of(vec![1.1, 0.9, 1.0, 1.3, 0.95]);
+        assert_eq!(
+            spread,
+            Spread {
+                median: 1.0,
+                low: 0.9,
+                high: 1.3
+            }
+        );
+        assert_eq!(spread.to_string(), "1.00× (0.90-1.30)");
+        assert_eq!(Spread::of(vec![0.5]).to_string(), "0.50× (0.50-0.50)");
     }
 
     #[tokio::test]
