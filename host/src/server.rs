@@ -12,6 +12,7 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::routing::{any, get};
 use futures_util::future::Either;
+use http_body_util::Either as EitherBody;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
@@ -208,7 +209,7 @@ async fn serve<IO>(
             if transport::http::is_rpc(&request) {
                 return Either::Left(async move {
                     let _in_flight = http.head_deadline.request();
-                    Ok(http.post(request).await)
+                    Ok(http.post(request).await.map(EitherBody::Left))
                 });
             }
             request.extensions_mut().insert(ConnectInfo(remote));
@@ -216,7 +217,7 @@ async fn serve<IO>(
             let routed = router.clone().oneshot(request);
             Either::Right(async move {
                 let _in_flight = http.head_deadline.request();
-                routed.await
+                routed.await.map(|response| response.map(EitherBody::Right))
             })
         })
     };

@@ -9,9 +9,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::BoxError;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 
 use crate::dispatch::Caller;
@@ -20,6 +20,10 @@ use crate::jsonrpc::{self, INVALID_REQUEST, PARSE_ERROR, RpcError};
 use crate::node::Node;
 use crate::plugin::Transport;
 use crate::transport::head_deadline::HeadDeadline;
+
+/// An answer of `POST /`: its whole body at once (an axum `Body` would box
+/// it, an allocation per request).
+pub type Answer = Response<Full<Bytes>>;
 
 /// What every request on one HTTP connection shares.
 pub struct Connection {
@@ -47,7 +51,7 @@ impl Connection {
     }
 
     /// Answer `POST /`.
-    pub async fn post(&self, request: Request<Incoming>) -> Response<Body> {
+    pub async fn post(&self, request: Request<Incoming>) -> Answer {
         let (parts, body) = request.into_parts();
         if !is_json(&parts.headers) {
             let error = RpcError::new(INVALID_REQUEST, "Content-Type must be application/json");
@@ -105,7 +109,7 @@ pub fn is_rpc(request: &Request<Incoming>) -> bool {
 }
 
 /// `/` answers only `POST`: `405` with a JSON-RPC error saying so.
-pub async fn not_post() -> Response<Body> {
+pub async fn not_post() -> Answer {
     let error = RpcError::new(INVALID_REQUEST, "send JSON-RPC requests with POST");
     let mut response = reply(StatusCode::METHOD_NOT_ALLOWED, failure(&error));
     let allow = HeaderValue::from_static("POST");
@@ -117,16 +121,17 @@ fn failure(error: &RpcError) -> String {
     jsonrpc::failure(None, error)
 }
 
-fn reply(status: StatusCode, body: String) -> Response<Body> {
+fn reply(status: StatusCode, body: String) -> Answer {
     let mut response = empty(status);
-    *response.body_mut() = Body::from(body);
+    // The answer's text is one exact allocation, which `Bytes` takes over.
+    *response.body_mut() = Full::new(Bytes::from(body));
     let json = HeaderValue::from_static("application/json");
     response.headers_mut().insert(header::CONTENT_TYPE, json);
     response
 }
 
-fn empty(status: StatusCode) -> Response<Body> {
-    let mut response = Response::new(Body::empty());
+fn empty(status: StatusCode) -> Answer {
+    let mut response = Response::new(Full::default());
     *response.status_mut() = status;
     response
 }
