@@ -83,18 +83,14 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
     );
 }
 
-#[tokio::test]
-async fn the_header_deadline_restarts_for_each_request_on_a_connection() {
-    let (_node, mut stream) = node_with_header_deadline("probe").await;
-    // A call that runs past the header deadline is answered: the deadline
-    // covers reading the request, not answering it.
-    let body = r#"{"jsonrpc":"2.0","method":"sleep","params":[600],"id":1}"#;
+/// POST `body` on a raw keep-alive connection and check that the answer is
+/// `200` with `expected` as its body.
+async fn post_on(stream: &mut tokio::net::TcpStream, body: &str, expected: &str) {
     let request = format!(
         "POST / HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
     within(stream.write_all(request.as_bytes())).await.unwrap();
-    let expected = r#"{"jsonrpc":"2.0","result":{"slept_ms":600},"id":1}"#;
     let mut answer = Vec::new();
     while !answer.ends_with(b"}") {
         let mut chunk = [0; 1024];
@@ -109,11 +105,35 @@ async fn the_header_deadline_restarts_for_each_request_on_a_connection() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.ends_with(&format!("\r\n\r\n{expected}")), "{answer}");
+}
+
+#[tokio::test]
+async fn the_header_deadline_restarts_for_each_request_on_a_connection() {
+    let (_node, mut stream) = node_with_header_deadline("probe").await;
+    // A call that runs past the header deadline is answered: the deadline
+    // covers reading the request, not answering it.
+    let body = r#"{"jsonrpc":"2.0","method":"sleep","params":[600],"id":1}"#;
+    let expected = r#"{"jsonrpc":"2.0","result":{"slept_ms":600},"id":1}"#;
+    post_on(&mut stream, body, expected).await;
 
     // The next request's head gets a deadline of its own.
     let started = std::time::Instant::now();
     stall_until_cut_off(&mut stream).await;
     assert!(started.elapsed() >= Duration::from_millis(250));
+}
+
+#[tokio::test]
+async fn each_answer_restarts_the_header_deadline() {
+    let (_node, mut stream) = node_with_header_deadline("calculator").await;
+    // Quick requests 150 ms apart keep the connection for more than three
+    // 300 ms deadlines: each answer starts the clock again.
+    let body = r#"{"jsonrpc":"2.0","method":"add","params":[1,2],"id":1}"#;
+    let expected = r#"{"jsonrpc":"2.0","result":{"sum":3},"id":1}"#;
+    for _ in 0..7 {
+        post_on(&mut stream, body, expected).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    post_on(&mut stream, body, expected).await;
 }
 
 #[tokio::test]
