@@ -128,6 +128,75 @@ async fn http_body_over_the_limit_is_413_and_the_server_carries_on() {
     );
 }
 
+/// Without TLS the port also speaks HTTP/2 with prior knowledge: answers,
+/// statuses and limits are those of HTTP/1.1, for concurrent streams too.
+#[tokio::test]
+async fn http2_with_prior_knowledge_is_answered_like_http1() {
+    let node =
+        TestNode::start_with(&["calculator"], |config| config.max_message_bytes = 1024).await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let post = async |body: String| {
+        let request = client
+            .post(node.url("/"))
+            .header("content-type", "application/json")
+            .body(body);
+        let response = within(request.send()).await.unwrap();
+        assert_eq!(response.version(), reqwest::Version::HTTP_2);
+        let status = response.status().as_u16();
+        (status, within(response.text()).await.unwrap())
+    };
+
+    let calls = (0..8).map(|n| {
+        post(format!(
+            r#"{{"jsonrpc":"2.0","method":"add","params":[{n},1],"id":{n}}}"#
+        ))
+    });
+    for (n, (status, body)) in futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(status, 200);
+        let answer: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(answer, success(json!({"sum": n + 1}), json!(n)));
+    }
+
+    let (status, body) = post(r#"{"jsonrpc":"2.0","method":"add","params":[1,2]}"#.into()).await;
+    assert_eq!((status, body.as_str()), (204, ""));
+
+    let (status, body) = post(format!(r#"{{"id":"{}"}}"#, "x".repeat(2000))).await;
+    assert_eq!(status, 413);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        error(
+            -32600,
+            "Invalid Request: body larger than 1024 bytes (max_message_bytes)",
+            Value::Null
+        )
+    );
+
+    let (status, body) = post("{".into()).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        error(
+            -32700,
+            "Parse error: EOF while parsing an object at line 1 column 1",
+            Value::Null
+        )
+    );
+
+    let health = within(client.get(node.url("/health")).send())
+        .await
+        .unwrap();
+    assert_eq!(health.version(), reqwest::Version::HTTP_2);
+    let health: Value = within(health.json()).await.unwrap();
+    assert_eq!(health["status"], "ok");
+}
+
 #[tokio::test]
 async fn a_malformed_chunked_body_is_400_and_the_server_carries_on() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
