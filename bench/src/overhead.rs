@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use rpcnode::dispatch::Caller;
 use rpcnode::headers::RequestHeaders;
 use rpcnode::plugin::{CallContext, Transport};
+use rpcnode::rpc::Caller;
 use rpcnode::{Config, Node};
 
 use crate::chart::{Bar, Charts};
@@ -55,11 +55,11 @@ async fn through_dispatcher(node: &Node, effort: Effort) -> f64 {
     let mut per_request = Vec::new();
     for _ in 0..effort.repeats {
         for _ in 0..effort.warmup_calls {
-            node.handle_message(request, &caller).await;
+            node.dispatcher.handle_message(request, &caller).await;
         }
         let started = Instant::now();
         for _ in 0..effort.calls {
-            node.handle_message(request, &caller).await;
+            node.dispatcher.handle_message(request, &caller).await;
         }
         per_request.push(started.elapsed().as_secs_f64() * 1e6 / f64::from(effort.calls));
     }

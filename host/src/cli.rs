@@ -153,6 +153,33 @@ pub struct Settings {
     #[arg(long, value_name = "N")]
     pub max_background_calls: Option<usize>,
 
+    /// Folder for durable data: plugin state, notification history and
+    /// sessions [default: $XDG_DATA_HOME/rpcnode or ~/.local/share/rpcnode].
+    /// One node per folder: a second node on it is refused.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Keep plugin state, history and sessions in memory only: all of it is
+    /// lost when the process ends [default: false].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub in_memory: Option<bool>,
+
+    /// Notifications each stream (broadcast, a topic, a session client) keeps for clients that resume; 0 keeps none [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub history_size: Option<usize>,
+
+    /// Seconds a notification stays in its stream's history [default: 300].
+    #[arg(long, value_name = "SECS")]
+    pub history_ttl: Option<f64>,
+
+    /// Seconds a session outlives its connection before it ends [default: 300].
+    #[arg(long, value_name = "SECS")]
+    pub session_ttl: Option<f64>,
+
+    /// The most sessions kept at once, connected or away [default: 100000].
+    #[arg(long, value_name = "N")]
+    pub max_sessions: Option<usize>,
+
     /// Log format on stderr; filter with RUST_LOG (such as RUST_LOG=rpcnode=debug) [default: text].
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -227,6 +254,12 @@ impl Settings {
             plugin_max_instances,
             recycle_after_calls,
             max_background_calls,
+            data_dir,
+            in_memory,
+            history_size,
+            history_ttl,
+            session_ttl,
+            max_sessions,
             log_format,
         );
         self.plugin.extend(over.plugin);
@@ -275,6 +308,8 @@ impl Settings {
             ("shutdown_grace", self.shutdown_grace),
             ("ws_ping_interval", self.ws_ping_interval),
             ("ws_idle_timeout", self.ws_idle_timeout),
+            ("history_ttl", self.history_ttl),
+            ("session_ttl", self.session_ttl),
         ];
         for (key, value) in seconds {
             if let Some(value) = value
@@ -290,6 +325,7 @@ impl Settings {
             ("ws_max_in_flight", self.ws_max_in_flight),
             ("plugin_max_instances", self.plugin_max_instances),
             ("max_background_calls", self.max_background_calls),
+            ("max_sessions", self.max_sessions),
         ];
         for (key, value) in counts {
             if value == Some(0) {
@@ -350,6 +386,8 @@ impl Settings {
             plugin_max_instances => config.plugins.max_instances,
             recycle_after_calls => config.plugins.recycle_after_calls,
             max_background_calls => config.max_background_calls,
+            history_size => config.history.size,
+            max_sessions => config.max_sessions,
         }
         let durations = [
             (self.request_timeout, &mut config.request_timeout),
@@ -357,6 +395,8 @@ impl Settings {
             (self.shutdown_grace, &mut config.shutdown_grace),
             (self.ws_ping_interval, &mut config.ws_ping_interval),
             (self.ws_idle_timeout, &mut config.ws_idle_timeout),
+            (self.history_ttl, &mut config.history.ttl),
+            (self.session_ttl, &mut config.session_ttl),
         ];
         for (value, target) in durations {
             if let Some(value) = value {
@@ -367,6 +407,17 @@ impl Settings {
             config.plugins.memory_limit = (mib as usize) << 20;
         }
         config.watch = self.watch.unwrap_or(true);
+        config.data_dir = match (self.in_memory, self.data_dir) {
+            (Some(true), Some(dir)) => bail!(
+                "in_memory and data_dir ({}) are both set: keep data in memory or in a folder, not both",
+                dir.display()
+            ),
+            (Some(true), None) => None,
+            (_, Some(dir)) => Some(dir),
+            (_, None) => Some(default_data_dir().context(
+                "no data folder: set HOME or XDG_DATA_HOME, pass --data-dir DIR, or pass --in-memory",
+            )?),
+        };
         config.cache_dir = match self.cache {
             Some(false) => None,
             _ => self.cache_dir.or_else(default_cache_dir),
@@ -391,6 +442,16 @@ impl Settings {
         config.plugin_sections = self.plugin;
         Ok(config)
     }
+}
+
+/// `$XDG_DATA_HOME/rpcnode`, else `$HOME/.local/share/rpcnode`.
+fn default_data_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share"))
+        })?;
+    Some(base.join("rpcnode"))
 }
 
 /// `$XDG_CACHE_HOME/rpcnode`, else `$HOME/.cache/rpcnode`.

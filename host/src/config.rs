@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::plugin::{PluginFile, PluginSettings};
+use crate::store::HistoryLimits;
 use crate::tls::TlsFiles;
 
 /// Everything the server needs to start.
@@ -60,6 +61,15 @@ pub struct Config {
     pub plugin_sections: BTreeMap<String, PluginFile>,
     /// Limits applied to plugin instances.
     pub plugins: PluginSettings,
+    /// Where the node keeps plugin state, stream history and sessions; in
+    /// memory only (lost when the process ends) when `None`.
+    pub data_dir: Option<PathBuf>,
+    /// How much history each notification stream keeps.
+    pub history: HistoryLimits,
+    /// How long a session outlives its connection.
+    pub session_ttl: Duration,
+    /// The most sessions the node keeps, connected or away.
+    pub max_sessions: usize,
 }
 
 /// A token bucket: `per_second` requests on average, `burst` at once.
@@ -73,8 +83,9 @@ pub struct RateLimit {
 
 impl Config {
     /// Defaults, loading plugins from `plugins_dir`, listening on
-    /// 127.0.0.1:8000, without watching the folder or caching compiled
-    /// components (the `rpcnode` binary turns both on).
+    /// 127.0.0.1:8000, without watching the folder, caching compiled
+    /// components or keeping data on disk (the `rpcnode` binary turns all
+    /// three on).
     pub fn new(plugins_dir: impl Into<PathBuf>) -> Self {
         Self {
             host: "127.0.0.1".into(),
@@ -99,6 +110,13 @@ impl Config {
             ws_ping_interval: Duration::from_secs(20),
             ws_idle_timeout: Duration::from_secs(60),
             plugins: PluginSettings::default(),
+            data_dir: None,
+            history: HistoryLimits {
+                size: 1000,
+                ttl: Duration::from_secs(300),
+            },
+            session_ttl: Duration::from_secs(300),
+            max_sessions: 100_000,
         }
     }
 }

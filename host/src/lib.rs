@@ -1,34 +1,37 @@
 //! rpcnode: a JSON-RPC 2.0 server over HTTP and WebSocket on one port, whose
 //! method handlers and lifecycle hooks are WebAssembly component plugins.
 //!
-//! - [`jsonrpc`]: the wire format and the spec's error codes.
-//! - [`dispatch`]: hooks, routing and responses, shared by both transports;
-//!   [`headers`]: the request headers plugins can read.
-//! - [`transport`]: HTTP `POST /` and WebSocket `GET /ws`; [`health`]: `GET /health`;
-//!   [`metrics`]: `GET /metrics`; [`tls`]: HTTPS, WSS and mutual TLS.
-//! - [`clients`]: WebSocket client tracking and notification fan-out;
-//!   [`ratelimit`]: optional per-client rate limiting.
-//! - [`builtin`]: the host's own `rpc.` methods.
-//! - [`plugin`]: loading, sandboxing and calling plugins; [`state`]: their durable state;
-//!   [`scheduler`]: their background work.
-//! - [`watcher`]: hot reload of the plugins folder.
-//! - [`server`], [`node`], [`config`], [`cli`]: putting it together.
+//! From the wire inwards:
+//! - [`server`]: the port, its routes, TLS ([`tls`]) and graceful stop;
+//!   [`transport`]: HTTP `POST /` and WebSocket `GET /ws` with resumable
+//!   sessions; [`status`]: `GET /health` and `GET /metrics`.
+//! - [`rpc`]: the JSON-RPC wire format, dispatch through hooks to handlers,
+//!   and the host's own `rpc.` methods; [`headers`]: the request headers
+//!   plugins can read; [`ratelimit`]: optional per-client rate limiting.
+//! - [`plugin`]: loading, sandboxing and calling plugins; [`scheduler`]:
+//!   their background work; [`watcher`]: hot reload of the plugins folder.
+//! - [`push`]: the clients, the broker that puts every notification in its
+//!   stream and delivers it, and resumable sessions.
+//! - [`store`]: the backends (plugin state, notification streams, sessions)
+//!   in memory or in the embedded durable store.
+//! - [`node`]: the composition root that builds and wires all of it;
+//!   [`config`], [`cli`]: settings; [`metrics`]: counters; [`random`]:
+//!   tokens and epochs.
 
-pub mod builtin;
 pub mod cli;
-pub mod clients;
 pub mod config;
-pub mod dispatch;
 pub mod headers;
-pub mod health;
-pub mod jsonrpc;
 pub mod metrics;
 pub mod node;
 pub mod plugin;
+pub mod push;
+pub mod random;
 pub mod ratelimit;
+pub mod rpc;
 pub mod scheduler;
 pub mod server;
-pub mod state;
+pub mod status;
+pub mod store;
 pub mod tls;
 pub mod transport;
 pub mod watcher;

@@ -61,7 +61,9 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
 /// `--check`: load the plugins folder once, print one line per plugin file
 /// on stdout, and fail if any file was refused.
 async fn check(mut config: Config) -> anyhow::Result<()> {
+    // Loading plugins needs no data: leave the data folder to the server.
     config.watch = false;
+    config.data_dir = None;
     let node = Node::start(config).await?;
     let table = node.registry.current();
     let mut stdout = std::io::stdout().lock();

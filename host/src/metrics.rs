@@ -1,17 +1,14 @@
-//! `GET /metrics`: counters, gauges and histograms in the Prometheus text
-//! format, kept with atomics so that counting costs nanoseconds.
+//! Counters, gauges and histograms, kept with atomics so that counting costs
+//! nanoseconds, and written in the Prometheus text format (`GET /metrics`
+//! puts them together, see [`crate::status`]).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
-
-use crate::node::Node;
+use parking_lot::Mutex;
 
 /// How many cache lines a count is spread over. Each thread adds to its own
 /// shard, so worker threads counting every request at once do not take turns
@@ -185,7 +182,7 @@ pub struct Metrics {
 impl Metrics {
     /// The counts of `method`, created on first use.
     pub fn method(&self, method: &str) -> Arc<MethodCounts> {
-        let mut methods = self.methods.lock().expect("metrics lock");
+        let mut methods = self.methods.lock();
         match methods.get(method) {
             Some(counts) => Arc::clone(counts),
             None => Arc::clone(methods.entry(method.to_owned()).or_default()),
@@ -199,184 +196,92 @@ impl Metrics {
     }
 }
 
-fn help(out: &mut String, name: &str, kind: &str, text: &str) {
+/// Write `# HELP` and `# TYPE` lines.
+pub fn help(out: &mut String, name: &str, kind: &str, text: &str) {
     let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} {kind}");
 }
 
-fn counter(out: &mut String, name: &str, text: &str, value: u64) {
+/// Write a counter with its help.
+pub fn counter(out: &mut String, name: &str, text: &str, value: u64) {
     help(out, name, "counter", text);
     let _ = writeln!(out, "{name} {value}");
 }
 
-/// Render every metric of `node`.
-pub fn render(node: &Node) -> String {
-    let metrics = &node.metrics;
-    let mut out = String::with_capacity(4096);
-
-    help(
-        &mut out,
-        "rpcnode_requests_total",
-        "counter",
-        "JSON-RPC requests by method and outcome.",
-    );
-    let mut requests: Vec<(String, u64, u64)> = metrics
-        .methods
-        .lock()
-        .expect("metrics lock")
-        .iter()
-        .map(|(method, counts)| (method.clone(), counts.ok.get(), counts.error.get()))
-        .collect();
-    requests.sort();
-    for (method, ok, error) in requests {
-        let _ = writeln!(
-            out,
-            "rpcnode_requests_total{{method=\"{method}\",outcome=\"ok\"}} {ok}"
-        );
-        let _ = writeln!(
-            out,
-            "rpcnode_requests_total{{method=\"{method}\",outcome=\"error\"}} {error}"
-        );
-    }
-    help(
-        &mut out,
-        "rpcnode_request_duration_seconds",
-        "histogram",
-        "Time to answer a request.",
-    );
-    metrics
-        .request_duration
-        .render(&mut out, "rpcnode_request_duration_seconds");
-
-    help(
-        &mut out,
-        "rpcnode_pending_requests",
-        "gauge",
-        "Requests being processed.",
-    );
-    let _ = writeln!(
-        out,
-        "rpcnode_pending_requests {}",
-        metrics.pending_requests.get()
-    );
-    help(
-        &mut out,
-        "rpcnode_websocket_clients",
-        "gauge",
-        "Connected WebSocket clients.",
-    );
-    let _ = writeln!(out, "rpcnode_websocket_clients {}", node.clients.count());
-
-    let clients = &node.clients;
-    counter(
-        &mut out,
-        "rpcnode_notifications_queued_total",
-        "Notifications queued for a client.",
-        clients.queued.get(),
-    );
-    counter(
-        &mut out,
-        "rpcnode_notifications_sent_total",
-        "Notifications written to a client's socket.",
-        clients.sent.get(),
-    );
-    counter(
-        &mut out,
-        "rpcnode_notifications_dropped_total",
-        "Notifications dropped with an evicted client.",
-        clients.dropped.get(),
-    );
-    counter(
-        &mut out,
-        "rpcnode_slow_client_disconnects_total",
-        "Clients disconnected for a full outbound queue.",
-        clients.evictions(),
-    );
-    counter(
-        &mut out,
-        "rpcnode_connections_refused_total",
-        "Connections refused at max_connections.",
-        metrics.connections_refused.get(),
-    );
-    counter(
-        &mut out,
-        "rpcnode_rate_limited_total",
-        "Requests refused by the rate limiter.",
-        metrics.rate_limited.get(),
-    );
-    counter(
-        &mut out,
-        "rpcnode_plugin_loads_total",
-        "Plugin versions that started serving.",
-        metrics.plugin_loads.get(),
-    );
-    counter(
-        &mut out,
-        "rpcnode_plugin_reloads_total",
-        "Rescans of the plugins folder after the first.",
-        metrics.plugin_reloads.get(),
-    );
-    counter(
-        &mut out,
-        "rpcnode_plugin_load_failures_total",
-        "Plugin files that failed to load.",
-        metrics.plugin_load_failures.get(),
-    );
-    counter(
-        &mut out,
-        "rpcnode_compile_cache_hits_total",
-        "Plugins loaded from the compile cache.",
-        node.cache.hits(),
-    );
-    counter(
-        &mut out,
-        "rpcnode_compile_cache_misses_total",
-        "Plugins compiled.",
-        node.cache.misses(),
-    );
-
-    let table = node.registry.current();
-    help(
-        &mut out,
-        "rpcnode_plugins_failed",
-        "gauge",
-        "Plugin files currently failing to load.",
-    );
-    let _ = writeln!(out, "rpcnode_plugins_failed {}", table.failures.len());
-    help(
-        &mut out,
-        "rpcnode_plugin_calls_total",
-        "counter",
-        "Calls into a plugin (handlers and hooks).",
-    );
-    for plugin in &table.plugins {
-        let _ = writeln!(
-            out,
-            "rpcnode_plugin_calls_total{{plugin=\"{}\"}} {}",
-            plugin.name(),
-            plugin.calls.count()
-        );
-    }
-    help(
-        &mut out,
-        "rpcnode_plugin_call_seconds_total",
-        "counter",
-        "Time spent in calls into a plugin.",
-    );
-    for plugin in &table.plugins {
-        let seconds = plugin.calls.nanos() as f64 / 1e9;
-        let _ = writeln!(
-            out,
-            "rpcnode_plugin_call_seconds_total{{plugin=\"{}\"}} {seconds}",
-            plugin.name()
-        );
-    }
-    out
+/// Write a gauge with its help.
+pub fn gauge(out: &mut String, name: &str, text: &str, value: u64) {
+    help(out, name, "gauge", text);
+    let _ = writeln!(out, "{name} {value}");
 }
 
-/// Handle `GET /metrics`.
-pub async fn report(State(node): State<Arc<Node>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        render(&node),
-    )
+impl Metrics {
+    /// Write the request metrics and the node's own counters.
+    pub fn render(&self, out: &mut String) {
+        help(
+            out,
+            "rpcnode_requests_total",
+            "counter",
+            "JSON-RPC requests by method and outcome.",
+        );
+        let mut requests: Vec<(String, u64, u64)> = self
+            .methods
+            .lock()
+            .iter()
+            .map(|(method, counts)| (method.clone(), counts.ok.get(), counts.error.get()))
+            .collect();
+        requests.sort();
+        for (method, ok, error) in requests {
+            let _ = writeln!(
+                out,
+                "rpcnode_requests_total{{method=\"{method}\",outcome=\"ok\"}} {ok}"
+            );
+            let _ = writeln!(
+                out,
+                "rpcnode_requests_total{{method=\"{method}\",outcome=\"error\"}} {error}"
+            );
+        }
+        help(
+            out,
+            "rpcnode_request_duration_seconds",
+            "histogram",
+            "Time to answer a request.",
+        );
+        self.request_duration
+            .render(out, "rpcnode_request_duration_seconds");
+        gauge(
+            out,
+            "rpcnode_pending_requests",
+            "Requests being processed.",
+            self.pending_requests.get(),
+        );
+        let counters = [
+            (
+                "rpcnode_connections_refused_total",
+                "Connections refused at max_connections.",
+                &self.connections_refused,
+            ),
+            (
+                "rpcnode_rate_limited_total",
+                "Requests refused by the rate limiter.",
+                &self.rate_limited,
+            ),
+            (
+                "rpcnode_plugin_loads_total",
+                "Plugin versions that started serving.",
+                &self.plugin_loads,
+            ),
+            (
+                "rpcnode_plugin_reloads_total",
+                "Rescans of the plugins folder after the first.",
+                &self.plugin_reloads,
+            ),
+            (
+                "rpcnode_plugin_load_failures_total",
+                "Plugin files that failed to load.",
+                &self.plugin_load_failures,
+            ),
+        ];
+        for (name, text, value) in counters {
+            counter(out, name, text, value.get());
+        }
+    }
 }

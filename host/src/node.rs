@@ -1,29 +1,45 @@
-//! The node: the state every transport shares (settings, plugins, clients,
-//! plugin state, background work), and its start, reload and stop.
+//! The node, the composition root: it opens the backends, builds the parts
+//! that run on them (clients, sessions, broker, plugins, scheduler,
+//! dispatcher), wires each to the ones it needs, and runs the node's own
+//! tasks: hot reload and housekeeping (ending sessions whose time is up,
+//! trimming history).
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::clients::Clients;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::plugin::{CompileCache, Library, PluginEngine, Refresh, Registry, Shared};
+use crate::plugin::{
+    CompileCache, ConnectionEvent, Library, PluginEngine, Refresh, Registry, Shared,
+};
+use crate::push::{Broker, Clients, Sessions};
 use crate::ratelimit::RateLimiter;
+use crate::rpc::{Caller, Dispatcher};
 use crate::scheduler::Scheduler;
-use crate::state::StateStore;
+use crate::store::{Backends, Deliver};
 
-/// A running node's shared state.
+/// How often sessions are checked for expiry and history for age.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
+/// A running node's parts.
 pub struct Node {
     /// The settings it was started with.
     pub config: Config,
     /// The plugins' methods and hooks.
     pub registry: Arc<Registry>,
-    /// Connected WebSocket clients.
+    /// Requests through hooks to handlers.
+    pub dispatcher: Arc<Dispatcher>,
+    /// The clients of this node.
     pub clients: Arc<Clients>,
-    /// Durable plugin state.
-    pub state: Arc<StateStore>,
+    /// Resumable sessions.
+    pub sessions: Arc<Sessions>,
+    /// Notifications, subscriptions and client metadata.
+    pub broker: Arc<Broker>,
+    /// Where state, streams and sessions are kept.
+    pub backends: Backends,
     /// Spawned calls and timers.
     pub scheduler: Arc<Scheduler>,
     /// Compiled components on disk.
@@ -35,15 +51,33 @@ pub struct Node {
     pub websockets: TaskTracker,
     /// What `/metrics` reports.
     pub metrics: Arc<Metrics>,
-    /// Built-in rate limiting, when configured.
-    pub rate_limiter: Option<RateLimiter>,
     library: tokio::sync::Mutex<Library>,
 }
 
 impl Node {
-    /// Create the engine, load every plugin in `config.plugins_dir`, start
-    /// their timers and, if configured, watch the folder for changes.
+    /// Open the backends, take back stored sessions, create the engine, load
+    /// every plugin in `config.plugins_dir`, start their timers and, if
+    /// configured, watch the folder for changes.
     pub async fn start(config: Config) -> anyhow::Result<Arc<Self>> {
+        let clients = Arc::new(Clients::new(config.ws_queue_capacity));
+        let deliver: Arc<dyn Deliver> = Arc::clone(&clients) as _;
+        let backends = Backends::open(config.data_dir.as_deref(), config.history, deliver)?;
+        let sessions = Arc::new(Sessions::new(
+            Arc::clone(&clients),
+            Arc::clone(&backends.streams),
+            Arc::clone(&backends.sessions),
+            config.session_ttl,
+            config.max_sessions,
+        ));
+        let restored = sessions.restore().await?;
+        if restored > 0 {
+            tracing::info!(sessions = restored, "sessions restored");
+        }
+        let broker = Arc::new(Broker::new(
+            Arc::clone(&clients),
+            Arc::clone(&backends.streams),
+            Arc::clone(&sessions),
+        ));
         let registry = Arc::new(Registry::default());
         let stopping = CancellationToken::new();
         let scheduler = Arc::new(Scheduler::new(
@@ -52,39 +86,57 @@ impl Node {
             config.request_timeout,
             config.max_background_calls,
         ));
-        let clients = Arc::new(Clients::new(config.ws_queue_capacity));
-        let state = Arc::new(StateStore::default());
-        let cache = Arc::new(CompileCache::new(config.cache_dir.clone()));
         let metrics = Arc::new(Metrics::default());
+        let dispatcher = Arc::new(Dispatcher::new(
+            Arc::clone(&registry),
+            Arc::clone(&broker),
+            Arc::clone(&metrics),
+            config.rate_limit.map(RateLimiter::new),
+            config.max_batch_size,
+            config.request_timeout,
+        ));
+        let cache = Arc::new(CompileCache::new(config.cache_dir.clone()));
         let shared = Shared {
             engine: PluginEngine::new()?,
             cache: Arc::clone(&cache),
             settings: config.plugins.clone(),
             sections: config.plugin_sections.clone(),
-            clients: Arc::clone(&clients),
-            state: Arc::clone(&state),
-            scheduler: Arc::clone(&scheduler),
+            broker: Arc::clone(&broker),
+            state: Arc::clone(&backends.state),
+            scheduler: Arc::clone(&scheduler) as _,
             metrics: Arc::clone(&metrics),
         };
         let library = Library::new(config.plugins_dir.clone(), shared);
-        let rate_limit = config.rate_limit;
         let node = Arc::new(Self {
             config,
             registry,
+            dispatcher,
             clients,
-            state,
+            sessions,
+            broker,
+            backends,
             scheduler,
             cache,
             stopping,
             websockets: TaskTracker::new(),
             metrics,
-            rate_limiter: rate_limit.map(RateLimiter::new),
             library: tokio::sync::Mutex::new(library),
         });
         node.reload().await?;
         if node.config.watch {
-            crate::watcher::watch(&node)?;
+            let mut changes =
+                crate::watcher::watch(&node.config.plugins_dir, node.stopping.child_token())?;
+            let node = Arc::downgrade(&node);
+            tokio::spawn(async move {
+                while changes.recv().await.is_some() {
+                    let Some(node) = node.upgrade() else { return };
+                    if let Err(error) = node.reload().await {
+                        tracing::error!("reloading plugins failed: {error:#}");
+                    }
+                }
+            });
         }
+        tokio::spawn(housekeeping(Arc::downgrade(&node)));
         Ok(node)
     }
 
@@ -119,5 +171,30 @@ impl Node {
     pub async fn shutdown(&self) {
         self.stopping.cancel();
         self.scheduler.shutdown().await;
+    }
+}
+
+/// Once a second until the node stops (or is dropped): end the sessions
+/// whose time is up (their clients' `on-disconnect` hooks run then) and drop
+/// history past its age.
+async fn housekeeping(node: Weak<Node>) {
+    let mut ticks = tokio::time::interval(HOUSEKEEPING);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(node) = node.upgrade() else { return };
+        if node.stopping.is_cancelled() {
+            return;
+        }
+        for client_id in node.sessions.expire().await {
+            tracing::debug!(client = client_id, "session ended");
+            let caller = Caller::departed(client_id.into());
+            node.dispatcher
+                .connection_event(&caller, ConnectionEvent::Disconnected)
+                .await;
+        }
+        if let Err(error) = node.backends.streams.trim_expired().await {
+            tracing::error!("trimming history failed: {error}");
+        }
     }
 }

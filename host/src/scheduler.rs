@@ -10,7 +10,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::plugin::{CallContext, CallError, LoadedPlugin, Registry};
+use crate::plugin::{CallContext, CallError, LoadedPlugin, Registry, Schedule, Spawner};
 
 /// The longest delay `spawn` accepts.
 pub const MAX_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -23,19 +23,6 @@ pub struct Scheduler {
     registry: Weak<Registry>,
     call_timeout: Duration,
     max_pending: usize,
-}
-
-/// What a plugin's `spawn` needs to know about the plugin.
-pub struct Spawner {
-    /// The scheduler.
-    pub scheduler: Arc<Scheduler>,
-    /// The plugin's name: a spawned call runs on whichever version of the
-    /// plugin is loaded when it fires.
-    pub plugin: String,
-    /// The methods the plugin may spawn (all in its manifest).
-    pub methods: Vec<String>,
-    /// Calls scheduled and not yet finished.
-    pub pending: Arc<AtomicUsize>,
 }
 
 impl Scheduler {
@@ -58,8 +45,45 @@ impl Scheduler {
         }
     }
 
-    /// Call `method` of the spawner's plugin after `delay`.
-    pub fn spawn(
+    /// Start the timers `plugin` declares; they run until the host stops or
+    /// the plugin is unloaded.
+    pub fn start_timers(&self, plugin: &Arc<LoadedPlugin>) {
+        for timer in &plugin.manifest.timers {
+            let (plugin, method) = (Arc::clone(plugin), timer.method.clone());
+            let every = Duration::from_millis(timer.every_ms.into());
+            let (stopping, timeout) = (self.stopping.clone(), self.call_timeout);
+            self.tasks.spawn_on(
+                async move {
+                    let mut ticks =
+                        tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+                    loop {
+                        tokio::select! {
+                            () = stopping.cancelled() => return,
+                            () = plugin.unloaded.cancelled() => return,
+                            _ = ticks.tick() => {}
+                        }
+                        tokio::select! {
+                            () = stopping.cancelled() => return,
+                            () = call(&plugin, &method, None, timeout) => {}
+                        }
+                    }
+                },
+                &self.runtime,
+            );
+        }
+    }
+
+    /// Cancel pending calls and timers and wait for the ones running to end.
+    pub async fn shutdown(&self) {
+        self.stopping.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+impl Schedule for Scheduler {
+    fn spawn(
         &self,
         spawner: &Spawner,
         method: String,
@@ -118,42 +142,6 @@ impl Scheduler {
             &self.runtime,
         );
         Ok(())
-    }
-
-    /// Start the timers `plugin` declares; they run until the host stops or
-    /// the plugin is unloaded.
-    pub fn start_timers(&self, plugin: &Arc<LoadedPlugin>) {
-        for timer in &plugin.manifest.timers {
-            let (plugin, method) = (Arc::clone(plugin), timer.method.clone());
-            let every = Duration::from_millis(timer.every_ms.into());
-            let (stopping, timeout) = (self.stopping.clone(), self.call_timeout);
-            self.tasks.spawn_on(
-                async move {
-                    let mut ticks =
-                        tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-                    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-                    loop {
-                        tokio::select! {
-                            () = stopping.cancelled() => return,
-                            () = plugin.unloaded.cancelled() => return,
-                            _ = ticks.tick() => {}
-                        }
-                        tokio::select! {
-                            () = stopping.cancelled() => return,
-                            () = call(&plugin, &method, None, timeout) => {}
-                        }
-                    }
-                },
-                &self.runtime,
-            );
-        }
-    }
-
-    /// Cancel pending calls and timers and wait for the ones running to end.
-    pub async fn shutdown(&self) {
-        self.stopping.cancel();
-        self.tasks.close();
-        self.tasks.wait().await;
     }
 }
 

@@ -25,24 +25,18 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
 use crate::config::Config;
-use crate::jsonrpc::{self, RpcError, SERVER_BUSY};
 use crate::node::Node;
-use crate::{health, metrics, tls, transport};
-
-/// One of the server's connection slots (`max_connections`), held by the
-/// connection and by the WebSocket it may upgrade to.
-#[derive(Clone)]
-pub struct ConnectionSlot {
-    _permit: Arc<OwnedSemaphorePermit>,
-}
+use crate::rpc::wire::{self, RpcError, SERVER_BUSY};
+use crate::transport::ConnectionSlot;
+use crate::{status, tls, transport};
 
 /// The routes but `POST /`, over a node.
 pub fn router(node: Arc<Node>) -> Router {
     Router::new()
         .route("/", any(transport::http::not_post))
         .route("/ws", get(transport::ws::upgrade))
-        .route("/health", get(health::report))
-        .route("/metrics", get(metrics::report))
+        .route("/health", get(status::health))
+        .route("/metrics", get(status::metrics))
         .with_state(node)
 }
 
@@ -198,9 +192,7 @@ async fn serve<IO>(
         node.metrics.connections_refused.inc();
         return refuse(io, node.config.max_connections).await;
     };
-    let slot = ConnectionSlot {
-        _permit: Arc::new(slot),
-    };
+    let slot = ConnectionSlot::new(slot);
     let http = Arc::new(transport::http::Connection::new(Arc::clone(node), remote));
     let service = {
         let http = Arc::clone(&http);
@@ -247,7 +239,7 @@ async fn refuse<IO: AsyncRead + AsyncWrite + Unpin>(mut io: IO, limit: usize) {
         SERVER_BUSY,
         format_args!("too many connections (max_connections = {limit})"),
     );
-    let body = jsonrpc::failure(None, &error);
+    let body = wire::failure(None, &error);
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()

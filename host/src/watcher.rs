@@ -1,22 +1,21 @@
-//! Hot reload: watch the plugins folder and reload when it changes. Bursts
-//! of events (a file being written, a copy of many files) are debounced into
-//! one reload once the folder has been quiet for a moment.
+//! Hot reload: watch the plugins folder and say when it changed. Bursts of
+//! events (a file being written, a copy of many files) are debounced into
+//! one signal once the folder has been quiet for a moment.
 
-use std::sync::Arc;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use notify::{EventKind, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
-
-use crate::node::Node;
+use tokio_util::sync::CancellationToken;
 
 /// How long the folder must be quiet before a reload.
 pub const DEBOUNCE: Duration = Duration::from_millis(150);
 
-/// Watch `node`'s plugins folder until the node stops.
-pub fn watch(node: &Arc<Node>) -> anyhow::Result<()> {
-    let dir = node.config.plugins_dir.clone();
+/// Watch `dir` until `stopping`: one message on the receiver per burst of
+/// changes, once the burst is over.
+pub fn watch(dir: &Path, stopping: CancellationToken) -> anyhow::Result<mpsc::Receiver<()>> {
     // One pending signal is enough: every reload rescans the whole folder.
     let (changed, mut changes) = mpsc::channel::<()>(1);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -26,22 +25,22 @@ pub fn watch(node: &Arc<Node>) -> anyhow::Result<()> {
     })
     .context("starting the plugins folder watcher")?;
     watcher
-        .watch(&dir, RecursiveMode::NonRecursive)
+        .watch(dir, RecursiveMode::NonRecursive)
         .with_context(|| format!("watching {}", dir.display()))?;
 
-    let node = Arc::clone(node);
+    let (settled, quiet) = mpsc::channel(1);
     tokio::spawn(async move {
         let _watcher = watcher;
         loop {
             tokio::select! {
-                () = node.stopping.cancelled() => return,
+                () = stopping.cancelled() => return,
                 change = changes.recv() => if change.is_none() { return },
             }
             while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, changes.recv()).await {}
-            if let Err(error) = node.reload().await {
-                tracing::error!("reloading plugins failed: {error:#}");
+            if settled.send(()).await.is_err() {
+                return;
             }
         }
     });
-    Ok(())
+    Ok(quiet)
 }

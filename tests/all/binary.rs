@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
@@ -10,10 +11,20 @@ use tokio::process::{Child, Command};
 
 use crate::support::{plugins_dir, success, within};
 
-/// The binary, with piped output, killed if the test drops it.
+/// The binary, with piped output, killed if the test drops it. Each one has
+/// a home for data of its own (its default `--data-dir` is
+/// `$XDG_DATA_HOME/rpcnode`), under the target folder, so that binaries
+/// running at once do not share a data folder.
 pub fn rpcnode() -> Command {
+    static STARTED: AtomicU32 = AtomicU32::new(0);
+    let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "data-home-{}-{}",
+        std::process::id(),
+        STARTED.fetch_add(1, Ordering::Relaxed)
+    ));
     let mut command = Command::new(env!("CARGO_BIN_EXE_rpcnode"));
     command
+        .env("XDG_DATA_HOME", home)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

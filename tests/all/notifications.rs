@@ -152,7 +152,7 @@ async fn subscriptions_belong_to_the_calling_connection_only() {
         ws.call("rpc.subscribe", json!({"topics": "a"}), 2).await,
         error(
             -32602,
-            "Invalid params: invalid type: string \"a\", expected a sequence at line 1 column 13",
+            "Invalid params: invalid type: string \"a\", expected a sequence",
             json!(2)
         )
     );

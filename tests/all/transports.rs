@@ -258,6 +258,7 @@ async fn health_reports_the_node_and_its_plugins() {
             "status": "ok",
             "node": "node-a",
             "websocket_clients": 1,
+            "sessions": 0,
             "pending_requests": 0,
             "plugins": [
                 {"name": "calculator", "version": "0.1.0", "methods": ["add", "multiply", "divide"]},

@@ -8,7 +8,7 @@ use wasmtime::component::Linker;
 use wasmtime::{Config, Engine};
 
 use super::bindings;
-use super::instance::StoreState;
+use super::store_state::StoreState;
 
 /// How often the engine's epoch advances: a running plugin yields to the
 /// async runtime and checks its deadline once per tick.

@@ -9,7 +9,7 @@ use wasmtime::component::TypedFunc;
 
 use super::bindings;
 use super::bindings::rpcnode::plugin::types::RpcError;
-use super::instance::StoreState;
+use super::store_state::StoreState;
 
 /// `(method, params)`, the arguments of `handle` and `before-request`.
 pub type RequestArgs<'a> = (&'a str, Option<&'a str>);

@@ -1,37 +1,22 @@
 //! The host functions plugins import (`rpcnode:plugin/host`). Whatever a
 //! plugin passes is checked here; a bad argument is an error value, never a
-//! trap.
+//! trap. The functions that reach a backend (state, notifications,
+//! subscriptions, metadata) are async on the host side: a store that answers
+//! over the disk or the network never blocks a worker thread.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::bindings::rpcnode::plugin::host::Host;
 use super::bindings::rpcnode::plugin::types::{self, LogLevel};
-use super::instance::StoreState;
-use crate::clients::Clients;
-use crate::jsonrpc;
-use crate::scheduler::Spawner;
-use crate::state::Namespace;
+use super::store_state::{PluginEnv, StoreState};
+use crate::rpc::wire;
+use crate::store::StoreError;
 
 /// The largest metadata value a plugin may attach to a client.
 const MAX_METADATA_BYTES: usize = 64 << 10;
-
-/// What a plugin's host functions act on.
-pub struct PluginEnv {
-    /// The plugin's name, used in its log lines.
-    pub name: String,
-    /// The WebSocket clients, for notifications.
-    pub clients: Arc<Clients>,
-    /// The plugin's state namespace.
-    pub state: Arc<Namespace>,
-    /// The plugin's `[config]` table.
-    pub config: Arc<Map<String, Value>>,
-    /// How the plugin schedules background work; `None` while it is being
-    /// described at load time.
-    pub spawner: Option<Spawner>,
-}
 
 impl types::Host for StoreState {}
 
@@ -47,26 +32,31 @@ impl Host for StoreState {
         }
     }
 
-    fn broadcast_notification(
+    async fn broadcast_notification(
         &mut self,
         method: String,
         params: Option<String>,
         exclude: Vec<String>,
     ) -> Result<u32, String> {
         let message = notification(&method, params.as_deref())?;
-        Ok(self.env.clients.broadcast(&message.into(), &exclude))
+        let env = Arc::clone(&self.env);
+        env.broker
+            .broadcast(message, exclude)
+            .await
+            .map_err(|error| error.to_string())
     }
 
-    fn send_notification(
+    async fn send_notification(
         &mut self,
         client_id: String,
         method: String,
         params: Option<String>,
     ) -> Result<(), String> {
         let message = notification(&method, params.as_deref())?;
-        let clients = &self.env.clients;
-        clients
-            .send(&client_id, message.into())
+        let env = Arc::clone(&self.env);
+        env.broker
+            .send(&client_id, message)
+            .await
             .map_err(|error| error.to_string())
     }
 
@@ -83,53 +73,72 @@ impl Host for StoreState {
     }
 
     fn clients(&mut self) -> Vec<String> {
-        self.env.clients.ids()
+        self.env.broker.clients().ids()
     }
 
     fn client_count(&mut self) -> u32 {
-        u32::try_from(self.env.clients.count()).unwrap_or(u32::MAX)
+        u32::try_from(self.env.broker.clients().count()).unwrap_or(u32::MAX)
     }
 
     fn client_get(&mut self, client_id: String, key: String) -> Option<String> {
-        self.env.clients.metadata(&client_id, &key)
+        self.env.broker.clients().metadata(&client_id, &key)
     }
 
-    fn client_set(&mut self, client_id: String, key: String, value: String) -> Result<(), String> {
-        jsonrpc::check_json(&value).map_err(|error| format!("value is not valid JSON: {error}"))?;
+    async fn client_set(
+        &mut self,
+        client_id: String,
+        key: String,
+        value: String,
+    ) -> Result<(), String> {
+        wire::check_json(&value).map_err(|error| format!("value is not valid JSON: {error}"))?;
         if value.len() > MAX_METADATA_BYTES {
             return Err(format!(
                 "value exceeds the limit of {MAX_METADATA_BYTES} bytes"
             ));
         }
-        let clients = &self.env.clients;
-        clients
+        let env = Arc::clone(&self.env);
+        env.broker
             .set_metadata(&client_id, key, value)
+            .await
             .map_err(|error| error.to_string())
     }
 
-    fn subscribe(&mut self, client_id: String, topic: String) -> Result<(), String> {
-        self.env
-            .clients
+    async fn subscribe(&mut self, client_id: String, topic: String) -> Result<(), String> {
+        let env = Arc::clone(&self.env);
+        env.broker
             .subscribe(&client_id, &topic)
+            .await
+            .map(drop)
             .map_err(|error| error.to_string())
     }
 
-    fn unsubscribe(&mut self, client_id: String, topic: String) -> bool {
-        self.env.clients.unsubscribe(&client_id, &topic)
+    async fn unsubscribe(&mut self, client_id: String, topic: String) -> bool {
+        let env = Arc::clone(&self.env);
+        match env.broker.unsubscribe(&client_id, &topic).await {
+            Ok(was_subscribed) => was_subscribed,
+            Err(error) => {
+                tracing::error!(plugin = env.name, "unsubscribe failed: {error}");
+                false
+            }
+        }
     }
 
-    fn publish(
+    async fn publish(
         &mut self,
         topic: String,
         method: String,
         params: Option<String>,
     ) -> Result<u32, String> {
         let message = notification(&method, params.as_deref())?;
-        Ok(self.env.clients.publish(&topic, &message.into()))
+        let env = Arc::clone(&self.env);
+        env.broker
+            .publish(&topic, message)
+            .await
+            .map_err(|error| error.to_string())
     }
 
     fn subscribers(&mut self, topic: String) -> Vec<String> {
-        self.env.clients.subscribers(&topic)
+        self.env.broker.clients().subscribers(&topic)
     }
 
     fn spawn(
@@ -148,26 +157,46 @@ impl Host for StoreState {
         spawner.scheduler.spawn(spawner, method, params, delay)
     }
 
-    fn state_get(&mut self, key: String) -> Option<String> {
-        self.env.state.get(&key)
+    async fn state_get(&mut self, key: String) -> Option<String> {
+        let env = Arc::clone(&self.env);
+        let state = env.state.as_ref()?;
+        state
+            .get(&env.name, &key)
+            .await
+            .unwrap_or_else(|error| logged(&env, "state-get", error))
     }
 
-    fn state_set(&mut self, key: String, value: String) -> Result<(), String> {
-        jsonrpc::check_json(&value).map_err(|error| format!("value is not valid JSON: {error}"))?;
-        self.env
-            .state
-            .set(key, value)
+    async fn state_set(&mut self, key: String, value: String) -> Result<(), String> {
+        wire::check_json(&value).map_err(|error| format!("value is not valid JSON: {error}"))?;
+        let env = Arc::clone(&self.env);
+        let Some(state) = &env.state else {
+            return Err(DESCRIBING.into());
+        };
+        state
+            .set(&env.name, &key, value)
+            .await
             .map_err(|error| error.to_string())
     }
 
-    fn state_delete(&mut self, key: String) -> bool {
-        self.env.state.delete(&key)
+    async fn state_delete(&mut self, key: String) -> bool {
+        let env = Arc::clone(&self.env);
+        let Some(state) = &env.state else {
+            return false;
+        };
+        state
+            .delete(&env.name, &key)
+            .await
+            .unwrap_or_else(|error| logged(&env, "state-delete", error))
     }
 
-    fn state_increment(&mut self, key: String, delta: i64) -> Result<i64, String> {
-        self.env
-            .state
-            .increment(&key, delta)
+    async fn state_increment(&mut self, key: String, delta: i64) -> Result<i64, String> {
+        let env = Arc::clone(&self.env);
+        let Some(state) = &env.state else {
+            return Err(DESCRIBING.into());
+        };
+        state
+            .increment(&env.name, &key, delta)
+            .await
             .map_err(|error| error.to_string())
     }
 
@@ -176,17 +205,27 @@ impl Host for StoreState {
     }
 }
 
+/// Why state is refused at load time.
+const DESCRIBING: &str = "state is not available while the plugin is being described";
+
+/// A store failure where the contract has no error to return: logged, and
+/// the plugin gets the empty answer.
+fn logged<T: Default>(env: &PluginEnv, function: &str, error: StoreError) -> T {
+    tracing::error!(plugin = env.name, "{function} failed: {error}");
+    T::default()
+}
+
 /// A notification's text, after checking the plugin's params.
 fn notification(method: &str, params: Option<&str>) -> Result<String, String> {
     if let Some(params) = params {
         check_params(params)?;
     }
-    Ok(jsonrpc::notification(method, params.map(str::trim)))
+    Ok(wire::notification(method, params.map(str::trim)))
 }
 
 /// Params from a plugin must be a JSON object or array.
 fn check_params(params: &str) -> Result<(), String> {
-    jsonrpc::check_json(params).map_err(|error| format!("params are not valid JSON: {error}"))?;
+    wire::check_json(params).map_err(|error| format!("params are not valid JSON: {error}"))?;
     if !matches!(params.trim_start().as_bytes().first(), Some(b'{' | b'[')) {
         return Err("params must be a JSON object or array".into());
     }

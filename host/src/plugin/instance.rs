@@ -2,21 +2,19 @@
 //! lends one to each call. A call that faults or times out throws its
 //! instance away; the next call gets a fresh one.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
+use parking_lot::Mutex;
 use tokio::sync::{Semaphore, SemaphorePermit};
-use wasmtime::component::ResourceTable;
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime::{Store, Trap};
 
 use super::bindings;
 use super::call_context::CallContext;
 use super::engine::PluginEngine;
 use super::exports::BorrowingExports;
-use super::host_api::PluginEnv;
 use super::plugin_file::Sandbox;
-use super::stdio::LogStream;
+use super::store_state::{PluginEnv, StoreState, new_store};
 
 /// Why a plugin call produced no answer.
 #[derive(Debug, thiserror::Error)]
@@ -28,28 +26,6 @@ pub enum CallError {
     /// memory, a stack overflow) or failed to instantiate.
     #[error("the plugin faulted: {0}")]
     Fault(wasmtime::Error),
-}
-
-/// The data of one plugin store: its sandboxed WASI context, its limits and
-/// what its host functions need.
-pub struct StoreState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limits: StoreLimits,
-    pub(crate) env: Arc<PluginEnv>,
-    /// Who made the call in progress, for `call-context` and
-    /// `request-headers`.
-    pub(crate) call: CallContext,
-    deadline: Instant,
-}
-
-impl WasiView for StoreState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
 }
 
 /// One instantiated plugin and its store.
@@ -105,7 +81,7 @@ impl InstancePool {
                 .map_err(|_| CallError::Timeout)?
                 .expect("the pool's semaphore is never closed"),
         };
-        let idle = self.idle.lock().expect("pool lock").pop();
+        let idle = self.idle.lock().pop();
         let mut instance = match idle {
             Some(instance) => instance,
             // Boxed: instantiation's future is large, and every call's
@@ -126,8 +102,13 @@ impl InstancePool {
     }
 
     async fn instantiate(&self, deadline: Instant) -> Result<Instance, CallError> {
-        let mut store = new_store(&self.engine, Arc::clone(&self.env), &self.sandbox, deadline)
-            .map_err(CallError::Fault)?;
+        let mut store = new_store(
+            &self.engine.engine,
+            Arc::clone(&self.env),
+            &self.sandbox,
+            deadline,
+        )
+        .map_err(CallError::Fault)?;
         let guest = self
             .pre
             .instantiate_async(&mut store)
@@ -148,58 +129,9 @@ impl InstancePool {
         instance.store.data_mut().call = CallContext::background();
         let recycle = self.sandbox.recycle_after_calls;
         if recycle == 0 || instance.calls < recycle {
-            self.idle.lock().expect("pool lock").push(instance);
+            self.idle.lock().push(instance);
         }
     }
-}
-
-/// A fresh store confined by `sandbox`: no filesystem, network or environment
-/// beyond its grants, stdout and stderr into the host's log, the memory cap
-/// applied, and the deadline enforced at every epoch tick.
-pub fn new_store(
-    engine: &PluginEngine,
-    env: Arc<PluginEnv>,
-    sandbox: &Sandbox,
-    deadline: Instant,
-) -> wasmtime::Result<Store<StoreState>> {
-    let mut wasi = WasiCtx::builder();
-    wasi.stdout(LogStream::new(&env.name, "stdout"))
-        .stderr(LogStream::new(&env.name, "stderr"));
-    for (name, value) in &sandbox.grants.env {
-        wasi.env(name, value);
-    }
-    for dir in &sandbox.grants.dirs {
-        let perms = if dir.writable {
-            FsPerms::ReadWrite
-        } else {
-            FsPerms::ReadOnly
-        };
-        wasi.preopened_dir(&dir.host, &dir.guest, perms)?;
-    }
-    if sandbox.grants.network {
-        wasi.inherit_network().allow_ip_name_lookup(true);
-    }
-    let state = StoreState {
-        wasi: wasi.build(),
-        table: ResourceTable::new(),
-        limits: StoreLimitsBuilder::new()
-            .memory_size(sandbox.memory_limit)
-            .build(),
-        env,
-        call: CallContext::background(),
-        deadline,
-    };
-    let mut store = Store::new(&engine.engine, state);
-    store.limiter(|state| &mut state.limits);
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|store| {
-        if Instant::now() >= store.data().deadline {
-            Ok(UpdateDeadline::Interrupt)
-        } else {
-            Ok(UpdateDeadline::Yield(1))
-        }
-    });
-    Ok(store)
 }
 
 /// Tell a deadline interrupt from any other fault.

@@ -14,8 +14,8 @@ use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 
 use super::loaded::LoadedPlugin;
-use super::loader::{LoadFailure, Shared, load_file};
-use super::registry::MethodTable;
+use super::loader::{Shared, load_file};
+use super::registry::{LoadFailure, MethodTable};
 
 /// What identifies one version of a plugin: the SHA-256 of its `.wasm` file
 /// and of its `.toml` file (missing reads as empty).

@@ -2,7 +2,7 @@
 //! against the host, ask it to describe itself and check what it says.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,54 +13,19 @@ use wasmtime::component::Component;
 use super::bindings::{PluginPre, rpcnode::plugin::types::Manifest};
 use super::cache::CompileCache;
 use super::engine::PluginEngine;
-use super::host_api::PluginEnv;
-use super::instance::{InstancePool, classify, new_store};
+use super::instance::{InstancePool, classify};
 use super::loaded::LoadedPlugin;
-use super::plugin_file::{PluginFile, Sandbox};
+use super::plugin_file::{PluginFile, PluginSettings, Sandbox};
 use super::registry::{is_reserved, normalize};
-use crate::clients::Clients;
+use super::spawner::{Schedule, Spawner};
+use super::store_state::{PluginEnv, StoreState, new_store};
 use crate::metrics::Metrics;
-use crate::scheduler::{Scheduler, Spawner};
-use crate::state::StateStore;
+use crate::push::Broker;
+use crate::store::StateStore;
 
 /// The version of the `rpcnode:plugin` contract (`wit/plugin.wit`) this host
 /// speaks.
 const CONTRACT_VERSION: &str = "0.3.0";
-
-/// Limits applied to every plugin's instances.
-#[derive(Debug, Clone)]
-pub struct PluginSettings {
-    /// The most instances of one plugin alive at once (its concurrency).
-    pub max_instances: usize,
-    /// The most linear memory one instance may use, in bytes.
-    pub memory_limit: usize,
-    /// How long instantiation and `describe` may take at load time.
-    pub load_timeout: Duration,
-    /// Calls after which an instance is replaced by a fresh one; 0 means never.
-    pub recycle_after_calls: u64,
-}
-
-impl Default for PluginSettings {
-    fn default() -> Self {
-        Self {
-            max_instances: 64,
-            // JavaScript plugins (SpiderMonkey) settle between 64 and 96 MiB
-            // under sustained load; Rust and Python ones need far less.
-            memory_limit: 128 << 20,
-            load_timeout: Duration::from_secs(10),
-            recycle_after_calls: 0,
-        }
-    }
-}
-
-/// A plugin file that did not load, and why.
-#[derive(Debug, Clone)]
-pub struct LoadFailure {
-    /// The `.wasm` file.
-    pub file: PathBuf,
-    /// What went wrong, for logs and `/health`.
-    pub reason: String,
-}
 
 /// Everything plugins share with the rest of the host.
 pub struct Shared {
@@ -72,12 +37,12 @@ pub struct Shared {
     pub settings: PluginSettings,
     /// Plugin configuration by file stem, used when `NAME.toml` is absent.
     pub sections: BTreeMap<String, PluginFile>,
-    /// The WebSocket clients.
-    pub clients: Arc<Clients>,
+    /// Notifications, subscriptions and client metadata.
+    pub broker: Arc<Broker>,
     /// Plugin state.
-    pub state: Arc<StateStore>,
+    pub state: Arc<dyn StateStore>,
     /// Background work.
-    pub scheduler: Arc<Scheduler>,
+    pub scheduler: Arc<dyn Schedule>,
     /// Request counts, which each method's route keeps a handle to.
     pub metrics: Arc<Metrics>,
 }
@@ -124,8 +89,8 @@ pub async fn load_file(
         .into_owned();
     let probe_env = Arc::new(PluginEnv {
         name: stem,
-        clients: Arc::clone(&shared.clients),
-        state: Arc::default(),
+        broker: Arc::clone(&shared.broker),
+        state: None,
         config: Arc::clone(&config),
         spawner: None,
     });
@@ -141,8 +106,8 @@ pub async fn load_file(
 
     let env = Arc::new(PluginEnv {
         name: manifest.name.clone(),
-        clients: Arc::clone(&shared.clients),
-        state: shared.state.namespace(&manifest.name),
+        broker: Arc::clone(&shared.broker),
+        state: Some(Arc::clone(&shared.state)),
         config,
         spawner: Some(Spawner {
             scheduler: Arc::clone(&shared.scheduler),
@@ -188,16 +153,17 @@ fn check_contract_version(component: &Component, engine: &Engine) -> anyhow::Res
     Ok(())
 }
 
-/// Instantiate once, with a throwaway state namespace, to call `describe`.
+/// Instantiate once, without state, to call `describe`.
 async fn describe(
     engine: &PluginEngine,
-    pre: &PluginPre<super::instance::StoreState>,
+    pre: &PluginPre<StoreState>,
     env: Arc<PluginEnv>,
     sandbox: &Sandbox,
     timeout: Duration,
 ) -> anyhow::Result<Manifest> {
     let deadline = Instant::now() + timeout;
-    let mut store = new_store(engine, env, sandbox, deadline).map_err(anyhow::Error::from)?;
+    let mut store =
+        new_store(&engine.engine, env, sandbox, deadline).map_err(anyhow::Error::from)?;
     let guest = pre
         .instantiate_async(&mut store)
         .await

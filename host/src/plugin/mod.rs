@@ -13,7 +13,9 @@ mod loaded;
 mod loader;
 mod plugin_file;
 mod registry;
+mod spawner;
 mod stdio;
+mod store_state;
 
 pub use cache::CompileCache;
 pub use call_context::CallContext;
@@ -21,9 +23,10 @@ pub use engine::PluginEngine;
 pub use instance::CallError;
 pub use library::{Library, Refresh};
 pub use loaded::{ConnectionEvent, LoadedPlugin};
-pub use loader::{LoadFailure, PluginSettings, Shared};
-pub use plugin_file::PluginFile;
-pub use registry::{MethodTable, Registry, Route};
+pub use loader::Shared;
+pub use plugin_file::{PluginFile, PluginSettings};
+pub use registry::{LoadFailure, MethodTable, Registry, Route};
+pub use spawner::{Schedule, Spawner};
 
 /// The WIT types as the host sees them.
 pub use bindings::rpcnode::plugin::types::{

@@ -18,12 +18,37 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::loader::PluginSettings;
+/// Limits applied to every plugin's instances.
+#[derive(Debug, Clone)]
+pub struct PluginSettings {
+    /// The most instances of one plugin alive at once (its concurrency).
+    pub max_instances: usize,
+    /// The most linear memory one instance may use, in bytes.
+    pub memory_limit: usize,
+    /// How long instantiation and `describe` may take at load time.
+    pub load_timeout: Duration,
+    /// Calls after which an instance is replaced by a fresh one; 0 means never.
+    pub recycle_after_calls: u64,
+}
+
+impl Default for PluginSettings {
+    fn default() -> Self {
+        Self {
+            max_instances: 64,
+            // JavaScript plugins (SpiderMonkey) settle between 64 and 96 MiB
+            // under sustained load; Rust and Python ones need far less.
+            memory_limit: 128 << 20,
+            load_timeout: Duration::from_secs(10),
+            recycle_after_calls: 0,
+        }
+    }
+}
 
 /// The whole file; every section is optional and unknown keys are errors.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -4,12 +4,23 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use super::bindings::rpcnode::plugin::types::Hook;
 use super::loaded::LoadedPlugin;
-use super::loader::LoadFailure;
 use crate::metrics::{MethodCounts, Metrics};
+
+/// A plugin file that did not load, and why.
+#[derive(Debug, Clone)]
+pub struct LoadFailure {
+    /// The `.wasm` file.
+    pub file: PathBuf,
+    /// What went wrong, for logs and `/health`.
+    pub reason: String,
+}
 
 /// Where a method call goes.
 pub struct Route {
@@ -159,12 +170,12 @@ impl Registry {
 
     /// A snapshot of the current table.
     pub fn current(&self) -> Arc<MethodTable> {
-        Arc::clone(&self.current.read().expect("registry lock"))
+        Arc::clone(&self.current.read())
     }
 
     /// Serve `table` from now on; calls in flight finish on the old one.
     pub fn replace(&self, table: MethodTable) {
-        *self.current.write().expect("registry lock") = Arc::new(table);
+        *self.current.write() = Arc::new(table);
     }
 }
 

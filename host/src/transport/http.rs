@@ -14,11 +14,11 @@ use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, 
 use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 
-use crate::dispatch::Caller;
 use crate::headers::RequestHeaders;
-use crate::jsonrpc::{self, INVALID_REQUEST, PARSE_ERROR, RpcError};
 use crate::node::Node;
 use crate::plugin::Transport;
+use crate::rpc::Caller;
+use crate::rpc::wire::{self, INVALID_REQUEST, PARSE_ERROR, RpcError};
 use crate::transport::head_deadline::HeadDeadline;
 
 /// An answer of `POST /`: its whole body at once (an axum `Body` would box
@@ -76,7 +76,7 @@ impl Connection {
             return reply(StatusCode::OK, failure(&error));
         };
         let caller = self.caller.with_headers(RequestHeaders::new(parts.headers));
-        match self.node.handle_message(text, &caller).await {
+        match self.node.dispatcher.handle_message(text, &caller).await {
             Some(answer) => reply(StatusCode::OK, answer),
             None => empty(StatusCode::NO_CONTENT),
         }
@@ -118,7 +118,7 @@ pub async fn not_post() -> Answer {
 }
 
 fn failure(error: &RpcError) -> String {
-    jsonrpc::failure(None, error)
+    wire::failure(None, error)
 }
 
 fn reply(status: StatusCode, body: String) -> Answer {

@@ -1,7 +1,10 @@
 //! JSON-RPC over WebSocket: `GET /ws`. Text frames carry requests, batches,
-//! responses and server notifications. Each connection is a tracked client
-//! with an id, a bounded outbound queue and a writer task that drains it.
+//! responses and server notifications. Each connection is a client with an
+//! id, a bounded outbound queue and a writer task that drains it.
+//! `GET /ws?session` opens a resumable session instead: the connection's
+//! first request is `rpc.session` (see [`super::session`]).
 
+use std::collections::HashMap;
 use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,19 +14,21 @@ use std::time::{Duration, Instant};
 use axum::Extension;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt, stream::SplitSink};
 use serde_json::json;
 use tokio::sync::{Notify, Semaphore, mpsc};
 
-use crate::clients::Outbound;
-use crate::dispatch::Caller;
+use super::ConnectionSlot;
+use super::session::{self, Opened};
 use crate::headers::RequestHeaders;
-use crate::jsonrpc::{self, INVALID_REQUEST, RpcError};
 use crate::node::Node;
 use crate::plugin::{ConnectionEvent, Transport};
-use crate::server::ConnectionSlot;
+use crate::push::{Departure, Outbound};
+use crate::rpc::Caller;
+use crate::rpc::wire::{self, INVALID_REQUEST, RpcError};
+use crate::store::StreamName;
 
 /// The most queued messages the writer sends before flushing the socket.
 const WRITE_BATCH: usize = 64;
@@ -39,9 +44,15 @@ pub async fn upgrade(
     State(node): State<Arc<Node>>,
     ConnectInfo(remote_addr): ConnectInfo<SocketAddr>,
     slot: Option<Extension<ConnectionSlot>>,
+    uri: Uri,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let wants_session = uri.query().is_some_and(|query| {
+        query
+            .split('&')
+            .any(|pair| pair.split('=').next() == Some("session"))
+    });
     let max = node.config.max_message_bytes;
     let headers = RequestHeaders::copied(&headers);
     let session = node.websockets.token();
@@ -54,7 +65,7 @@ pub async fn upgrade(
             // The connection slot is held for as long as the WebSocket lives,
             // and a stop waits for the session to end.
             let (_slot, _session) = (slot, session);
-            serve(node, socket, remote_addr, headers).await;
+            serve(node, socket, remote_addr, headers, wants_session).await;
         })
 }
 
@@ -63,33 +74,51 @@ async fn serve(
     socket: WebSocket,
     remote_addr: SocketAddr,
     headers: RequestHeaders,
+    wants_session: bool,
 ) {
-    let registration = node.clients.register();
-    let client_id = registration.id;
-    let queue = registration.queue;
-    let caller = Arc::new(Caller::new(
-        Transport::Websocket,
-        Some(Arc::clone(&client_id)),
-        remote_addr,
-        headers,
-    ));
+    let caller = Caller::new(Transport::Websocket, None, remote_addr, headers);
+    let (mut sink, mut stream) = socket.split();
+    let opened = if wants_session {
+        match session::open(&node, &caller, &mut sink, &mut stream).await {
+            Some(opened) => opened,
+            None => return,
+        }
+    } else {
+        Opened {
+            registration: node.clients.register(false),
+            fresh: true,
+            skip: HashMap::new(),
+        }
+    };
+    let Opened {
+        registration,
+        fresh,
+        skip,
+    } = opened;
+    let (client_id, serial, queue) = (registration.id, registration.serial, registration.queue);
+    let caller = Arc::new(caller.with_client_id(Arc::clone(&client_id)));
     tracing::debug!(client = %client_id, %remote_addr, "websocket client connected");
-    if node.config.welcome {
-        let welcome = jsonrpc::notification(
-            "welcome",
-            Some(&json!({ "client_id": &*client_id }).to_string()),
-        );
-        let _ = queue.send(Outbound::Notification(welcome.into())).await;
+    if fresh {
+        if node.config.welcome {
+            let welcome = wire::notification(
+                "welcome",
+                Some(&json!({ "client_id": &*client_id }).to_string()),
+            );
+            let _ = queue
+                .send(Outbound::Notification(welcome.into(), None))
+                .await;
+        }
+        node.dispatcher
+            .connection_event(&caller, ConnectionEvent::Connected)
+            .await;
     }
-    node.connection_event(&caller, ConnectionEvent::Connected)
-        .await;
 
-    let (sink, mut stream) = socket.split();
     let mut writer = tokio::spawn(write(
         sink,
         registration.outbound,
         registration.evicted,
         Arc::clone(&node),
+        skip,
     ));
     let max_in_flight = node.config.ws_max_in_flight;
     let in_flight = Arc::new(Semaphore::new(max_in_flight));
@@ -136,7 +165,7 @@ async fn serve(
                     "binary frames are not supported; send JSON-RPC as text frames",
                 );
                 if queue
-                    .send(jsonrpc::failure(None, &error).into())
+                    .send(wire::failure(None, &error).into())
                     .await
                     .is_err()
                 {
@@ -161,7 +190,7 @@ async fn serve(
             .expect("semaphore is never closed");
         let (node, caller, queue) = (Arc::clone(&node), Arc::clone(&caller), queue.clone());
         let mut answering = Box::pin(async move {
-            if let Some(answer) = node.handle_message(&text, &caller).await {
+            if let Some(answer) = node.dispatcher.handle_message(&text, &caller).await {
                 // The client may have gone; then there is no one to answer.
                 let _ = queue.send(answer.into()).await;
             }
@@ -177,25 +206,39 @@ async fn serve(
         }
     }
 
-    node.clients.unregister(&client_id);
+    let departure = node.clients.disconnect(&client_id, serial);
     drop(queue);
     // Let the writer deliver what is queued (answers, the close frame).
     if !writer_done {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, &mut writer).await;
     }
-    tracing::debug!(client = %client_id, "websocket client disconnected");
-    node.connection_event(&caller, ConnectionEvent::Disconnected)
-        .await;
+    tracing::debug!(client = %client_id, ?departure, "websocket client disconnected");
+    match departure {
+        Departure::Gone => {
+            node.dispatcher
+                .connection_event(&caller, ConnectionEvent::Disconnected)
+                .await;
+        }
+        Departure::Away => {
+            if let Err(error) = node.sessions.leave(&client_id).await {
+                tracing::error!(client = %client_id, "keeping the session failed: {error}");
+            }
+        }
+        Departure::Moved => {}
+    }
 }
 
 /// Drain the client's queue into the socket. Ends when the queue closes, the
 /// socket fails, or the client is evicted, even while a write to a client that
-/// stopped reading is stuck.
+/// stopped reading is stuck. Notifications at or before the offsets in `skip`
+/// are not sent: the client has them already (they were queued while its
+/// resume was being answered).
 async fn write(
     mut sink: SplitSink<WebSocket, Message>,
     mut outbound: mpsc::Receiver<Outbound>,
     evicted: Arc<Notify>,
     node: Arc<Node>,
+    mut skip: HashMap<StreamName, u64>,
 ) {
     // Registered once: a fresh `notified()` per burst would lock the
     // notifier's waiter list twice per burst.
@@ -209,7 +252,7 @@ async fn write(
                 let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
                 return;
             }
-            more = write_burst(&mut sink, &mut outbound, &node) => if !more {
+            more = write_burst(&mut sink, &mut outbound, &node, &mut skip) => if !more {
                 return;
             },
         }
@@ -223,6 +266,7 @@ async fn write_burst(
     sink: &mut SplitSink<WebSocket, Message>,
     outbound: &mut mpsc::Receiver<Outbound>,
     node: &Node,
+    skip: &mut HashMap<StreamName, u64>,
 ) -> bool {
     let Some(mut next) = outbound.recv().await else {
         let _ = sink.close().await;
@@ -232,7 +276,18 @@ async fn write_burst(
     let more = loop {
         let (message, last) = match next {
             Outbound::Text(text) => (Message::Text(text), false),
-            Outbound::Notification(text) => {
+            Outbound::Notification(_, Some((ref stream, offset)))
+                if is_had(skip, stream, offset) =>
+            {
+                match outbound.try_recv() {
+                    Ok(queued) => {
+                        next = queued;
+                        continue;
+                    }
+                    Err(_) => break true,
+                }
+            }
+            Outbound::Notification(text, _) => {
                 notifications += 1;
                 (Message::Text(text), false)
             }
@@ -255,6 +310,18 @@ async fn write_burst(
     // Counted once per burst: the counter is shared by every writer.
     node.clients.sent.add(notifications);
     more && sink.flush().await.is_ok()
+}
+
+/// Whether the client had `offset` of `stream` before this connection's
+/// live notifications began; forgets the stream once past it.
+fn is_had(skip: &mut HashMap<StreamName, u64>, stream: &StreamName, offset: u64) -> bool {
+    let Some(&had) = skip.get(stream) else {
+        return false;
+    };
+    if offset > had {
+        skip.remove(stream);
+    }
+    offset <= had
 }
 
 /// Whether a read failed because the message exceeded the size limit.

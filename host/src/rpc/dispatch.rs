@@ -1,98 +1,48 @@
 //! Request dispatch, shared by both transports: read a message, run the
-//! `before-request` hooks, route to the plugin, run the `after-request` hooks
-//! and write the response.
+//! `before-request` hooks, route to the built-in method or the plugin, run
+//! the `after-request` hooks and write the response.
 
 use std::future::{Future, poll_fn, ready};
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::future::{Either, MaybeDone, maybe_done};
 use serde_json::value::RawValue;
 use tracing::Instrument as _;
 
-use crate::builtin;
-use crate::headers::RequestHeaders;
-use crate::jsonrpc::{
+use super::builtin;
+use super::caller::Caller;
+use super::wire::{
     self, INTERNAL_ERROR, Item, METHOD_NOT_FOUND, Message, RATE_LIMITED, REQUEST_TIMEOUT, Request,
     RpcError,
 };
-use crate::node::Node;
+use crate::metrics::Metrics;
 use crate::plugin::{
-    CallContext, CallError, ConnectionEvent, GuestError, Hook, LoadedPlugin, MethodTable, Route,
-    Transport,
+    CallContext, CallError, ConnectionEvent, GuestError, Hook, LoadedPlugin, MethodTable, Registry,
+    Route, Transport,
 };
+use crate::push::Broker;
+use crate::ratelimit::RateLimiter;
 
-/// Who sent a message: the same for every request of one HTTP body or one
-/// WebSocket connection.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// The peer's address.
-    pub remote_addr: SocketAddr,
-    /// The peer's address as plugins see it.
-    remote_addr_text: Arc<str>,
-    transport: Transport,
-    client_id: Option<Arc<str>>,
-    /// The HTTP request's or the WebSocket handshake's headers.
-    headers: RequestHeaders,
-}
-
-impl Caller {
-    /// A caller over `transport` with `headers`.
-    pub fn new(
-        transport: Transport,
-        client_id: Option<Arc<str>>,
-        remote_addr: SocketAddr,
-        headers: RequestHeaders,
-    ) -> Self {
-        Self {
-            remote_addr,
-            remote_addr_text: remote_addr.to_string().into(),
-            transport,
-            client_id,
-            headers,
-        }
-    }
-
-    /// The same caller with the headers of another request on its
-    /// connection.
-    pub fn with_headers(&self, headers: RequestHeaders) -> Self {
-        Self {
-            headers,
-            ..self.clone()
-        }
-    }
-
-    /// The WebSocket client id, for WebSocket connections.
-    pub fn client_id(&self) -> Option<&Arc<str>> {
-        self.client_id.as_ref()
-    }
-
-    /// The transport.
-    pub fn transport(&self) -> Transport {
-        self.transport
-    }
-
-    /// What a plugin can ask about one request of this caller (or, without
-    /// an id, about its connection).
-    fn context(&self, request_id: Option<&RawValue>) -> CallContext {
-        CallContext {
-            request_id: request_id.map(|id| id.get().into()),
-            transport: self.transport,
-            client_id: self.client_id.clone(),
-            remote_addr: Some(Arc::clone(&self.remote_addr_text)),
-            headers: self.headers.clone(),
-        }
-    }
+/// What dispatch needs: the plugins, the broker for built-in methods, the
+/// counters, and the limits.
+pub struct Dispatcher {
+    /// The plugins' methods and hooks.
+    pub registry: Arc<Registry>,
+    broker: Arc<Broker>,
+    metrics: Arc<Metrics>,
+    rate_limiter: Option<RateLimiter>,
+    max_batch_size: usize,
+    request_timeout: Duration,
 }
 
 /// A plugin's view of an outcome: the WIT result type.
 type WitOutcome = Result<String, GuestError>;
 
 /// One request on its way through the hooks and the handler.
-struct Call<'a> {
+pub struct Call<'a> {
     /// The method as the client spelled it.
     requested: &'a str,
     /// The method as hooks and the handler see it.
@@ -104,20 +54,60 @@ struct Call<'a> {
     caller: &'a Caller,
 }
 
-impl Call<'_> {
+impl<'a> Call<'a> {
+    /// A request for `method` with `params`, as routed by `table`.
+    pub fn new(
+        table: &'a MethodTable,
+        method: &'a str,
+        params: Option<&'a str>,
+        id: Option<&'a RawValue>,
+        caller: &'a Caller,
+    ) -> Self {
+        let route = table.route(method);
+        Self {
+            requested: method,
+            // Hooks see the name the plugin registered, however the client
+            // spelled it, so a policy on `user_create` also covers `user.create`.
+            method: route.map_or(method, |route| &route.method),
+            route,
+            params,
+            id,
+            caller,
+        }
+    }
+
     /// What a plugin called for this request can ask about it.
     fn context(&self) -> CallContext {
         self.caller.context(self.id)
     }
 }
 
-impl Node {
+impl Dispatcher {
+    /// A dispatcher over `registry`'s plugins and `broker`'s clients.
+    pub fn new(
+        registry: Arc<Registry>,
+        broker: Arc<Broker>,
+        metrics: Arc<Metrics>,
+        rate_limiter: Option<RateLimiter>,
+        max_batch_size: usize,
+        request_timeout: Duration,
+    ) -> Self {
+        Self {
+            registry,
+            broker,
+            metrics,
+            rate_limiter,
+            max_batch_size,
+            request_timeout,
+        }
+    }
+
     /// Answer one HTTP body or WebSocket text frame. `None` means nothing is
     /// to be sent back (only notifications were received).
     pub async fn handle_message(&self, text: &str, caller: &Caller) -> Option<String> {
-        let message = match jsonrpc::parse(text, self.config.max_batch_size) {
+        let message = match wire::parse(text, self.max_batch_size) {
             Ok(message) => message,
-            Err(error) => return Some(jsonrpc::failure(None, &error)),
+            Err(error) => return Some(wire::failure(None, &error)),
         };
         let table = self.registry.current();
         match message {
@@ -126,7 +116,7 @@ impl Node {
                 let answers = items
                     .into_iter()
                     .map(|item| self.handle_item(&table, item, caller));
-                jsonrpc::batch(join_in_order(answers).await.into_iter().flatten().collect())
+                wire::batch(join_in_order(answers).await.into_iter().flatten().collect())
             }
         }
     }
@@ -144,7 +134,7 @@ impl Node {
             // each time it moves (into a task, a batch, a connection).
             Ok(request) => Either::Left(Box::pin(self.handle_request(table, request, caller))),
             Err(rejected) => {
-                Either::Right(ready(Some(jsonrpc::failure(rejected.id, &rejected.error))))
+                Either::Right(ready(Some(wire::failure(rejected.id, &rejected.error))))
             }
         }
     }
@@ -155,24 +145,42 @@ impl Node {
         request: Request<'_>,
         caller: &Caller,
     ) -> Option<String> {
+        let call = Call::new(
+            table,
+            &request.method,
+            request.params.map(RawValue::get),
+            request.id,
+            caller,
+        );
+        let outcome = self
+            .serve(table, &call, async |call, deadline| {
+                self.respond(call, deadline).await
+            })
+            .await;
+        let id = request.id?;
+        Some(match outcome {
+            Ok(result) => wire::success(id, &result),
+            Err(error) => wire::failure(Some(id), &error),
+        })
+    }
+
+    /// Serve `call` with `respond` between the hooks: the rate limit and the
+    /// `before-request` hooks may refuse it; `respond` gets the deadline the
+    /// hooks left it; the `after-request` hooks and the metrics see its
+    /// outcome.
+    pub async fn serve(
+        &self,
+        table: &MethodTable,
+        call: &Call<'_>,
+        respond: impl AsyncFnOnce(&Call<'_>, Instant) -> Result<String, RpcError>,
+    ) -> Result<String, RpcError> {
         let _pending = self.metrics.pending_requests.track();
         let started = Instant::now();
-        let route = table.route(&request.method);
-        let call = Call {
-            requested: &request.method,
-            // Hooks see the name the plugin registered, however the client
-            // spelled it, so a policy on `user_create` also covers `user.create`.
-            method: route.map_or(&request.method, |route| &route.method),
-            route,
-            params: request.params.map(RawValue::get),
-            id: request.id,
-            caller,
-        };
-
+        let caller = call.caller;
         if let Some(refused) = self.rate_limited(caller) {
-            return request.id.map(|id| jsonrpc::failure(Some(id), &refused));
+            return Err(refused);
         }
-        let plugin = route.map(|route| route.plugin.name());
+        let plugin = call.route.map(|route| route.plugin.name());
         let span = tracing::debug_span!(
             "request",
             method = call.method,
@@ -180,10 +188,13 @@ impl Node {
             client = caller.client_id().map(|id| &**id),
             plugin,
         );
-        let deadline = started + self.config.request_timeout;
+        let deadline = started + self.request_timeout;
         let outcome = async {
-            let outcome = self.run(table, &call, deadline).await;
-            self.after_request(table, &call, &outcome).await;
+            let outcome = match self.before_request(table, call, deadline).await {
+                Ok(()) => respond(call, deadline).await,
+                Err(refused) => Err(refused),
+            };
+            self.after_request(table, call, &outcome).await;
             // Field values are only computed when debug logs are on.
             let elapsed_us = || started.elapsed().as_micros() as u64;
             match &outcome {
@@ -201,7 +212,7 @@ impl Node {
         .instrument(span)
         .await;
         let elapsed = started.elapsed();
-        match route {
+        match call.route {
             Some(route) => self
                 .metrics
                 .request(&route.counts, outcome.is_ok(), elapsed),
@@ -215,20 +226,16 @@ impl Node {
                 self.metrics.request(&counts, outcome.is_ok(), elapsed);
             }
         }
-
-        let id = request.id?;
-        Some(match outcome {
-            Ok(result) => jsonrpc::success(id, &result),
-            Err(error) => jsonrpc::failure(Some(id), &error),
-        })
+        outcome
     }
 
     /// The error for a caller over its rate limit, if it is.
     fn rate_limited(&self, caller: &Caller) -> Option<RpcError> {
         let limiter = self.rate_limiter.as_ref()?;
-        let allowed = match caller.client_id() {
-            Some(client_id) => limiter.allow(client_id),
-            None => limiter.allow(&caller.remote_addr.ip().to_string()),
+        let allowed = match (caller.client_id(), caller.remote_addr) {
+            (Some(client_id), _) => limiter.allow(client_id),
+            (None, Some(address)) => limiter.allow(&address.ip().to_string()),
+            (None, None) => true,
         };
         if allowed {
             return None;
@@ -242,13 +249,13 @@ impl Node {
         Some(RpcError::new(RATE_LIMITED, detail))
     }
 
-    /// The `before-request` hooks, then the built-in method or the handler.
-    async fn run(
+    /// The `before-request` hooks: the first refusal wins.
+    async fn before_request(
         &self,
         table: &MethodTable,
         call: &Call<'_>,
         deadline: Instant,
-    ) -> Result<String, RpcError> {
+    ) -> Result<(), RpcError> {
         for plugin in table.hooked(Hook::BeforeRequest) {
             match plugin
                 .before_request(call.method, call.params, call.context(), deadline)
@@ -261,7 +268,14 @@ impl Node {
                 }
             }
         }
-        if let Some(outcome) = builtin::call(self, call.requested, call.params, call.caller) {
+        Ok(())
+    }
+
+    /// The built-in method or the plugin's handler, to finish by `deadline`.
+    async fn respond(&self, call: &Call<'_>, deadline: Instant) -> Result<String, RpcError> {
+        if let Some(outcome) =
+            builtin::call(&self.broker, call.requested, call.params, call.caller).await
+        {
             return outcome;
         }
         let Some(route) = call.route else {
@@ -273,7 +287,7 @@ impl Node {
             .await;
         match handled {
             Ok(Ok(_)) if route.notification => Ok("null".to_owned()),
-            Ok(Ok(result)) => match jsonrpc::check_json(&result) {
+            Ok(Ok(result)) => match wire::check_json(&result) {
                 Ok(_) => Ok(result),
                 Err(error) => {
                     tracing::error!(
@@ -309,7 +323,7 @@ impl Node {
                 data: error.data.as_ref().map(|data| data.get().to_owned()),
             }),
         };
-        let deadline = Instant::now() + self.config.request_timeout;
+        let deadline = Instant::now() + self.request_timeout;
         for plugin in hooks {
             let done =
                 plugin.after_request(call.method, call.params, &outcome, call.context(), deadline);
@@ -319,12 +333,12 @@ impl Node {
         }
     }
 
-    /// Run the hooks that see `event` of a WebSocket client's connection.
+    /// Run the hooks that see `event` of a WebSocket client.
     pub async fn connection_event(&self, caller: &Caller, event: ConnectionEvent) {
         let Some(client_id) = caller.client_id() else {
             return;
         };
-        let deadline = Instant::now() + self.config.request_timeout;
+        let deadline = Instant::now() + self.request_timeout;
         for plugin in self.registry.current().hooked(event.hook()) {
             let called = plugin.connection_event(event, client_id, caller.context(None), deadline);
             if let Err(error) = called.await {
@@ -354,7 +368,7 @@ impl Node {
                     REQUEST_TIMEOUT,
                     format_args!(
                         "request timed out after {:?} (request_timeout)",
-                        self.config.request_timeout
+                        self.request_timeout
                     ),
                 )
             }

@@ -29,6 +29,11 @@ pub const WEBSOCKET_REQUIRED: i32 = -32001;
 pub const SERVER_BUSY: i32 = -32002;
 /// Server error: the caller sent more requests than the rate limit allows.
 pub const RATE_LIMITED: i32 = -32004;
+/// Server error: no live session has the client id and token of a resume.
+pub const SESSION_NOT_FOUND: i32 = -32005;
+/// Server error: a `GET /ws?session` connection must open with `rpc.session`
+/// (and only it may send `rpc.session`).
+pub const SESSION_FIRST: i32 = -32006;
 
 /// A JSON-RPC error object as sent to a client.
 #[derive(Debug, Clone, Serialize)]
@@ -319,6 +324,19 @@ pub fn notification(method: &str, params: Option<&str>) -> String {
     }
 }
 
+/// Params of a built-in method read into `T`; the error says what is wrong
+/// without pointing into the text by line and column.
+pub fn params<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, RpcError> {
+    serde_json::from_str(text).map_err(|error| {
+        let message = error.to_string();
+        let detail = match message.rfind(" at line ") {
+            Some(at) if error.line() > 0 => &message[..at],
+            _ => &message,
+        };
+        RpcError::new(INVALID_PARAMS, detail)
+    })
+}
+
 /// Check that `text` is one JSON document; plugins are not trusted to write
 /// valid JSON. Validates in place, without copying.
 pub fn check_json(text: &str) -> Result<&RawValue, serde_json::Error> {
@@ -433,6 +451,20 @@ mod tests {
         assert_eq!(
             error.message,
             "Invalid Request: batch of 11 requests exceeds the limit of 10"
+        );
+    }
+
+    #[test]
+    fn params_errors_do_not_point_into_the_text() {
+        #[derive(Debug, Deserialize)]
+        struct Topics {
+            #[allow(dead_code)]
+            topics: Vec<String>,
+        }
+        let error = params::<Topics>(r#"{"topics": "news"}"#).unwrap_err();
+        assert_eq!(
+            error.message,
+            "Invalid params: invalid type: string \"news\", expected a sequence"
         );
     }
 

@@ -1,0 +1,142 @@
+//! The broker between what plugins and built-in methods ask for and the
+//! clients: every notification is appended to its stream (which gives it its
+//! position and keeps it for clients that resume) and delivered from there;
+//! subscriptions and metadata of session clients are saved with their session.
+
+use std::sync::Arc;
+
+use super::clients::{ClientError, Clients, MAX_TOPIC_BYTES};
+use super::sessions::Sessions;
+use crate::store::{Notification, Position, StoreError, StreamLog, StreamName};
+
+/// Why a push operation failed; plugins get the message as an error value.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// Something about the client or topic.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Notifications, subscriptions and client metadata, as plugins and the
+/// built-in methods change them.
+pub struct Broker {
+    clients: Arc<Clients>,
+    streams: Arc<dyn StreamLog>,
+    sessions: Arc<Sessions>,
+}
+
+impl Broker {
+    /// A broker delivering to `clients` through `streams`.
+    pub fn new(
+        clients: Arc<Clients>,
+        streams: Arc<dyn StreamLog>,
+        sessions: Arc<Sessions>,
+    ) -> Self {
+        Self {
+            clients,
+            streams,
+            sessions,
+        }
+    }
+
+    /// The clients.
+    pub fn clients(&self) -> &Clients {
+        &self.clients
+    }
+
+    /// Send notification `text` to every client but those in `exclude`;
+    /// how many connected clients it was queued for.
+    pub async fn broadcast(&self, text: String, exclude: Vec<String>) -> Result<u32, PushError> {
+        let notification = Notification {
+            text: text.into(),
+            exclude: exclude.into(),
+        };
+        let appended = self
+            .streams
+            .append(&StreamName::broadcast(), notification)
+            .await?;
+        Ok(appended.delivered)
+    }
+
+    /// Send notification `text` to the subscribers of `topic`; how many
+    /// connected clients it was queued for.
+    pub async fn publish(&self, topic: &str, text: String) -> Result<u32, PushError> {
+        check_topic(topic)?;
+        let appended = self
+            .streams
+            .append(&StreamName::topic(topic), Notification::new(text))
+            .await?;
+        Ok(appended.delivered)
+    }
+
+    /// Send notification `text` to client `client_id`. A session client
+    /// gets it now or, if it is away, when it resumes.
+    pub async fn send(&self, client_id: &str, text: String) -> Result<(), PushError> {
+        if !self.clients.is_session(client_id) {
+            return Ok(self.clients.send(client_id, text.into())?);
+        }
+        let stream = StreamName::client(client_id);
+        self.streams
+            .append(&stream, Notification::new(text))
+            .await?;
+        Ok(())
+    }
+
+    /// Subscribe client `client_id` to `topic`. For a session client, the
+    /// topic's stream position the subscription starts at.
+    pub async fn subscribe(
+        &self,
+        client_id: &str,
+        topic: &str,
+    ) -> Result<Option<Position>, PushError> {
+        let added = self.clients.subscribe(client_id, topic)?;
+        if !self.clients.is_session(client_id) {
+            return Ok(None);
+        }
+        let stream = StreamName::topic(topic);
+        let position = self.streams.position(&stream).await?;
+        if added {
+            self.sessions
+                .follow(client_id, &stream, position.clone())
+                .await?;
+        }
+        Ok(Some(position))
+    }
+
+    /// Unsubscribe client `client_id` from `topic`; true if it was
+    /// subscribed.
+    pub async fn unsubscribe(&self, client_id: &str, topic: &str) -> Result<bool, PushError> {
+        let removed = self.clients.unsubscribe(client_id, topic);
+        if removed && self.clients.is_session(client_id) {
+            self.sessions
+                .unfollow(client_id, &StreamName::topic(topic))
+                .await?;
+        }
+        Ok(removed)
+    }
+
+    /// Set metadata `key` of client `client_id` to JSON text `value`.
+    pub async fn set_metadata(
+        &self,
+        client_id: &str,
+        key: String,
+        value: String,
+    ) -> Result<(), PushError> {
+        self.clients.set_metadata(client_id, key, value)?;
+        if self.clients.is_session(client_id) {
+            self.sessions.save_metadata(client_id).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Topic names are 1 to [`MAX_TOPIC_BYTES`] bytes.
+fn check_topic(topic: &str) -> Result<(), ClientError> {
+    if topic.is_empty() || topic.len() > MAX_TOPIC_BYTES {
+        return Err(ClientError::BadTopic);
+    }
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! Server push: the clients of this node ([`clients`]), the broker that
+//! appends every notification to its stream and delivers it from there
+//! ([`broker`]), and resumable sessions ([`sessions`]).
+
+pub mod broker;
+pub mod clients;
+pub mod sessions;
+
+pub use broker::{Broker, PushError};
+pub use clients::{ClientError, Clients, Departure, Outbound, Registration};
+pub use sessions::{SessionError, Sessions, StreamPosition};

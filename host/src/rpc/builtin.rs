@@ -1,0 +1,95 @@
+//! The host's own methods, in the reserved `rpc.` namespace:
+//! `rpc.subscribe` and `rpc.unsubscribe` (`{"topics": [...]}`), which act on
+//! the calling WebSocket connection only, and `rpc.session`, which only a
+//! connection opened with `GET /ws?session` sends, as its first request
+//! (see [`crate::transport::ws`]).
+
+use serde::Deserialize;
+use serde_json::json;
+
+use super::caller::Caller;
+use super::wire::{self, INVALID_PARAMS, RpcError, SESSION_FIRST, WEBSOCKET_REQUIRED};
+use crate::push::{Broker, PushError};
+use crate::store::StreamName;
+
+#[derive(Deserialize)]
+struct Topics {
+    topics: Vec<String>,
+}
+
+/// Whether `method` is one of the host's own.
+pub fn is_builtin(method: &str) -> bool {
+    matches!(method, "rpc.subscribe" | "rpc.unsubscribe" | "rpc.session")
+}
+
+/// Answer `method` if it is a built-in; `None` otherwise.
+pub async fn call(
+    broker: &Broker,
+    method: &str,
+    params: Option<&str>,
+    caller: &Caller,
+) -> Option<Result<String, RpcError>> {
+    let subscribe = match method {
+        "rpc.subscribe" => true,
+        "rpc.unsubscribe" => false,
+        "rpc.session" => {
+            return Some(Err(RpcError::new(
+                SESSION_FIRST,
+                "rpc.session is only accepted as the first request of a connection opened \
+                 with GET /ws?session",
+            )));
+        }
+        _ => return None,
+    };
+    Some(topics(broker, method, subscribe, params, caller).await)
+}
+
+async fn topics(
+    broker: &Broker,
+    method: &str,
+    subscribe: bool,
+    params: Option<&str>,
+    caller: &Caller,
+) -> Result<String, RpcError> {
+    // The client is always the calling connection: no one can (un)subscribe
+    // another client.
+    let Some(client_id) = caller.client_id() else {
+        return Err(RpcError::new(
+            WEBSOCKET_REQUIRED,
+            format_args!("{method} needs a WebSocket connection (GET /ws)"),
+        ));
+    };
+    let Topics { topics } = wire::params(params.unwrap_or("{}"))?;
+    let refused = |error: PushError| RpcError::new(INVALID_PARAMS, error);
+    if !subscribe {
+        let mut left = Vec::new();
+        for topic in &topics {
+            if broker
+                .unsubscribe(client_id, topic)
+                .await
+                .map_err(refused)?
+            {
+                left.push(topic);
+            }
+        }
+        return Ok(json!({ "unsubscribed": left }).to_string());
+    }
+    let mut positions = Vec::new();
+    for topic in &topics {
+        if let Some(position) = broker.subscribe(client_id, topic).await.map_err(refused)? {
+            let stream = StreamName::topic(topic);
+            positions.push(json!({
+                "stream": stream.as_str(),
+                "epoch": &*position.epoch,
+                "offset": position.offset,
+            }));
+        }
+    }
+    // Clients without a session get the answer they always got.
+    Ok(if broker.clients().is_session(client_id) {
+        json!({ "subscribed": topics, "streams": positions })
+    } else {
+        json!({ "subscribed": topics })
+    }
+    .to_string())
+}

@@ -1,0 +1,167 @@
+//! What operators read: `GET /health`, a cheap status report for load
+//! balancers, and `GET /metrics`, everything the node counts in the
+//! Prometheus text format.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+use crate::metrics::{counter, gauge, help};
+use crate::node::Node;
+
+/// `"ok"`, or `"degraded"` when a plugin file failed to load (listed under
+/// `failed` with the reason).
+pub async fn health(State(node): State<Arc<Node>>) -> Json<Value> {
+    let table = node.registry.current();
+    let plugins: Vec<Value> = table
+        .plugins
+        .iter()
+        .map(|plugin| {
+            let methods: Vec<&str> = plugin
+                .manifest
+                .methods
+                .iter()
+                .map(|method| method.name.as_str())
+                .collect();
+            json!({ "name": plugin.name(), "version": plugin.manifest.version, "methods": methods })
+        })
+        .collect();
+    let failed: Vec<Value> = table
+        .failures
+        .iter()
+        .map(|failure| json!({ "file": failure.file.display().to_string(), "reason": failure.reason }))
+        .collect();
+    Json(json!({
+        "status": if failed.is_empty() { "ok" } else { "degraded" },
+        "node": node.config.node_name,
+        "websocket_clients": node.clients.connected(),
+        "sessions": node.sessions.count(),
+        "pending_requests": node.metrics.pending_requests.get(),
+        "plugins": plugins,
+        "failed": failed,
+    }))
+}
+
+/// Handle `GET /metrics`.
+pub async fn metrics(State(node): State<Arc<Node>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        render(&node),
+    )
+}
+
+/// Every metric of `node`.
+pub fn render(node: &Node) -> String {
+    let mut out = String::with_capacity(4096);
+    node.metrics.render(&mut out);
+    let (clients, sessions) = (&node.clients, &node.sessions);
+    gauge(
+        &mut out,
+        "rpcnode_websocket_clients",
+        "Connected WebSocket clients.",
+        clients.connected() as u64,
+    );
+    gauge(
+        &mut out,
+        "rpcnode_sessions",
+        "Resumable sessions, connected or away.",
+        sessions.count() as u64,
+    );
+    let counters = [
+        (
+            "rpcnode_notifications_queued_total",
+            "Notifications queued for a client.",
+            clients.queued.get(),
+        ),
+        (
+            "rpcnode_notifications_sent_total",
+            "Notifications written to a client's socket.",
+            clients.sent.get(),
+        ),
+        (
+            "rpcnode_notifications_dropped_total",
+            "Notifications dropped with an evicted client.",
+            clients.dropped.get(),
+        ),
+        (
+            "rpcnode_slow_client_disconnects_total",
+            "Clients disconnected for a full outbound queue.",
+            clients.evictions(),
+        ),
+        (
+            "rpcnode_sessions_started_total",
+            "Sessions started.",
+            sessions.started.get(),
+        ),
+        (
+            "rpcnode_sessions_expired_total",
+            "Sessions that ended without being resumed in time.",
+            sessions.expired.get(),
+        ),
+        (
+            "rpcnode_streams_recovered_total",
+            "Streams whose missed notifications were all sent on a resume.",
+            sessions.recovered.get(),
+        ),
+        (
+            "rpcnode_streams_not_recovered_total",
+            "Streams a resume could not recover (history lost or too short).",
+            sessions.not_recovered.get(),
+        ),
+        (
+            "rpcnode_compile_cache_hits_total",
+            "Plugins loaded from the compile cache.",
+            node.cache.hits(),
+        ),
+        (
+            "rpcnode_compile_cache_misses_total",
+            "Plugins compiled.",
+            node.cache.misses(),
+        ),
+    ];
+    for (name, text, value) in counters {
+        counter(&mut out, name, text, value);
+    }
+
+    let table = node.registry.current();
+    gauge(
+        &mut out,
+        "rpcnode_plugins_failed",
+        "Plugin files currently failing to load.",
+        table.failures.len() as u64,
+    );
+    help(
+        &mut out,
+        "rpcnode_plugin_calls_total",
+        "counter",
+        "Calls into a plugin (handlers and hooks).",
+    );
+    for plugin in &table.plugins {
+        let _ = writeln!(
+            out,
+            "rpcnode_plugin_calls_total{{plugin=\"{}\"}} {}",
+            plugin.name(),
+            plugin.calls.count()
+        );
+    }
+    help(
+        &mut out,
+        "rpcnode_plugin_call_seconds_total",
+        "counter",
+        "Time spent in calls into a plugin.",
+    );
+    for plugin in &table.plugins {
+        let seconds = plugin.calls.nanos() as f64 / 1e9;
+        let _ = writeln!(
+            out,
+            "rpcnode_plugin_call_seconds_total{{plugin=\"{}\"}} {seconds}",
+            plugin.name()
+        );
+    }
+    out
+}

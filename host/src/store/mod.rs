@@ -1,0 +1,183 @@
+//! The backends behind the host, one trait per seam, so that a node can keep
+//! its data in memory ([`memory`]), in the embedded durable store
+//! ([`embedded`]) or, later, somewhere shared by several nodes:
+//!
+//! - [`StateStore`]: plugin state, one key-value namespace per plugin;
+//! - [`StreamLog`]: notification streams: positions (epoch and offset) and a
+//!   bounded history, with delivery in offset order once a notification is
+//!   stored;
+//! - [`SessionStore`]: resumable WebSocket sessions.
+
+pub mod embedded;
+pub mod memory;
+mod state_map;
+mod stream;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use state_map::{MAX_KEYS, MAX_VALUE_BYTES};
+pub use stream::{History, Notification, Position, StreamName};
+
+/// Why a backend refused or failed an operation. The messages reach plugins
+/// as error values, so they say what was wrong.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum StoreError {
+    /// A value is larger than [`MAX_VALUE_BYTES`].
+    #[error("value of {0} bytes exceeds the limit of {MAX_VALUE_BYTES} bytes")]
+    TooLarge(usize),
+    /// The namespace already holds [`MAX_KEYS`] keys.
+    #[error("state is full: {MAX_KEYS} keys")]
+    Full,
+    /// `increment` found a value that is not an integer.
+    #[error("value at {0:?} is not an integer")]
+    NotAnInteger(String),
+    /// `increment` would overflow a 64-bit integer.
+    #[error("increment overflows at {0:?}")]
+    Overflow(String),
+    /// The backend could not do its part (a disk error, a full disk, a store
+    /// that stopped). Nothing of the operation was kept.
+    #[error("the store failed: {0}")]
+    Backend(String),
+}
+
+/// Plugin state: one namespace of keys and JSON values per plugin name.
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// The JSON value at `key`.
+    async fn get(&self, namespace: &str, key: &str) -> Result<Option<String>, StoreError>;
+    /// Store JSON `value` at `key`; once this returns, the value is kept.
+    async fn set(&self, namespace: &str, key: &str, value: String) -> Result<(), StoreError>;
+    /// Remove `key`; true if it was there.
+    async fn delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError>;
+    /// Add `delta` to the integer at `key` (absent reads as 0) atomically and
+    /// return the new value.
+    async fn increment(&self, namespace: &str, key: &str, delta: i64) -> Result<i64, StoreError>;
+}
+
+/// How much history each stream keeps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HistoryLimits {
+    /// The most notifications kept per stream; 0 keeps none (positions are
+    /// still counted).
+    pub size: usize,
+    /// How long a notification is kept.
+    pub ttl: Duration,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Appended {
+    /// Where the notification is in its stream.
+    pub position: Position,
+    /// How many connected clients it was queued for.
+    pub delivered: u32,
+}
+
+/// Takes notifications to the clients of this node, in offset order per
+/// stream, once the log has stored them.
+pub trait Deliver: Send + Sync {
+    /// Queue `notification`, at `position` of `stream`, for its recipients;
+    /// returns how many it was queued for.
+    fn deliver(&self, stream: &StreamName, position: &Position, notification: &Notification)
+    -> u32;
+}
+
+/// Notification streams: every notification gets the next offset of its
+/// stream, is kept in the stream's bounded history, and is handed to the
+/// [`Deliver`] the log was built with, in offset order.
+#[async_trait]
+pub trait StreamLog: Send + Sync {
+    /// Append `notification` to `stream` and deliver it once it is stored.
+    async fn append(
+        &self,
+        stream: &StreamName,
+        notification: Notification,
+    ) -> Result<Appended, StoreError>;
+    /// The stream's current position (its last offset, 0 for a new stream).
+    async fn position(&self, stream: &StreamName) -> Result<Position, StoreError>;
+    /// The notifications after `from`, all of them or none: `Incomplete`
+    /// when the epoch changed or the history no longer covers the gap.
+    async fn read_after(&self, stream: &StreamName, from: &Position)
+    -> Result<History, StoreError>;
+    /// Forget a stream and its history (the stream of an ended session).
+    async fn remove(&self, stream: &StreamName) -> Result<(), StoreError>;
+    /// Drop notifications older than the history's age limit.
+    async fn trim_expired(&self) -> Result<(), StoreError>;
+}
+
+/// A resumable session as it is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRecord {
+    /// The client id the session keeps.
+    pub client_id: String,
+    /// SHA-256 of the resume token (the token itself is never stored).
+    pub token_hash: [u8; 32],
+    /// The streams the session reads (`broadcast`, its `client:ID` stream
+    /// and `topic:NAME` for each topic it is subscribed to), each with the
+    /// position it started reading from.
+    pub streams: BTreeMap<String, Position>,
+    /// The client's metadata, key to JSON text.
+    pub metadata: BTreeMap<String, String>,
+    /// When the session ends unless resumed, in milliseconds since the Unix
+    /// epoch; `None` while a connection holds it.
+    pub expires_at_ms: Option<u64>,
+}
+
+/// Where sessions are kept so that they outlive a connection (and, with a
+/// durable store, a restart).
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Store `record`, replacing the one with its client id.
+    async fn save(&self, record: SessionRecord) -> Result<(), StoreError>;
+    /// Forget the session of `client_id`.
+    async fn remove(&self, client_id: &str) -> Result<(), StoreError>;
+    /// Every stored session.
+    async fn load(&self) -> Result<Vec<SessionRecord>, StoreError>;
+}
+
+/// The three backends a node runs on.
+#[derive(Clone)]
+pub struct Backends {
+    /// Plugin state.
+    pub state: Arc<dyn StateStore>,
+    /// Notification streams.
+    pub streams: Arc<dyn StreamLog>,
+    /// Sessions.
+    pub sessions: Arc<dyn SessionStore>,
+}
+
+impl Backends {
+    /// The backends of a node keeping its data in `data_dir` (the embedded
+    /// store), or in memory when there is none. Streams stay in memory when
+    /// they keep no history: there would be nothing to recover.
+    pub fn open(
+        data_dir: Option<&Path>,
+        history: HistoryLimits,
+        deliver: Arc<dyn Deliver>,
+    ) -> anyhow::Result<Self> {
+        let memory_streams = || Arc::new(memory::MemoryLog::new(history, Arc::clone(&deliver)));
+        let Some(dir) = data_dir else {
+            return Ok(Self {
+                state: Arc::new(memory::MemoryState::default()),
+                streams: memory_streams(),
+                sessions: Arc::new(memory::MemorySessions::default()),
+            });
+        };
+        let store = embedded::Embedded::open(dir, history, Arc::clone(&deliver))?;
+        let streams: Arc<dyn StreamLog> = if history.size == 0 {
+            memory_streams()
+        } else {
+            Arc::new(store.clone())
+        };
+        Ok(Self {
+            state: Arc::new(store.clone()),
+            streams,
+            sessions: Arc::new(store),
+        })
+    }
+}
