@@ -17,7 +17,7 @@ use crate::support::{TestNode, error, eventually, success, within};
 async fn connections_over_the_cap_get_503_and_the_others_carry_on() {
     let node = TestNode::start_with(&["calculator"], |config| config.max_connections = 2).await;
     let mut first = node.ws().await;
-    let second = node.ws().await;
+    let mut second = node.ws().await;
     let (status, body) = node
         .post_text(r#"{"jsonrpc":"2.0","method":"add","params":[1,2],"id":1}"#)
         .await;

@@ -16,6 +16,7 @@ mod notifications;
 mod observability;
 mod reload;
 mod sandbox;
+mod sessions;
 mod settings;
 mod support;
 mod tls;

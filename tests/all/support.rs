@@ -1,7 +1,7 @@
 //! Shared test helpers: start a server on 127.0.0.1:0 with chosen plugins,
 //! talk to it over HTTP and WebSocket, and bound every wait.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -82,6 +82,9 @@ pub async fn start_error(plugins_dir: &Path, configure: impl FnOnce(&mut Config)
 pub struct TestNode {
     pub server: Server,
     dir: tempfile::TempDir,
+    /// The server's data folder (the embedded store), unless a test chose
+    /// memory only; removed with the node.
+    _data: tempfile::TempDir,
     http: reqwest::Client,
 }
 
@@ -97,10 +100,13 @@ impl TestNode {
         Self::start_in(plugins_dir(plugins), configure).await
     }
 
-    /// A server on the plugins folder `dir`, configured by `configure`.
+    /// A server on the plugins folder `dir`, keeping its data in a folder of
+    /// its own (as the binary does), configured by `configure`.
     pub async fn start_in(dir: tempfile::TempDir, configure: impl FnOnce(&mut Config)) -> Self {
+        let data = tempfile::tempdir().expect("creating a data folder");
         let mut config = Config::new(dir.path());
         config.port = 0;
+        config.data_dir = Some(data.path().to_owned());
         configure(&mut config);
         let server = tokio::time::timeout(START_TIMEOUT, Server::start(config))
             .await
@@ -109,6 +115,7 @@ impl TestNode {
         Self {
             server,
             dir,
+            _data: data,
             http: reqwest::Client::new(),
         }
     }
@@ -186,23 +193,33 @@ impl TestNode {
 
     /// Open a WebSocket to `/ws` with extra handshake headers.
     pub async fn ws_with(&self, headers: &[(&'static str, &'static str)]) -> WsClient {
-        let mut handshake = format!("ws://{}/ws", self.server.local_addr())
-            .into_client_request()
-            .expect("a valid URL");
-        for (name, value) in headers {
-            handshake
-                .headers_mut()
-                .insert(*name, value.parse().expect("a valid header"));
-        }
-        let (stream, _) = within(tokio_tungstenite::connect_async(handshake))
-            .await
-            .expect("WebSocket handshake");
-        WsClient {
-            stream,
-            unread: VecDeque::new(),
-        }
+        ws_connect(&format!("ws://{}/ws", self.server.local_addr()), headers).await
     }
 
+    /// Open a resumable session: `GET /ws?session`, then `rpc.session {}`.
+    pub async fn session(&self) -> SessionClient {
+        SessionClient::open(&self.server.local_addr().to_string()).await
+    }
+}
+
+/// A WebSocket to `url` with extra handshake headers.
+pub async fn ws_connect(url: &str, headers: &[(&'static str, &'static str)]) -> WsClient {
+    let mut handshake = url.into_client_request().expect("a valid URL");
+    for (name, value) in headers {
+        handshake
+            .headers_mut()
+            .insert(*name, value.parse().expect("a valid header"));
+    }
+    let (stream, _) = within(tokio_tungstenite::connect_async(handshake))
+        .await
+        .expect("WebSocket handshake");
+    WsClient {
+        stream,
+        unread: VecDeque::new(),
+    }
+}
+
+impl TestNode {
     /// Call each of the probe's faulting `methods`: each must cost only its
     /// caller an internal error, and the probe and the calculator must answer
     /// right after.
@@ -311,7 +328,7 @@ impl WsClient {
         );
     }
 
-    pub async fn close(mut self) {
+    pub async fn close(&mut self) {
         let _ = within(self.stream.close(None)).await;
         while self.next_frame().await.is_some() {}
     }
@@ -341,4 +358,63 @@ pub async fn eventually(mut check: impl AsyncFnMut() -> bool) {
         }
     })
     .await;
+}
+
+/// A client of a resumable session: its connection, its token, and the last
+/// position it received on each stream.
+pub struct SessionClient {
+    pub ws: WsClient,
+    pub client_id: String,
+    pub token: String,
+    pub positions: BTreeMap<String, Value>,
+}
+
+impl SessionClient {
+    /// Open a new session on the server at `address` (HOST:PORT).
+    pub async fn open(address: &str) -> Self {
+        let mut ws = ws_connect(&format!("ws://{address}/ws?session"), &[]).await;
+        let answer = ws.call("rpc.session", json!({}), 0).await;
+        let result = &answer["result"];
+        let streams = result["streams"]
+            .as_array()
+            .expect("a new session has streams");
+        Self {
+            ws,
+            client_id: result["client_id"]
+                .as_str()
+                .expect("a client id")
+                .to_owned(),
+            token: result["token"].as_str().expect("a token").to_owned(),
+            positions: streams
+                .iter()
+                .map(|position| {
+                    (
+                        position["stream"].as_str().unwrap().to_owned(),
+                        position.clone(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Resume on a new connection to `address` with the positions received;
+    /// the answer to `rpc.session`.
+    pub async fn resume(&mut self, address: &str) -> Value {
+        let positions: Vec<&Value> = self.positions.values().collect();
+        let params =
+            json!({"client_id": self.client_id, "token": self.token, "positions": positions});
+        self.ws = ws_connect(&format!("ws://{address}/ws?session"), &[]).await;
+        self.ws.call("rpc.session", params, 0).await
+    }
+
+    /// The next notification; its position is remembered.
+    pub async fn next(&mut self) -> Value {
+        let message = self.ws.recv().await;
+        let position = &message["position"];
+        let stream = position["stream"]
+            .as_str()
+            .expect("a notification with a position");
+        self.positions.insert(stream.to_owned(), position.clone());
+        message
+    }
 }

@@ -250,7 +250,7 @@ async fn health_reports_the_node_and_its_plugins() {
         config.node_name = "node-a".into()
     })
     .await;
-    let ws = node.ws().await;
+    let mut ws = node.ws().await;
     let health = node.get_json("/health").await;
     assert_eq!(
         health,
