@@ -5,6 +5,7 @@
 mod background;
 mod binary;
 mod cache;
+mod client_examples;
 mod durability;
 mod examples;
 mod faults;

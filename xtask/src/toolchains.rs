@@ -72,8 +72,9 @@ pub fn js_tools(root: &Path) -> anyhow::Result<PathBuf> {
     Ok(node_modules)
 }
 
-/// componentize-py from `xtask/toolchains/python/requirements.txt`, installed
-/// into a virtual environment; returns the path of the `componentize-py` command.
+/// componentize-py (and the packages the tests' Python clients use) from
+/// `xtask/toolchains/python/requirements.txt`, installed into a virtual
+/// environment; returns the path of the `componentize-py` command.
 pub fn python_tools(root: &Path) -> anyhow::Result<PathBuf> {
     require(
         "python3",
