@@ -18,6 +18,9 @@ use crate::config::{Config, RateLimit};
 use crate::plugin::PluginFile;
 use crate::tls::TlsFiles;
 
+/// The most notifications one stream may keep.
+const MAX_HISTORY_SIZE: usize = 1_000_000;
+
 /// How log lines are written to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -346,6 +349,11 @@ impl Settings {
             && !(rate.is_finite() && rate > 0.0)
         {
             bail!("rate_limit must be a number of requests per second above 0, not {rate}");
+        }
+        if let Some(size) = self.history_size
+            && size > MAX_HISTORY_SIZE
+        {
+            bail!("history_size must be at most {MAX_HISTORY_SIZE}, not {size}");
         }
         if self.rate_limit_burst == Some(0) {
             bail!("rate_limit_burst must be at least 1");

@@ -475,3 +475,30 @@ async fn clients_without_a_session_receive_exactly_the_bytes_they_always_did() {
     assert_eq!(session.next().await["position"]["stream"], "topic:t");
     session.ws.assert_quiet().await;
 }
+
+#[tokio::test]
+async fn sessions_are_capped_and_greeted_like_any_client() {
+    let node = TestNode::start_with(&["probe"], |config| {
+        config.max_sessions = 1;
+        config.welcome = true;
+    })
+    .await;
+    let address = node.server.local_addr().to_string();
+    let mut first = ws_connect(&format!("ws://{address}/ws?session"), &[]).await;
+    let opened = first.call("rpc.session", json!({}), 1).await;
+    let id = opened["result"]["client_id"].clone();
+    // The greeting follows the answer; it belongs to no stream.
+    assert_eq!(
+        first.recv().await,
+        json!({"jsonrpc": "2.0", "method": "welcome", "params": {"client_id": id}})
+    );
+    let mut second = ws_connect(&format!("ws://{address}/ws?session"), &[]).await;
+    assert_eq!(
+        second.call("rpc.session", json!({}), 1).await,
+        error(
+            -32002,
+            "Server error: too many sessions (max_sessions = 1)",
+            json!(1)
+        )
+    );
+}

@@ -155,6 +155,73 @@ async fn unknown_keys_and_bad_values_name_the_key_and_the_source() {
 }
 
 #[tokio::test]
+async fn data_and_session_settings_are_checked_and_named_everywhere() {
+    let dir = plugins_dir(&["calculator"]);
+    let plugins = dir.path().to_str().unwrap().to_owned();
+    let (code, stderr) = run_to_end(&["--plugins", &plugins, "--session-ttl", "0"]).await;
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        stderr.trim_end(),
+        "error: in the command-line flags: session_ttl must be a number of seconds above 0 and \
+         at most 86400, not 0"
+    );
+    let (code, stderr) = run_to_end(&["--plugins", &plugins, "--history-size", "2000000"]).await;
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        stderr.trim_end(),
+        "error: in the command-line flags: history_size must be at most 1000000, not 2000000"
+    );
+    let (code, stderr) = run_to_end(&["--plugins", &plugins, "--history-size", "many"]).await;
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("invalid value 'many' for '--history-size <N>'"),
+        "{stderr}"
+    );
+    let output = within(
+        rpcnode()
+            .args(["--plugins", &plugins])
+            .env("RPCNODE_MAX_SESSIONS", "0")
+            .output(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).trim_end(),
+        "error: in environment variables RPCNODE_MAX_SESSIONS: max_sessions must be at least 1"
+    );
+    let (code, stderr) = run_to_end(&[
+        "--plugins",
+        &plugins,
+        "--port",
+        "0",
+        "--data-dir",
+        "/proc/no-data-here",
+    ])
+    .await;
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.starts_with("error: creating the data folder /proc/no-data-here: "),
+        "{stderr}"
+    );
+
+    // The data folder from the environment; the node creates it, private.
+    let data = tempfile::tempdir().unwrap();
+    let folder = data.path().join("node");
+    let (child, _) = start_with_env(
+        dir.path(),
+        &[],
+        &[("RPCNODE_DATA_DIR", folder.to_str().unwrap())],
+    )
+    .await;
+    assert!(folder.join("rpcnode.db").is_file());
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&folder).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    terminate(child).await;
+}
+
+#[tokio::test]
 async fn the_example_config_file_is_valid() {
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rpcnode.example.toml");
     let dir = plugins_dir(&["calculator"]);
