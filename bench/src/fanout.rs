@@ -9,10 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt, TryStreamExt};
 use hdrhistogram::Histogram;
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -26,14 +25,30 @@ use crate::peers::Peer;
 /// hold 1.25 GiB and the clients rather than the server would set the pace.
 pub const SOCKET_BUFFER: usize = 4 << 10;
 
-/// A WebSocket client of `address`'s `/ws` with [`SOCKET_BUFFER`]s.
-async fn connect(address: &str) -> anyhow::Result<WebSocketStream<MaybeTlsStream<TcpStream>>> {
+/// A WebSocket client of `address`'s `/ws` with [`SOCKET_BUFFER`]s; with
+/// `session`, one that opened a resumable session.
+pub async fn connect(
+    address: &str,
+    session: bool,
+) -> anyhow::Result<WebSocketStream<MaybeTlsStream<TcpStream>>> {
     let config = WebSocketConfig::default()
         .read_buffer_size(SOCKET_BUFFER)
         .write_buffer_size(SOCKET_BUFFER);
-    let url = format!("ws://{address}/ws");
-    let (socket, _) =
+    let url = if session {
+        format!("ws://{address}/ws?session")
+    } else {
+        format!("ws://{address}/ws")
+    };
+    let (mut socket, _) =
         tokio_tungstenite::connect_async_with_config(url, Some(config), false).await?;
+    if session {
+        let open = r#"{"jsonrpc":"2.0","method":"rpc.session","params":{},"id":0}"#;
+        socket.send(Message::text(open)).await?;
+        match socket.next().await {
+            Some(Ok(Message::Text(answer))) if answer.contains(r#""token""#) => {}
+            other => anyhow::bail!("rpc.session failed: {other:?}"),
+        }
+    }
     Ok(socket)
 }
 
@@ -43,7 +58,20 @@ fn now_micros() -> u64 {
         .map_or(0, |elapsed| elapsed.as_micros() as u64)
 }
 
-fn resident_kib(pid: u32) -> anyhow::Result<u64> {
+/// `count` clients of `address`, 64 connecting at a time.
+pub async fn connect_many(
+    address: &str,
+    count: usize,
+    session: bool,
+) -> anyhow::Result<Vec<WebSocketStream<MaybeTlsStream<TcpStream>>>> {
+    futures_util::stream::iter(0..count)
+        .map(|_| connect(address, session))
+        .buffer_unordered(64)
+        .try_collect()
+        .await
+}
+
+pub fn resident_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status
         .lines()
@@ -66,6 +94,15 @@ pub struct Load {
     /// call returns, which measures the most deliveries per second (later
     /// broadcasts then queue behind earlier ones).
     pub per_second: Option<u32>,
+    /// History and sessions on: the server keeps its data in the embedded
+    /// store (every broadcast is stored in the broadcast stream's history
+    /// before delivery) and every client has a resumable session (its
+    /// notifications carry their positions). Off: memory only, no history,
+    /// plain clients.
+    pub durable: bool,
+    /// HTTP connections publishing at once, each back to back (the
+    /// broadcasts are shared among them); 1 when paced.
+    pub publishers: usize,
 }
 
 impl Load {
@@ -75,6 +112,21 @@ impl Load {
             clients,
             broadcasts,
             per_second: None,
+            durable: false,
+            publishers: 1,
+        }
+    }
+
+    /// The same load published by `publishers` connections at once.
+    pub const fn publishers(self, publishers: usize) -> Self {
+        Self { publishers, ..self }
+    }
+
+    /// The same load with history and sessions on.
+    pub const fn durable(self) -> Self {
+        Self {
+            durable: true,
+            ..self
         }
     }
 
@@ -84,6 +136,8 @@ impl Load {
             clients,
             broadcasts,
             per_second: Some(per_second),
+            durable: false,
+            publishers: 1,
         }
     }
 
@@ -94,28 +148,46 @@ impl Load {
                 "{rate}/s ({} deliveries/s offered)",
                 crate::chart::thousands(f64::from(rate) * self.clients as f64)
             ),
-            None => "back to back".to_owned(),
+            None if self.publishers == 1 => "back to back".to_owned(),
+            None => format!("back to back from {} publishers", self.publishers),
         };
         format!(
-            "{} clients × {} broadcasts, {pace}",
-            self.clients, self.broadcasts
+            "{} clients × {} broadcasts, {pace}, {}",
+            self.clients,
+            self.broadcasts,
+            self.keeping()
         )
     }
 
     /// The chart bar's name.
     fn label(&self) -> String {
+        let sessions = if self.durable { ", sessions" } else { "" };
         match self.per_second {
-            Some(rate) => format!("{} clients, {rate} broadcasts/s", self.clients),
-            None => format!("{} clients, back to back", self.clients),
+            Some(rate) => format!("{} clients, {rate} broadcasts/s{sessions}", self.clients),
+            None => format!(
+                "{} clients, {} publisher(s){sessions}",
+                self.clients, self.publishers
+            ),
+        }
+    }
+
+    fn keeping(&self) -> &'static str {
+        if self.durable {
+            "history and sessions on"
+        } else {
+            "history and sessions off"
         }
     }
 }
 
-/// The publish time in a `dataUpdated` notification: the `value`, which is
-/// the last number in it (`{…"params":{"id":…,"value":…}}`).
+/// The publish time in a `dataUpdated` notification: its `value`
+/// (`{…"params":{"id":…,"value":…}…}`).
 fn published_at(notification: &str) -> Option<u64> {
-    let (_, rest) = notification.rsplit_once(':')?;
-    rest.trim_end_matches('}').parse().ok()
+    let (_, rest) = notification.split_once(r#""value":"#)?;
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..digits].parse().ok()
 }
 
 /// Fan out `load`; prints one row and returns it as a chart bar.
@@ -124,20 +196,22 @@ pub async fn run(plugin: &Path, load: Load) -> anyhow::Result<Bar> {
         clients,
         broadcasts,
         per_second,
+        durable,
+        publishers,
     } = load;
-    let server = Peer::rpcnode(&[(plugin.to_owned(), "data_service.wasm")]).await?;
+    let plugins = [(plugin.to_owned(), "data_service.wasm")];
+    let server = if durable {
+        Peer::rpcnode_durable(&plugins).await?
+    } else {
+        Peer::rpcnode(&plugins).await?
+    };
     let (address, pid) = (server.address.to_string(), server.pid);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = resident_kib(pid)?;
 
     let latency = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
     let received = Arc::new(tokio::sync::Barrier::new(clients + 1));
-    let connecting = Arc::new(Semaphore::new(256));
-    let mut sockets = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        let _permit = connecting.acquire().await?;
-        sockets.push(connect(&address).await?);
-    }
+    let sockets = connect_many(&address, clients, durable).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let per_client_kib = resident_kib(pid)?.saturating_sub(before) as f64 / clients as f64;
 
@@ -170,16 +244,28 @@ pub async fn run(plugin: &Path, load: Load) -> anyhow::Result<Bar> {
         });
     }
 
-    let mut publisher = publisher::Client::new(&address).await?;
-    // The harness's process is the publisher and the clients.
+    let mut connections = Vec::with_capacity(publishers);
+    for _ in 0..publishers {
+        connections.push(publisher::Client::new(&address).await?);
+    }
+    // The harness's process is the publishers and the clients.
     let (server_from, clients_from) = (CpuTime::of(pid)?, CpuTime::of(std::process::id())?);
     let started = Instant::now();
-    for id in 0..broadcasts {
-        if let Some(rate) = per_second {
-            let due = Duration::from_secs_f64(id as f64 / f64::from(rate));
-            tokio::time::sleep_until((started + due).into()).await;
-        }
-        publisher.update(id, now_micros()).await?;
+    let publishing = connections
+        .into_iter()
+        .enumerate()
+        .map(|(first, mut publisher)| async move {
+            for id in (first..broadcasts).step_by(publishers) {
+                if let Some(rate) = per_second {
+                    let due = Duration::from_secs_f64(id as f64 / f64::from(rate));
+                    tokio::time::sleep_until((started + due).into()).await;
+                }
+                publisher.update(id, now_micros()).await?;
+            }
+            anyhow::Ok(())
+        });
+    for published in futures_util::future::join_all(publishing).await {
+        published?;
     }
     tokio::time::timeout(Duration::from_secs(120), received.wait())
         .await
@@ -214,7 +300,7 @@ pub async fn run(plugin: &Path, load: Load) -> anyhow::Result<Bar> {
 }
 
 /// The publisher: one HTTP/1.1 keep-alive connection.
-mod publisher {
+pub mod publisher {
     use http_body_util::{BodyExt, Full};
     use hyper::body::Bytes;
     use hyper_util::rt::TokioIo;

@@ -9,12 +9,16 @@
 //! - `reload`: from writing a new version of a plugin file to that version
 //!   serving, with the folder watcher on.
 //! - `fanout`: scenario 4, broadcast to 1,000 and 10,000 WebSocket clients,
-//!   back to back and at a fixed rate.
+//!   back to back and at a fixed rate, with history and sessions off and on.
 //! - `compare`: scenarios 1-3 of BENCHMARKS.md: rpcnode (with the calculator
 //!   in each language), jsonrpsee and bare axum under the same HTTP,
 //!   WebSocket and batch load.
 //! - `reload-load`: scenario 5, scenario 1's load while the calculator is
 //!   replaced again and again: failed requests and the latency spike.
+//! - `store`: scenario 7, the state and stream backends alone, memory and
+//!   embedded, from 1 to 256 concurrent callers.
+//! - `resume`: scenario 8, the time to resume with 1,000 missed
+//!   notifications, and the server's memory per session kept while away.
 //!
 //! `--smoke` runs every scenario briefly (CI does, so the harness keeps
 //! working); its numbers mean nothing. `--only TEXT` runs scenarios 1-3
@@ -51,7 +55,9 @@ mod load;
 mod overhead;
 mod peers;
 mod reload_load;
+mod resume;
 mod startup;
+mod store;
 
 /// Each plugin language and the `target/` folder its examples are built into.
 const LANGUAGES: [(&str, &str); 3] = [
@@ -72,6 +78,11 @@ struct Effort {
     window: load::Window,
     /// The fan-out runs.
     fanout: &'static [fanout::Load],
+    /// Concurrent callers of the store scenario.
+    store_callers: &'static [usize],
+    /// Resume rounds, notifications missed in each, and sessions whose
+    /// memory is measured.
+    resume: (usize, usize, usize),
 }
 
 const FULL: Effort = Effort {
@@ -82,10 +93,18 @@ const FULL: Effort = Effort {
     every_plugin: true,
     fanout: &[
         fanout::Load::back_to_back(1_000, 1_000),
+        fanout::Load::back_to_back(1_000, 1_000).durable(),
         fanout::Load::back_to_back(10_000, 400),
+        fanout::Load::back_to_back(10_000, 400).durable(),
+        fanout::Load::back_to_back(10_000, 400).publishers(8),
+        fanout::Load::back_to_back(10_000, 400)
+            .publishers(8)
+            .durable(),
         fanout::Load::paced(10_000, 250, 50),
         fanout::Load::paced(10_000, 20, 2),
     ],
+    store_callers: &[1, 16, 64, 256],
+    resume: (5, 1_000, 10_000),
     window: load::Window {
         warmup: Duration::from_secs(1),
         measure: Duration::from_secs(5),
@@ -100,8 +119,11 @@ const SMOKE: Effort = Effort {
     every_plugin: false,
     fanout: &[
         fanout::Load::back_to_back(100, 10),
+        fanout::Load::back_to_back(100, 10).durable().publishers(2),
         fanout::Load::paced(100, 10, 100),
     ],
+    store_callers: &[1, 8],
+    resume: (1, 20, 50),
     window: load::Window {
         warmup: Duration::from_millis(100),
         measure: Duration::from_millis(400),
@@ -176,6 +198,14 @@ async fn main() -> anyhow::Result<()> {
     }
     if wanted("reload-load") {
         reload_load::run(effort.window, Duration::from_millis(500)).await?;
+    }
+    if wanted("store") {
+        store::run(effort.window.measure / 2, effort.store_callers).await?;
+    }
+    if wanted("resume") {
+        let (rounds, missed, sessions) = effort.resume;
+        let plugin = built("plugins", "data_service.wasm")?;
+        resume::run(&plugin, rounds, missed, sessions).await?;
     }
     Ok(())
 }

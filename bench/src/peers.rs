@@ -26,15 +26,34 @@ pub struct Peer {
     _process: tokio::process::Child,
     /// rpcnode's plugins folder, removed after the process is killed.
     folder: Option<tempfile::TempDir>,
+    /// rpcnode's data folder, when it keeps its data.
+    _data: Option<tempfile::TempDir>,
 }
 
 impl Peer {
     /// rpcnode serving a folder of copies of `plugins` (built file, name),
-    /// watching it for changes.
+    /// watching it for changes, keeping nothing: memory only, no history.
     pub async fn rpcnode(plugins: &[(PathBuf, &str)]) -> anyhow::Result<Self> {
         let folder = crate::folder(plugins)?;
         let mut peer = Self::start(&["rpcnode".as_ref(), folder.path().as_os_str()]).await?;
         peer.folder = Some(folder);
+        Ok(peer)
+    }
+
+    /// [`Peer::rpcnode`] keeping its data as the binary does by default: in
+    /// the embedded store of a data folder (on the target folder's disk),
+    /// with history.
+    pub async fn rpcnode_durable(plugins: &[(PathBuf, &str)]) -> anyhow::Result<Self> {
+        let folder = crate::folder(plugins)?;
+        let data = tempfile::tempdir_in(crate::target())?;
+        let args = [
+            "rpcnode".as_ref(),
+            folder.path().as_os_str(),
+            data.path().as_os_str(),
+        ];
+        let mut peer = Self::start(&args).await?;
+        peer.folder = Some(folder);
+        peer._data = Some(data);
         Ok(peer)
     }
 
@@ -72,6 +91,7 @@ impl Peer {
             pid,
             _process: process,
             folder: None,
+            _data: None,
         })
     }
 
@@ -81,8 +101,10 @@ impl Peer {
     }
 }
 
-/// `peer jsonrpsee|axum|rpcnode FOLDER`: serve one of the measured servers
-/// until killed, after printing `listening on ADDRESS`.
+/// `peer jsonrpsee|axum|rpcnode FOLDER [DATA_FOLDER]`: serve one of the
+/// measured servers until killed, after printing `listening on ADDRESS`.
+/// rpcnode keeps its data in DATA_FOLDER, with history, or else in memory
+/// without history.
 pub async fn serve(args: &[String]) -> anyhow::Result<()> {
     match args {
         [name] if name == "jsonrpsee" => {
@@ -102,8 +124,12 @@ pub async fn serve(args: &[String]) -> anyhow::Result<()> {
             tokio::spawn(async move { axum::serve(listener, axum_baseline()).await });
             listen_until_killed(address).await
         }
-        [name, folder] if name == "rpcnode" => {
+        [name, folder, data @ ..] if name == "rpcnode" && data.len() <= 1 => {
             let mut config = rpcnode::Config::new(folder);
+            match data.first() {
+                Some(data) => config.data_dir = Some(data.into()),
+                None => config.history.size = 0,
+            }
             config.port = 0;
             config.watch = true;
             config.max_connections = 100_000;
@@ -112,7 +138,7 @@ pub async fn serve(args: &[String]) -> anyhow::Result<()> {
             let server = rpcnode::Server::start(config).await?;
             listen_until_killed(server.local_addr()).await
         }
-        _ => anyhow::bail!("usage: peer jsonrpsee|axum|rpcnode PLUGINS_FOLDER"),
+        _ => anyhow::bail!("usage: peer jsonrpsee|axum|rpcnode PLUGINS_FOLDER [DATA_FOLDER]"),
     }
 }
 
@@ -172,7 +198,7 @@ mod tests {
         let error = super::serve(&args).await.unwrap_err();
         assert_eq!(
             error.to_string(),
-            "usage: peer jsonrpsee|axum|rpcnode PLUGINS_FOLDER"
+            "usage: peer jsonrpsee|axum|rpcnode PLUGINS_FOLDER [DATA_FOLDER]"
         );
     }
 }

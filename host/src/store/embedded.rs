@@ -142,11 +142,12 @@ impl Embedded {
         let reader = open_connection(&file).map_err(|error| broken(&error))?;
 
         let (writes, queue) = mpsc::channel(QUEUE);
+        let outcomes = answers(deliver)?;
         let thread = Writer {
             connection: writer,
             committed: Arc::clone(&committed),
             limits,
-            deliver,
+            outcomes,
             _lock: lock,
         };
         std::thread::Builder::new()
@@ -314,9 +315,80 @@ struct Writer {
     connection: Connection,
     committed: Arc<Committed>,
     limits: HistoryLimits,
-    deliver: Arc<dyn Deliver>,
+    /// Where the outcomes of committed batches go to be answered.
+    outcomes: Outcomes,
     /// Held for as long as the writer runs: the folder stays locked.
     _lock: File,
+}
+
+/// The writer's side of the way back: committed batches, and a datagram
+/// socket it pokes after each so that the async side wakes.
+struct Outcomes {
+    batches: std::sync::mpsc::Sender<Vec<Finish>>,
+    poke: std::os::unix::net::UnixDatagram,
+}
+
+impl Outcomes {
+    fn send(&self, batch: Vec<Finish>) {
+        if self.batches.send(batch).is_ok() {
+            // A full socket buffer means a poke is already waiting.
+            let _ = self.poke.send(&[1]);
+        }
+    }
+}
+
+/// The way back from the writer thread to the callers, and the task that
+/// answers them and delivers committed appends, in commit order.
+///
+/// Why a socket: a task woken from a thread outside the async runtime is
+/// queued behind every task already waiting (after a broadcast, every
+/// recipient's connection), so each commit would wait a full round of the
+/// runtime before its callers resumed. A socket's readiness is seen by the
+/// runtime's own I/O driver, which runs the woken task next, and the answers
+/// it sends from there wake their callers the same way.
+fn answers(deliver: Arc<dyn Deliver>) -> anyhow::Result<Outcomes> {
+    let (poke, woken) =
+        std::os::unix::net::UnixDatagram::pair().context("creating the store's wake-up socket")?;
+    poke.set_nonblocking(true)?;
+    woken.set_nonblocking(true)?;
+    let woken = tokio::net::UnixDatagram::from_std(woken)?;
+    let (batches, committed) = std::sync::mpsc::channel::<Vec<Finish>>();
+    tokio::spawn(async move {
+        let mut drained = [0u8; 64];
+        loop {
+            if woken.readable().await.is_err() {
+                return;
+            }
+            while woken.try_recv(&mut drained).is_ok() {}
+            loop {
+                match committed.try_recv() {
+                    Ok(batch) => answer(batch, deliver.as_ref()),
+                    Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+                }
+            }
+        }
+    });
+    Ok(Outcomes { batches, poke })
+}
+
+/// Answer each change of a committed batch, delivering appends first.
+fn answer(batch: Vec<Finish>, deliver: &dyn Deliver) {
+    for finish in batch {
+        match finish {
+            Finish::Unit(reply, result) => drop(reply.send(result)),
+            Finish::Bool(reply, value) => drop(reply.send(Ok(value))),
+            Finish::Int(reply, result) => drop(reply.send(result)),
+            Finish::Position(reply, position) => drop(reply.send(Ok(position))),
+            Finish::Append(reply, stream, position, notification) => {
+                let delivered = deliver.deliver(&stream, &position, &notification);
+                let _ = reply.send(Ok(Appended {
+                    position,
+                    delivered,
+                }));
+            }
+        }
+    }
 }
 
 impl Writer {
@@ -332,6 +404,10 @@ impl Writer {
             }
             self.commit(batch);
         }
+        // Tell the answering task there is nothing more to come.
+        let Outcomes { batches, poke } = self.outcomes;
+        drop(batches);
+        let _ = poke.send(&[0]);
     }
 
     /// Apply `batch` in one transaction; answer each change once the
@@ -365,21 +441,7 @@ impl Writer {
             }
         };
         pending.publish(&self.committed);
-        for finish in finishes {
-            match finish {
-                Finish::Unit(reply, result) => drop(reply.send(result)),
-                Finish::Bool(reply, value) => drop(reply.send(Ok(value))),
-                Finish::Int(reply, result) => drop(reply.send(result)),
-                Finish::Position(reply, position) => drop(reply.send(Ok(position))),
-                Finish::Append(reply, stream, position, notification) => {
-                    let delivered = self.deliver.deliver(&stream, &position, &notification);
-                    let _ = reply.send(Ok(Appended {
-                        position,
-                        delivered,
-                    }));
-                }
-            }
-        }
+        self.outcomes.send(finishes);
     }
 }
 

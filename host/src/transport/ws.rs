@@ -315,6 +315,9 @@ async fn write_burst(
 /// Whether the client had `offset` of `stream` before this connection's
 /// live notifications began; forgets the stream once past it.
 fn is_had(skip: &mut HashMap<StreamName, u64>, stream: &StreamName, offset: u64) -> bool {
+    if skip.is_empty() {
+        return false;
+    }
     let Some(&had) = skip.get(stream) else {
         return false;
     };
