@@ -5,6 +5,7 @@
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Parser;
 use rpcnode::cli::{LogFormat, Settings};
 use rpcnode::{Config, Node, Server};
@@ -46,6 +47,9 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     if settings.check_plugins {
         return check(settings.into_config()?).await;
     }
+    // Installed before anything is served: a SIGTERM that arrives as soon as
+    // the address is printed still stops the server gracefully.
+    let stop = shutdown_signal()?;
     let server = Server::start(settings.into_config()?).await?;
     // Scripts and tests read the address from this line: print it once,
     // only when connections are being accepted.
@@ -53,7 +57,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     writeln!(stdout, "listening on {}", server.url())?;
     stdout.flush()?;
     drop(stdout);
-    server.run_until(shutdown_signal()).await?;
+    server.run_until(stop).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -95,13 +99,18 @@ async fn check(mut config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
-    }
-    tracing::info!("shutting down");
+/// Install the SIGINT (Ctrl-C) and SIGTERM handlers now; the future ends
+/// when either signal arrives.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("shutting down");
+    })
 }

@@ -61,13 +61,26 @@ pub enum ClientError {
 pub enum Outbound {
     /// A text frame answering a request.
     Text(Utf8Bytes),
-    /// A text frame carrying a server notification; for a session client,
-    /// with its stream and offset (see [`Notification::positioned`]).
-    Notification(Utf8Bytes, Option<(StreamName, u64)>),
+    /// A text frame carrying a server notification.
+    Notification(Utf8Bytes),
+    /// A text frame carrying a server notification with its position, for
+    /// a session client; one allocation shared by all its recipients.
+    Positioned(Arc<Positioned>),
     /// A keepalive ping.
     Ping,
     /// A close frame, after which the writer stops.
     Close(CloseFrame),
+}
+
+/// A notification as session clients receive it.
+#[derive(Debug)]
+pub struct Positioned {
+    /// The text, with its position (see [`Notification::positioned`]).
+    pub text: Utf8Bytes,
+    /// Its stream.
+    pub stream: StreamName,
+    /// Its offset in the stream.
+    pub offset: u64,
 }
 
 impl From<String> for Outbound {
@@ -322,7 +335,7 @@ impl Clients {
         let Some(queue) = queue else {
             return Err(ClientError::UnknownClient(id.to_owned()));
         };
-        match queue.try_send(Outbound::Notification(message, None)) {
+        match queue.try_send(Outbound::Notification(message)) {
             Ok(()) => {
                 self.queued.inc();
                 Ok(())
@@ -551,7 +564,7 @@ struct Message<'a> {
     position: &'a Position,
     notification: &'a Notification,
     plain: Option<Utf8Bytes>,
-    positioned: Option<Utf8Bytes>,
+    positioned: Option<Arc<Positioned>>,
 }
 
 impl<'a> Message<'a> {
@@ -567,18 +580,22 @@ impl<'a> Message<'a> {
 
     fn for_client(&mut self, session: bool) -> Outbound {
         if session {
-            let text = self.positioned.get_or_insert_with(|| {
-                self.notification
-                    .positioned(self.stream, self.position)
-                    .into()
+            let positioned = self.positioned.get_or_insert_with(|| {
+                Arc::new(Positioned {
+                    text: self
+                        .notification
+                        .positioned(self.stream, self.position)
+                        .into(),
+                    stream: self.stream.clone(),
+                    offset: self.position.offset,
+                })
             });
-            let position = (self.stream.clone(), self.position.offset);
-            Outbound::Notification(text.clone(), Some(position))
+            Outbound::Positioned(Arc::clone(positioned))
         } else {
             let text = self
                 .plain
                 .get_or_insert_with(|| self.notification.text.to_string().into());
-            Outbound::Notification(text.clone(), None)
+            Outbound::Notification(text.clone())
         }
     }
 }
@@ -684,12 +701,15 @@ mod tests {
         );
         assert_eq!(clients.connected(), 1);
         assert_eq!(broadcast(&clients), 1);
-        let Ok(Outbound::Notification(text, Some((stream, 1)))) = second.outbound.try_recv() else {
+        let Ok(Outbound::Positioned(positioned)) = second.outbound.try_recv() else {
             panic!("a positioned notification");
         };
-        assert_eq!(stream, StreamName::broadcast());
         assert_eq!(
-            text.as_str(),
+            (&positioned.stream, positioned.offset),
+            (&StreamName::broadcast(), 1)
+        );
+        assert_eq!(
+            positioned.text.as_str(),
             r#"{"method":"m","position":{"stream":"broadcast","epoch":"e","offset":1}}"#
         );
         assert_eq!(clients.subscribers("news"), [first.id.to_string()]);

@@ -60,11 +60,11 @@ impl Caller {
         }
     }
 
-    /// The same caller as WebSocket client `client_id` (its session's id).
-    pub fn with_client_id(&self, client_id: Arc<str>) -> Self {
+    /// This caller as WebSocket client `client_id`.
+    pub fn with_client_id(self, client_id: Arc<str>) -> Self {
         Self {
             client_id: Some(client_id),
-            ..self.clone()
+            ..self
         }
     }
 

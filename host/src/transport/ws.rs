@@ -79,7 +79,10 @@ async fn serve(
     let caller = Caller::new(Transport::Websocket, None, remote_addr, headers);
     let (mut sink, mut stream) = socket.split();
     let opened = if wants_session {
-        match session::open(&node, &caller, &mut sink, &mut stream).await {
+        // Boxed: the opening's future is large, and only session
+        // connections need it, for a moment; every connection's future
+        // would otherwise carry its size for as long as it lives.
+        match Box::pin(session::open(&node, &caller, &mut sink, &mut stream)).await {
             Some(opened) => opened,
             None => return,
         }
@@ -104,9 +107,7 @@ async fn serve(
                 "welcome",
                 Some(&json!({ "client_id": &*client_id }).to_string()),
             );
-            let _ = queue
-                .send(Outbound::Notification(welcome.into(), None))
-                .await;
+            let _ = queue.send(Outbound::Notification(welcome.into())).await;
         }
         node.dispatcher
             .connection_event(&caller, ConnectionEvent::Connected)
@@ -276,8 +277,8 @@ async fn write_burst(
     let more = loop {
         let (message, last) = match next {
             Outbound::Text(text) => (Message::Text(text), false),
-            Outbound::Notification(_, Some((ref stream, offset)))
-                if is_had(skip, stream, offset) =>
+            Outbound::Positioned(ref positioned)
+                if is_had(skip, &positioned.stream, positioned.offset) =>
             {
                 match outbound.try_recv() {
                     Ok(queued) => {
@@ -287,9 +288,13 @@ async fn write_burst(
                     Err(_) => break true,
                 }
             }
-            Outbound::Notification(text, _) => {
+            Outbound::Notification(text) => {
                 notifications += 1;
                 (Message::Text(text), false)
+            }
+            Outbound::Positioned(positioned) => {
+                notifications += 1;
+                (Message::Text(positioned.text.clone()), false)
             }
             Outbound::Ping => (Message::Ping(Default::default()), false),
             Outbound::Close(frame) => (Message::Close(Some(frame)), true),
