@@ -41,7 +41,7 @@ pub fn ensure_wasm_target(root: &Path) -> anyhow::Result<()> {
 pub fn js_tools(root: &Path) -> anyhow::Result<PathBuf> {
     require(
         "node",
-        "Node.js (18 or newer, with npm) builds the JavaScript plugins",
+        "Node.js (20 or newer, with npm) builds the JavaScript plugins and runs the example client",
     )?;
     require(
         "npm",
