@@ -31,6 +31,13 @@ async fn start_on(plugins: &Path, data: &Path) -> (Child, String) {
     start(plugins, &["--data-dir", data.to_str().unwrap()]).await
 }
 
+/// Run the binary on `plugins` and `data` to its end (it must fail to
+/// start); its exit code and stderr.
+async fn refused_on(plugins: &Path, data: &Path) -> (Option<i32>, String) {
+    let (plugins, data) = (plugins.to_str().unwrap(), data.to_str().unwrap());
+    run_to_end(&["--plugins", plugins, "--port", "0", "--data-dir", data]).await
+}
+
 #[tokio::test]
 async fn acknowledged_state_survives_kill_9() {
     let plugins = plugins_dir(&["probe"]);
@@ -88,11 +95,13 @@ async fn acknowledged_state_survives_kill_9() {
     assert_eq!(code, Some(0), "{log}");
 }
 
-/// A session client receives a broadcast, then the server keeps sending
-/// while the client stops reading; `stop` ends the server; after a restart
-/// on the same folder more is sent, and the client resumes with all of it.
+/// A session client takes a role (client metadata and a topic, through a
+/// plugin) and receives a broadcast, then the server keeps sending while the
+/// client stops reading; `stop` ends the server; after a restart on the same
+/// folder more is sent, and the client resumes with all of it, its role and
+/// its topic.
 async fn resume_across_a_restart(stop: impl AsyncFnOnce(Child)) {
-    let plugins = plugins_dir(&["probe"]);
+    let plugins = plugins_dir(&["probe", "roles"]);
     let data = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
     let (child, address) = start_on(plugins.path(), data.path()).await;
@@ -102,6 +111,14 @@ async fn resume_across_a_restart(stop: impl AsyncFnOnce(Child)) {
     let broadcast = |n: u64| json!({"method": "b", "params": {"n": n}});
     let to_client = |n: u64| json!({"method": "c", "params": {"n": n}, "client_id": id});
 
+    let role = client
+        .ws
+        .call("authenticate", json!({"role": "admin"}), 1)
+        .await;
+    assert_eq!(
+        role["result"],
+        json!({"authenticated": true, "role": "admin"})
+    );
     call(&http, &address, "notify", broadcast(0)).await;
     assert_eq!(client.next().await["params"], json!({"n": 0}));
     // Acknowledged before the server goes down, never read by the client.
@@ -148,6 +165,18 @@ async fn resume_across_a_restart(stop: impl AsyncFnOnce(Child)) {
             .collect();
     assert_eq!(received, expected);
     client.ws.assert_quiet().await;
+    // Its metadata and the topic the plugin subscribed it to came back too.
+    let action = client
+        .ws
+        .call("adminAction", json!({"action": "x"}), 2)
+        .await;
+    assert_eq!(
+        action["result"],
+        json!({"users_notified": 0, "admins_notified": 1})
+    );
+    let log = client.next().await;
+    assert_eq!(log["params"], json!({"action": "x", "admin": id}));
+    assert_eq!(log["position"]["stream"], "topic:role:admin");
     let (code, log) = terminate(child).await;
     assert_eq!(code, Some(0), "{log}");
 }
@@ -172,15 +201,7 @@ async fn a_data_folder_serves_one_node_at_a_time() {
     let data = tempfile::tempdir().unwrap();
     let (child, _) = start_on(plugins.path(), data.path()).await;
     let folder = data.path().to_str().unwrap();
-    let (code, stderr) = run_to_end(&[
-        "--plugins",
-        plugins.path().to_str().unwrap(),
-        "--port",
-        "0",
-        "--data-dir",
-        folder,
-    ])
-    .await;
+    let (code, stderr) = refused_on(plugins.path(), data.path()).await;
     assert_eq!(code, Some(1));
     assert_eq!(
         stderr.trim_end(),
@@ -202,15 +223,7 @@ async fn a_corrupt_store_is_a_startup_error_naming_the_file() {
     let data = tempfile::tempdir().unwrap();
     let file = data.path().join("rpcnode.db");
     let refused = async || {
-        let (code, stderr) = run_to_end(&[
-            "--plugins",
-            plugins.path().to_str().unwrap(),
-            "--port",
-            "0",
-            "--data-dir",
-            data.path().to_str().unwrap(),
-        ])
-        .await;
+        let (code, stderr) = refused_on(plugins.path(), data.path()).await;
         assert_eq!(code, Some(1), "{stderr}");
         stderr
     };

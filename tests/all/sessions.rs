@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::support::{TestNode, error, eventually, success, within, ws_connect};
+use crate::support::{TestNode, WsClient, error, eventually, success, within, ws_connect};
 
 const RESUME_REFUSED: &str = "Server error: no session matches this client_id and token (it may \
                               have expired); start a new one with rpc.session {}";
@@ -34,6 +34,19 @@ fn recoveries(answer: &Value) -> BTreeMap<String, (u64, bool, u64)> {
             (name, state)
         })
         .collect()
+}
+
+/// The next frame closes the connection with 1008 and `reason`.
+async fn assert_closed_by_policy(ws: &mut WsClient, reason: &str) {
+    match ws.next_frame().await {
+        Some(Message::Close(Some(frame))) => {
+            assert_eq!(
+                (frame.code, frame.reason.as_str()),
+                (CloseCode::Policy, reason)
+            );
+        }
+        other => panic!("expected a close frame, got {other:?}"),
+    }
 }
 
 async fn drop_in_a_burst_and_resume(node: TestNode) {
@@ -387,16 +400,7 @@ async fn a_second_connection_takes_the_session_over() {
     );
     let answer = client.resume(&address).await;
     assert_eq!(answer["result"]["resumed"], true);
-    match first.next_frame().await {
-        Some(Message::Close(Some(frame))) => {
-            assert_eq!(frame.code, CloseCode::Policy);
-            assert_eq!(
-                frame.reason,
-                "the session was resumed on another connection"
-            );
-        }
-        other => panic!("expected a close frame, got {other:?}"),
-    }
+    assert_closed_by_policy(&mut first, "the session was resumed on another connection").await;
     node.call("notify", json!({"method": "after", "params": {}}))
         .await;
     assert_eq!(client.next().await["method"], "after");
@@ -414,16 +418,7 @@ async fn a_session_connection_that_never_opens_a_session_is_closed() {
         &[],
     )
     .await;
-    match ws.next_frame().await {
-        Some(Message::Close(Some(frame))) => {
-            assert_eq!(frame.code, CloseCode::Policy);
-            assert_eq!(
-                frame.reason,
-                "no rpc.session request within header_read_timeout"
-            );
-        }
-        other => panic!("expected a close frame, got {other:?}"),
-    }
+    assert_closed_by_policy(&mut ws, "no rpc.session request within header_read_timeout").await;
     assert_eq!(node.get_json("/health").await["sessions"], 0);
 }
 
