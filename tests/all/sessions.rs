@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::support::{TestNode, WsClient, error, eventually, success, within, ws_connect};
+use crate::support::{
+    SessionClient, TestNode, WsClient, error, eventually, success, within, ws_connect,
+};
 
 const RESUME_REFUSED: &str = "Server error: no session matches this client_id and token (it may \
                               have expired); start a new one with rpc.session {}";
@@ -34,6 +36,12 @@ fn recoveries(answer: &Value) -> BTreeMap<String, (u64, bool, u64)> {
             (name, state)
         })
         .collect()
+}
+
+/// Close the client's connection and wait until the server has seen it go.
+async fn leave(node: &TestNode, client: &mut SessionClient) {
+    client.ws.close().await;
+    eventually(async || node.get_json("/health").await["websocket_clients"] == 0).await;
 }
 
 /// The next frame closes the connection with 1008 and `reason`.
@@ -140,8 +148,7 @@ async fn what_is_sent_while_away_waits_until_the_session_ends() {
         .ws
         .call("rpc.subscribe", json!({"topics": ["t"]}), 1)
         .await;
-    client.ws.close().await;
-    eventually(async || node.get_json("/health").await["websocket_clients"] == 0).await;
+    leave(&node, &mut client).await;
     // Away, the client is still a client: it is listed, and notifications
     // to it are kept.
     assert_eq!(
@@ -216,8 +223,7 @@ async fn a_resume_says_which_streams_it_could_not_recover_and_sends_nothing_of_t
         .ws
         .call("rpc.subscribe", json!({"topics": ["t"]}), 1)
         .await;
-    client.ws.close().await;
-    eventually(async || node.get_json("/health").await["websocket_clients"] == 0).await;
+    leave(&node, &mut client).await;
     for n in 0..5 {
         let published = node
             .call("publish", json!({"topic": "t", "message": n}))
@@ -244,8 +250,7 @@ async fn a_resume_says_which_streams_it_could_not_recover_and_sends_nothing_of_t
 
     // A position from another epoch (the stream's history was lost) is not
     // recovered either, even with nothing missed.
-    client.ws.close().await;
-    eventually(async || node.get_json("/health").await["websocket_clients"] == 0).await;
+    leave(&node, &mut client).await;
     let broadcast = client.positions.get_mut("broadcast").unwrap();
     broadcast["epoch"] = json!("0ther");
     let answer = client.resume(&address).await;
