@@ -1,6 +1,8 @@
 //! Warm per-call cost of the calculator plugin in each language, in process
 //! and without sockets: one JSON-RPC request through the dispatcher (parse,
-//! hooks, routing, the wasm call, response), and the plugin call alone.
+//! params check, hooks, routing, the wasm call, response), the plugin call
+//! alone, and the params check alone (`add`'s schema, by name and by
+//! position).
 
 use std::time::{Duration, Instant};
 
@@ -15,14 +17,22 @@ use crate::{Effort, LANGUAGES, built, folder, median};
 
 pub async fn run(effort: Effort, charts: &Charts) -> anyhow::Result<()> {
     let mut bars = Vec::new();
-    println!("| Plugin language | Request through the dispatcher | Plugin call alone |");
-    println!("|---|---|---|");
+    println!(
+        "| Plugin language | Request through the dispatcher | Plugin call alone | Params check alone: by name / by position |"
+    );
+    println!("|---|---|---|---|");
     for (language, examples) in LANGUAGES {
         let dir = folder(&[(built(examples, "calculator.wasm")?, "calculator.wasm")])?;
         let node = Node::start(Config::new(dir.path())).await?;
         let per_request = through_dispatcher(&node, effort).await;
         let per_call = plugin_call(&node, effort).await?;
-        println!("| {language} | {per_request:.2} µs | {per_call:.2} µs |");
+        let (by_name, by_position) = (
+            params_check(&node, r#"{"a":1,"b":2}"#, effort)?,
+            params_check(&node, "[1,2]", effort)?,
+        );
+        println!(
+            "| {language} | {per_request:.2} µs | {per_call:.2} µs | {by_name:.3} / {by_position:.3} µs |"
+        );
         bars.push(Bar {
             label: format!("{language}: request through the dispatcher"),
             value: per_request,
@@ -64,6 +74,26 @@ async fn through_dispatcher(node: &Node, effort: Effort) -> f64 {
         per_request.push(started.elapsed().as_secs_f64() * 1e6 / f64::from(effort.calls));
     }
     median(per_request)
+}
+
+/// Microseconds to check `params` against `add`'s params schema (as the
+/// dispatcher does before the hooks), median of the repeats.
+fn params_check(node: &Node, params: &str, effort: Effort) -> anyhow::Result<f64> {
+    let table = node.registry.current();
+    let route = table.route("add").context("calculator has add")?;
+    let schema = route
+        .params
+        .as_ref()
+        .context("add declares a params schema")?;
+    let mut per_check = Vec::new();
+    for _ in 0..effort.repeats {
+        let started = Instant::now();
+        for _ in 0..effort.calls {
+            anyhow::ensure!(schema.check(std::hint::black_box(Some(params))).is_ok());
+        }
+        per_check.push(started.elapsed().as_secs_f64() * 1e6 / f64::from(effort.calls));
+    }
+    Ok(median(per_check))
 }
 
 /// Microseconds per `handle` call on a pooled instance, median of the repeats.

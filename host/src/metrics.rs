@@ -171,6 +171,9 @@ pub struct Metrics {
     pub connections_refused: Counter,
     /// Requests refused by the rate limiter.
     pub rate_limited: Counter,
+    /// Notifications dropped because their params did not match the
+    /// method's schema.
+    pub invalid_notifications: Counter,
     /// Plugin versions that started serving.
     pub plugin_loads: Counter,
     /// Rescans of the plugins folder after the first load.
@@ -263,6 +266,11 @@ impl Metrics {
                 "rpcnode_rate_limited_total",
                 "Requests refused by the rate limiter.",
                 &self.rate_limited,
+            ),
+            (
+                "rpcnode_invalid_notifications_total",
+                "Notifications dropped because their params did not match the method's schema.",
+                &self.invalid_notifications,
             ),
             (
                 "rpcnode_plugin_loads_total",

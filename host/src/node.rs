@@ -17,6 +17,7 @@ use crate::plugin::{
 };
 use crate::push::{Broker, Clients, Sessions};
 use crate::ratelimit::RateLimiter;
+use crate::rpc::openrpc::About;
 use crate::rpc::{Caller, Dispatcher};
 use crate::scheduler::Scheduler;
 use crate::store::{Backends, Deliver};
@@ -87,9 +88,19 @@ impl Node {
             config.max_background_calls,
         ));
         let metrics = Arc::new(Metrics::default());
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let about = About {
+            title: config.node_name.clone(),
+            url: format!("{scheme}://{}:{}", config.host, config.port),
+        };
         let dispatcher = Arc::new(Dispatcher::new(
             Arc::clone(&registry),
             Arc::clone(&broker),
+            about,
             Arc::clone(&metrics),
             config.rate_limit.map(RateLimiter::new),
             config.max_batch_size,

@@ -1,5 +1,5 @@
-//! The server: one port, four routes (`POST /`, `GET /ws`, `GET /health` and
-//! `GET /metrics`), plain or TLS, with a cap on connections, a deadline for
+//! The server: one port, five routes (`POST /`, `GET /ws`, `GET /openrpc.json`,
+//! `GET /health` and `GET /metrics`), plain or TLS, with a cap on connections, a deadline for
 //! request headers, and a graceful stop. `POST /` is answered before the
 //! router (see [`transport::http`]); the router serves the rest.
 
@@ -35,6 +35,7 @@ pub fn router(node: Arc<Node>) -> Router {
     Router::new()
         .route("/", any(transport::http::not_post))
         .route("/ws", get(transport::ws::upgrade))
+        .route("/openrpc.json", get(transport::http::openrpc))
         .route("/health", get(status::health))
         .route("/metrics", get(status::metrics))
         .with_state(node)
@@ -64,8 +65,10 @@ impl Server {
     }
 
     /// Load the plugins and serve on an already bound `listener`.
-    pub async fn start_on(listener: TcpListener, config: Config) -> anyhow::Result<Self> {
+    pub async fn start_on(listener: TcpListener, mut config: Config) -> anyhow::Result<Self> {
         let local_addr = listener.local_addr().context("reading the bound address")?;
+        // The port bound (with --port 0, the one picked), as the node reports it.
+        config.port = local_addr.port();
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
         let node = Node::start(config).await?;
         let is_tls = tls.is_some();

@@ -22,10 +22,12 @@ pub async fn health(State(node): State<Arc<Node>>) -> Json<Value> {
         .plugins
         .iter()
         .map(|plugin| {
+            // Methods only the plugin's background work may call stay unlisted.
             let methods: Vec<&str> = plugin
                 .manifest
                 .methods
                 .iter()
+                .filter(|method| !method.internal)
                 .map(|method| method.name.as_str())
                 .collect();
             json!({ "name": plugin.name(), "version": plugin.manifest.version, "methods": methods })

@@ -160,6 +160,23 @@ function quietly(call) {
   }
 }
 
+/** The params schema `names` (as `params` lists them) stand for, if any. */
+function schemaOf(names) {
+  if (names === undefined) {
+    return undefined;
+  }
+  const properties = {};
+  const required = [];
+  for (const spec of names) {
+    const name = spec.endsWith('?') ? spec.slice(0, -1) : spec;
+    properties[name] = {};
+    if (name === spec) {
+      required.push(name);
+    }
+  }
+  return required.length > 0 ? { type: 'object', properties, required } : { type: 'object', properties };
+}
+
 /** A plugin's name, version, methods, hooks and timers. */
 export class Plugin {
   constructor(name, version) {
@@ -175,7 +192,8 @@ export class Plugin {
    * of the params, in positional order; `'name?'` for an optional one), `summary`, `description`,
    * `paramsSchema`, `resultSchema`, `notification` (no result: callers with
    * an id get null) and `internal` (only the plugin's own background work may
-   * call it).
+   * call it). Without `paramsSchema`, the `params` names are published as the
+   * schema: an object with those properties, the ones without `?` required.
    */
   method(name, options, handler) {
     if (handler === undefined) {
@@ -185,7 +203,7 @@ export class Plugin {
       name,
       summary: options.summary,
       description: options.description,
-      paramsSchema: dump(options.paramsSchema),
+      paramsSchema: dump(options.paramsSchema ?? schemaOf(options.params)),
       resultSchema: dump(options.resultSchema),
       notification: options.notification ?? false,
       internal: options.internal ?? false,

@@ -34,7 +34,7 @@ async fn hooks_wrap_every_request_in_order() {
 #[tokio::test]
 async fn a_rejection_stops_the_handler_and_after_request_still_sees_it() {
     let node = TestNode::start(&["users", "probe"]).await;
-    let create = r#"{"jsonrpc":"2.0","method":"user.create","params":{"name":"Bo","email":"bo@example.com"},"id":1}"#;
+    let create = r#"{"jsonrpc":"2.0","method":"user.create","params":{"username":"Bo","email":"bo@example.com"},"id":1}"#;
     let (status, body) = node.post_with(create, &[("x-reject", "1")]).await;
     assert_eq!(status, 200);
     let answer: Value = serde_json::from_str(&body).unwrap();
@@ -58,7 +58,7 @@ async fn audit_denies_configured_methods_however_they_are_spelled() {
     let node = TestNode::start_with(&["audit", "users"], plugin_config("audit", policy)).await;
     for spelling in ["user_create", "user.create", "user-create", "user#create"] {
         assert_eq!(
-            node.call(spelling, json!({"name": "x", "email": "x@y"}))
+            node.call(spelling, json!({"username": "x", "email": "x@y"}))
                 .await,
             error(
                 403,

@@ -40,9 +40,9 @@ async fn a_plugin_whose_method_is_taken_is_refused_and_the_first_keeps_serving()
         success(json!({"sum": 3}), json!(1))
     );
     let created = node
-        .call("user.create", json!({"name": "A", "email": "a@b"}))
+        .call("user.create", json!({"username": "A", "email": "a@b"}))
         .await;
-    assert_eq!(created["result"]["id"], 1);
+    assert_eq!(created["result"]["user_id"], 1);
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ mod limits;
 mod loading;
 mod notifications;
 mod observability;
+mod openrpc;
 mod reload;
 mod sandbox;
 mod sessions;

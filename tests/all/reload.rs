@@ -104,10 +104,10 @@ async fn removed_plugins_stop_answering_and_come_back_with_their_state() {
     let created = node
         .call(
             "user_create",
-            json!({"name": "Kim", "email": "kim@example.com"}),
+            json!({"username": "Kim", "email": "kim@example.com"}),
         )
         .await;
-    assert_eq!(created["result"]["id"], 1);
+    assert_eq!(created["result"]["user_id"], 1);
 
     std::fs::remove_file(node.plugins_path().join("users.wasm")).unwrap();
     eventually(async || node.plugin_version("users").await.is_none()).await;
@@ -120,10 +120,7 @@ async fn removed_plugins_stop_answering_and_come_back_with_their_state() {
     eventually(async || node.plugin_version("users").await.is_some()).await;
     assert_eq!(
         node.call("user_get", json!([1])).await,
-        success(
-            json!({"id": 1, "name": "Kim", "email": "kim@example.com"}),
-            json!(1)
-        )
+        success(json!({"user_id": 1, "username": "Kim"}), json!(1))
     );
 }
 

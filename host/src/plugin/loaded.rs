@@ -1,7 +1,9 @@
 //! A loaded plugin: its manifest, and typed calls into its exports through
 //! the instance pool.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
@@ -11,6 +13,7 @@ use super::bindings::rpcnode::plugin::types::{Hook, Manifest, RpcError};
 use super::call_context::CallContext;
 use super::exports::{AfterArgs, BorrowingExports, RequestArgs};
 use super::instance::{CallError, InstancePool};
+use super::params::ParamsSchema;
 use crate::metrics::Counter;
 
 /// Lease an instance for a call made on behalf of `$context`, make the call
@@ -31,6 +34,8 @@ macro_rules! call_export {
 pub struct LoadedPlugin {
     /// What the plugin reported from `describe`.
     pub manifest: Manifest,
+    /// The compiled params schema of each method that declares one.
+    pub params: HashMap<String, Arc<ParamsSchema>>,
     /// The file it was loaded from.
     pub file: PathBuf,
     pub(crate) pool: InstancePool,

@@ -1,7 +1,7 @@
 //! Loading one plugin: compile its component (through the cache), link it
 //! against the host, ask it to describe itself and check what it says.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +15,7 @@ use super::cache::CompileCache;
 use super::engine::PluginEngine;
 use super::instance::{InstancePool, classify};
 use super::loaded::LoadedPlugin;
+use super::params::ParamsSchema;
 use super::plugin_file::{PluginFile, PluginSettings, Sandbox};
 use super::registry::{is_reserved, normalize};
 use super::spawner::{Schedule, Spawner};
@@ -102,7 +103,7 @@ pub async fn load_file(
         shared.settings.load_timeout,
     )
     .await?;
-    check_manifest(&manifest)?;
+    let params = check_manifest(&manifest)?;
 
     let env = Arc::new(PluginEnv {
         name: manifest.name.clone(),
@@ -123,6 +124,7 @@ pub async fn load_file(
     let pool = InstancePool::new(shared.engine.clone(), pre, env, sandbox);
     Ok(LoadedPlugin {
         manifest,
+        params,
         file: file.to_path_buf(),
         pool,
         unloaded: Default::default(),
@@ -177,7 +179,9 @@ async fn describe(
         .context("calling describe")
 }
 
-fn check_manifest(manifest: &Manifest) -> anyhow::Result<()> {
+/// Check what the plugin says of itself; the compiled params schema of each
+/// method that declares one.
+fn check_manifest(manifest: &Manifest) -> anyhow::Result<HashMap<String, Arc<ParamsSchema>>> {
     let name = &manifest.name;
     let name_is_valid = !name.is_empty()
         && name.len() <= 64
@@ -188,6 +192,7 @@ fn check_manifest(manifest: &Manifest) -> anyhow::Result<()> {
         bail!("plugin name {name:?} must be 1 to 64 ASCII letters, digits, '_', '-' or '.'");
     }
     let mut seen = HashSet::new();
+    let mut params = HashMap::new();
     for method in &manifest.methods {
         let method_name = &method.name;
         if method_name.is_empty() {
@@ -199,13 +204,19 @@ fn check_manifest(manifest: &Manifest) -> anyhow::Result<()> {
         if !seen.insert(normalize(method_name).into_owned()) {
             bail!("plugin {name}: method {method_name} is listed twice");
         }
-        for schema in [&method.params_schema, &method.result_schema]
-            .into_iter()
-            .flatten()
-        {
-            serde_json::from_str::<serde::de::IgnoredAny>(schema).with_context(|| {
-                format!("plugin {name}: method {method_name} has a schema that is not JSON")
-            })?;
+        let compile = |which: &str, schema: &str| {
+            ParamsSchema::compile(schema).map_err(|reason| {
+                anyhow::anyhow!(
+                    "plugin {name}: method {method_name} has a {which} schema that does not \
+                     compile: {reason}"
+                )
+            })
+        };
+        if let Some(schema) = &method.result_schema {
+            compile("result", schema)?;
+        }
+        if let Some(schema) = &method.params_schema {
+            params.insert(method_name.clone(), Arc::new(compile("params", schema)?));
         }
     }
     for timer in &manifest.timers {
@@ -224,5 +235,5 @@ fn check_manifest(manifest: &Manifest) -> anyhow::Result<()> {
             );
         }
     }
-    Ok(())
+    Ok(params)
 }

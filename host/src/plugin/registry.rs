@@ -11,6 +11,7 @@ use parking_lot::RwLock;
 
 use super::bindings::rpcnode::plugin::types::Hook;
 use super::loaded::LoadedPlugin;
+use super::params::ParamsSchema;
 use crate::metrics::{MethodCounts, Metrics};
 
 /// A plugin file that did not load, and why.
@@ -30,6 +31,8 @@ pub struct Route {
     pub method: Arc<str>,
     /// Whether the method has no result.
     pub notification: bool,
+    /// The params schema, when the method declares one.
+    pub params: Option<Arc<ParamsSchema>>,
     /// Requests to it, for `/metrics`.
     pub counts: Arc<MethodCounts>,
 }
@@ -97,6 +100,7 @@ impl MethodTable {
                 plugin: Arc::clone(&plugin),
                 method: method.name.as_str().into(),
                 notification: method.notification,
+                params: plugin.params.get(&method.name).cloned(),
                 counts: metrics.method(&method.name),
             };
             self.routes

@@ -1,16 +1,28 @@
 //! The host's own methods, in the reserved `rpc.` namespace:
 //! `rpc.subscribe` and `rpc.unsubscribe` (`{"topics": [...]}`), which act on
-//! the calling WebSocket connection only, and `rpc.session`, which only a
-//! connection opened with `GET /ws?session` sends, as its first request
-//! (see [`crate::transport::ws`]).
+//! the calling WebSocket connection only; `rpc.discover`, the OpenRPC
+//! document; and `rpc.session`, which only a connection opened with
+//! `GET /ws?session` sends, as its first request (see `transport::session`).
 
 use serde::Deserialize;
 use serde_json::json;
 
 use super::caller::Caller;
+use super::openrpc::{self, About};
 use super::wire::{self, INVALID_PARAMS, RpcError, SESSION_FIRST, WEBSOCKET_REQUIRED};
+use crate::plugin::MethodTable;
 use crate::push::{Broker, PushError};
 use crate::store::StreamName;
+
+/// What the built-in methods act on.
+pub struct Builtins<'a> {
+    /// Subscriptions.
+    pub broker: &'a Broker,
+    /// The node, for `rpc.discover`.
+    pub about: &'a About,
+    /// The methods served, for `rpc.discover`.
+    pub table: &'a MethodTable,
+}
 
 #[derive(Deserialize)]
 struct Topics {
@@ -19,12 +31,15 @@ struct Topics {
 
 /// Whether `method` is one of the host's own.
 pub fn is_builtin(method: &str) -> bool {
-    matches!(method, "rpc.subscribe" | "rpc.unsubscribe" | "rpc.session")
+    matches!(
+        method,
+        "rpc.subscribe" | "rpc.unsubscribe" | "rpc.session" | "rpc.discover"
+    )
 }
 
 /// Answer `method` if it is a built-in; `None` otherwise.
 pub async fn call(
-    broker: &Broker,
+    builtins: &Builtins<'_>,
     method: &str,
     params: Option<&str>,
     caller: &Caller,
@@ -32,6 +47,11 @@ pub async fn call(
     let subscribe = match method {
         "rpc.subscribe" => true,
         "rpc.unsubscribe" => false,
+        "rpc.discover" => {
+            return Some(Ok(
+                openrpc::document(builtins.about, builtins.table).to_string()
+            ));
+        }
         "rpc.session" => {
             return Some(Err(RpcError::new(
                 SESSION_FIRST,
@@ -41,7 +61,7 @@ pub async fn call(
         }
         _ => return None,
     };
-    Some(topics(broker, method, subscribe, params, caller).await)
+    Some(topics(builtins.broker, method, subscribe, params, caller).await)
 }
 
 async fn topics(

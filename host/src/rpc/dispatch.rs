@@ -12,16 +12,17 @@ use futures_util::future::{Either, MaybeDone, maybe_done};
 use serde_json::value::RawValue;
 use tracing::Instrument as _;
 
-use super::builtin;
+use super::builtin::{self, Builtins};
 use super::caller::Caller;
+use super::openrpc::{self, About};
 use super::wire::{
-    self, INTERNAL_ERROR, Item, METHOD_NOT_FOUND, Message, RATE_LIMITED, REQUEST_TIMEOUT, Request,
-    RpcError,
+    self, INTERNAL_ERROR, INVALID_PARAMS, Item, METHOD_NOT_FOUND, Message, RATE_LIMITED,
+    REQUEST_TIMEOUT, Request, RpcError,
 };
 use crate::metrics::Metrics;
 use crate::plugin::{
-    CallContext, CallError, ConnectionEvent, GuestError, Hook, LoadedPlugin, MethodTable, Registry,
-    Route, Transport,
+    CallContext, CallError, ConnectionEvent, GuestError, Hook, LoadedPlugin, MethodTable, Problem,
+    Registry, Route, Transport,
 };
 use crate::push::Broker;
 use crate::ratelimit::RateLimiter;
@@ -32,6 +33,7 @@ pub struct Dispatcher {
     /// The plugins' methods and hooks.
     pub registry: Arc<Registry>,
     broker: Arc<Broker>,
+    about: About,
     metrics: Arc<Metrics>,
     rate_limiter: Option<RateLimiter>,
     max_batch_size: usize,
@@ -87,6 +89,7 @@ impl Dispatcher {
     pub fn new(
         registry: Arc<Registry>,
         broker: Arc<Broker>,
+        about: About,
         metrics: Arc<Metrics>,
         rate_limiter: Option<RateLimiter>,
         max_batch_size: usize,
@@ -95,6 +98,7 @@ impl Dispatcher {
         Self {
             registry,
             broker,
+            about,
             metrics,
             rate_limiter,
             max_batch_size,
@@ -152,9 +156,16 @@ impl Dispatcher {
             request.id,
             caller,
         );
+        if let Err(invalid) = self.check_params(&call) {
+            let Some(id) = request.id else {
+                self.metrics.invalid_notifications.inc();
+                return None;
+            };
+            return Some(wire::failure(Some(id), &invalid));
+        }
         let outcome = self
             .serve(table, &call, async |call, deadline| {
-                self.respond(call, deadline).await
+                self.respond(table, call, deadline).await
             })
             .await;
         let id = request.id?;
@@ -229,6 +240,25 @@ impl Dispatcher {
         outcome
     }
 
+    /// Check the params against the method's schema, if it declares one,
+    /// before any hook runs; a refusal is counted as the method's error.
+    fn check_params(&self, call: &Call<'_>) -> Result<(), RpcError> {
+        let Some(route) = call.route else {
+            return Ok(());
+        };
+        let Some(schema) = &route.params else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let problems = match schema.check(call.params) {
+            Ok(()) => return Ok(()),
+            Err(problems) => problems,
+        };
+        self.metrics
+            .request(&route.counts, false, started.elapsed());
+        Err(invalid_params(&problems))
+    }
+
     /// The error for a caller over its rate limit, if it is.
     fn rate_limited(&self, caller: &Caller) -> Option<RpcError> {
         let limiter = self.rate_limiter.as_ref()?;
@@ -272,9 +302,19 @@ impl Dispatcher {
     }
 
     /// The built-in method or the plugin's handler, to finish by `deadline`.
-    async fn respond(&self, call: &Call<'_>, deadline: Instant) -> Result<String, RpcError> {
+    async fn respond(
+        &self,
+        table: &MethodTable,
+        call: &Call<'_>,
+        deadline: Instant,
+    ) -> Result<String, RpcError> {
+        let builtins = Builtins {
+            broker: &self.broker,
+            about: &self.about,
+            table,
+        };
         if let Some(outcome) =
-            builtin::call(&self.broker, call.requested, call.params, call.caller).await
+            builtin::call(&builtins, call.requested, call.params, call.caller).await
         {
             return outcome;
         }
@@ -333,6 +373,11 @@ impl Dispatcher {
         }
     }
 
+    /// The OpenRPC document of what is served now.
+    pub fn discover(&self) -> serde_json::Value {
+        openrpc::document(&self.about, &self.registry.current())
+    }
+
     /// Run the hooks that see `event` of a WebSocket client.
     pub async fn connection_event(&self, caller: &Caller, event: ConnectionEvent) {
         let Some(client_id) = caller.client_id() else {
@@ -383,6 +428,21 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// `-32602 Invalid params: <the first problem>`, with every problem in
+/// `data` as `{"path", "message"}`.
+fn invalid_params(problems: &[Problem]) -> RpcError {
+    let first = problems
+        .first()
+        .map_or_else(String::new, |problem| match problem.path.as_str() {
+            "" => problem.message.clone(),
+            path => format!("{path}: {}", problem.message),
+        });
+    let mut error = RpcError::new(INVALID_PARAMS, first);
+    let data = serde_json::to_string(problems).expect("problems serialise");
+    error.data = RawValue::from_string(data).ok();
+    error
 }
 
 /// A plugin's error as the client sees it; data that is not JSON is dropped

@@ -1,10 +1,11 @@
 //! JSON-RPC: the wire format ([`wire`]), who sent a message ([`caller`]),
-//! dispatch through hooks to handlers ([`dispatch`]) and the host's own
-//! `rpc.` methods ([`builtin`]).
+//! dispatch through hooks to handlers ([`dispatch`]), the host's own `rpc.`
+//! methods ([`builtin`]) and the OpenRPC document ([`openrpc`]).
 
 pub mod builtin;
 pub mod caller;
 pub mod dispatch;
+pub mod openrpc;
 pub mod wire;
 
 pub use caller::Caller;

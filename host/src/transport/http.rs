@@ -108,6 +108,11 @@ pub fn is_rpc(request: &Request<Incoming>) -> bool {
     request.method() == Method::POST && request.uri().path() == "/"
 }
 
+/// `GET /openrpc.json`: the OpenRPC document, as `rpc.discover` answers it.
+pub async fn openrpc(axum::extract::State(node): axum::extract::State<Arc<Node>>) -> Answer {
+    reply(StatusCode::OK, node.dispatcher.discover().to_string())
+}
+
 /// `/` answers only `POST`: `405` with a JSON-RPC error saying so.
 pub async fn not_post() -> Answer {
     let error = RpcError::new(INVALID_REQUEST, "send JSON-RPC requests with POST");

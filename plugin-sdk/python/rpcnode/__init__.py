@@ -22,6 +22,8 @@ receives the :class:`Context` of the call. Raise :class:`RpcError` (or
 """
 
 import inspect
+import typing
+from types import UnionType as _UnionType
 import sys
 import traceback
 
@@ -163,6 +165,47 @@ class _Method:
         return arguments
 
 
+_JSON_TYPES = {float: "number", int: "integer", str: "string", bool: "boolean", list: "array",
+               dict: "object", type(None): "null"}
+
+
+def _schema_of(function):
+    """The params schema a function's signature stands for: an object with a
+    property per parameter (but ``ctx``), in order, typed from its annotation,
+    required unless it has a default. ``None`` for ``*args`` or ``**kwargs``."""
+    properties, required = {}, []
+    for parameter in inspect.signature(function).parameters.values():
+        if parameter.name == "ctx":
+            continue
+        if parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            return None
+        properties[parameter.name] = _annotation_schema(parameter.annotation)
+        if parameter.default is inspect.Parameter.empty:
+            required.append(parameter.name)
+    schema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _annotation_schema(annotation):
+    """The JSON Schema of one annotation: plain types, ``list[...]``,
+    ``dict[str, ...]`` and ``Optional``/unions; anything else allows any value."""
+    if annotation in _JSON_TYPES:
+        return {"type": _JSON_TYPES[annotation]}
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is list:
+        return {"type": "array", "items": _annotation_schema(args[0])} if args else {"type": "array"}
+    if origin is dict:
+        schema = {"type": "object"}
+        if len(args) == 2:
+            schema["additionalProperties"] = _annotation_schema(args[1])
+        return schema
+    if origin is typing.Union or origin is _UnionType:
+        return {"anyOf": [_annotation_schema(arg) for arg in args]}
+    return {}
+
+
 _TYPE_NAMES = {float: "a number", int: "an integer", str: "a string", bool: "a boolean", list: "an array", dict: "an object"}
 
 
@@ -213,11 +256,12 @@ class Plugin:
 
         def register(function):
             method_name = name or function.__name__
+            schema = params_schema if params_schema is not None else _schema_of(function)
             info = types.MethodInfo(
                 method_name,
                 summary,
                 description,
-                dumps_optional(params_schema),
+                dumps_optional(schema),
                 dumps_optional(result_schema),
                 notification,
                 internal,

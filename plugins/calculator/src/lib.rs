@@ -1,28 +1,37 @@
 //! Arithmetic over JSON-RPC: `add`, `multiply` and `divide`, each taking
-//! `{"a":…,"b":…}` or `[a, b]`.
+//! `{"a":…,"b":…}` or `[a, b]`. As in the RpcNode seed's calculator, an
+//! operand left out counts as 0 (`add`), 1 (`multiply`), or 0 and 1
+//! (`divide`'s a and b).
 
 use rpcnode_sdk::{Method, Plugin, Request, RpcError, Value, export, json};
 use serde::Deserialize;
 
-/// The two operands, by name or by position.
-#[derive(Deserialize)]
+/// The two operands, by name or by position; either may be left out.
+#[derive(Deserialize, Default)]
+#[serde(default)]
 struct Operands {
-    a: f64,
-    b: f64,
+    a: Option<f64>,
+    b: Option<f64>,
+}
+
+/// The operands of `request`, `a` and `b` standing in for the missing ones.
+fn operands(request: &Request, a: f64, b: f64) -> Result<(f64, f64), RpcError> {
+    let operands: Operands = request.params()?;
+    Ok((operands.a.unwrap_or(a), operands.b.unwrap_or(b)))
 }
 
 fn add(request: &Request) -> Result<Value, RpcError> {
-    let Operands { a, b } = request.params()?;
+    let (a, b) = operands(request, 0.0, 0.0)?;
     Ok(json!({ "sum": number(a + b) }))
 }
 
 fn multiply(request: &Request) -> Result<Value, RpcError> {
-    let Operands { a, b } = request.params()?;
+    let (a, b) = operands(request, 1.0, 1.0)?;
     Ok(json!({ "product": number(a * b) }))
 }
 
 fn divide(request: &Request) -> Result<Value, RpcError> {
-    let Operands { a, b } = request.params()?;
+    let (a, b) = operands(request, 0.0, 1.0)?;
     if b == 0.0 {
         return Err(RpcError::invalid_params("Cannot divide by zero"));
     }
@@ -38,13 +47,12 @@ fn number(value: f64) -> Value {
     }
 }
 
+/// `{"a": number, "b": number}`, both optional; positional params bind in
+/// this order.
 fn operands_schema() -> Value {
     json!({
-        "oneOf": [
-            { "type": "object", "required": ["a", "b"],
-              "properties": { "a": { "type": "number" }, "b": { "type": "number" } } },
-            { "type": "array", "items": { "type": "number" }, "minItems": 2, "maxItems": 2 }
-        ]
+        "type": "object",
+        "properties": { "a": { "type": "number" }, "b": { "type": "number" } }
     })
 }
 
