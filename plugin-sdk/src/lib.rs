@@ -38,11 +38,13 @@ mod export;
 pub mod host;
 mod plugin;
 mod request;
+mod time;
 
 pub use error::RpcError;
 pub use plugin::{Method, Plugin};
 pub use request::{Context, Request, Transport};
 pub use serde_json::{Value, json};
+pub use time::unix_time;
 
 /// The SDK's allocator serves every allocation of a Rust plugin unless the
 /// `allocator` feature is off. Wasm threads would make it unsound, so it

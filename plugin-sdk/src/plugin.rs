@@ -70,6 +70,12 @@ impl Method {
         self
     }
 
+    /// Declare that the method takes no params: the host accepts none, `[]`
+    /// or `{}` and refuses anything else.
+    pub fn without_params(self) -> Self {
+        self.params_schema(serde_json::json!({ "type": "object", "properties": {} }))
+    }
+
     /// The JSON Schema of the result.
     pub fn result_schema(mut self, schema: Value) -> Self {
         self.result_schema = Some(schema);

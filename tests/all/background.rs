@@ -103,25 +103,28 @@ async fn shutdown_cancels_pending_work_promptly() {
 #[tokio::test]
 async fn jobs_report_progress_then_complete_or_fail() {
     let node = TestNode::start_with(
-        &["jobs"],
+        &["jobs", "probe"],
         plugin_config("jobs", "[config]\nstep_delay_ms = 10\n"),
     )
     .await;
     let mut ws = node.ws().await;
     assert_eq!(
         ws.call("startJob", json!({"job_id": "j1"}), 1).await,
-        success(json!({"status": "started", "job_id": "j1"}), json!(1))
+        success(
+            json!({"success": true, "job_id": "j1", "status": "started"}),
+            json!(1)
+        )
     );
     for step in 1..=5 {
         assert_eq!(
             ws.recv().await,
             json!({"jsonrpc": "2.0", "method": "jobProgress",
-                   "params": {"job_id": "j1", "step": step, "total": 5, "progress": step * 20}})
+                   "params": {"job_id": "j1", "step": step, "total": 5}})
         );
     }
     assert_eq!(
         ws.recv().await,
-        json!({"jsonrpc": "2.0", "method": "jobComplete", "params": {"job_id": "j1", "result": {"steps": 5}}})
+        json!({"jsonrpc": "2.0", "method": "jobComplete", "params": {"job_id": "j1", "result": "success"}})
     );
 
     ws.call("startJob", json!({"job_id": 2, "fail": true}), 2)
@@ -130,40 +133,52 @@ async fn jobs_report_progress_then_complete_or_fail() {
     assert_eq!(ws.recv().await["params"]["step"], 2);
     assert_eq!(
         ws.recv().await,
-        json!({"jsonrpc": "2.0", "method": "jobFailed", "params": {"job_id": 2, "step": 3, "error": "step 3 failed"}})
+        json!({"jsonrpc": "2.0", "method": "jobFailed", "params": {"job_id": 2, "error": "step 3 failed"}})
     );
+
+    // The seed's pattern: start over HTTP, naming the WebSocket client to tell.
+    let client_id = ws.client_id().await;
     assert_eq!(
-        node.call("startJob", json!({"job_id": 3})).await["error"]["code"],
-        -32001
+        node.call("startJob", json!({"job_id": 3, "client_id": client_id}))
+            .await,
+        success(
+            json!({"success": true, "job_id": 3, "status": "started"}),
+            json!(1)
+        )
     );
+    for step in 1..=5 {
+        assert_eq!(ws.recv().await["params"]["step"], step);
+    }
+    assert_eq!(ws.recv().await["method"], "jobComplete");
 }
 
 #[tokio::test]
-async fn large_file_progress_arrives_chunk_by_chunk() {
+async fn large_file_progress_is_broadcast_chunk_by_chunk() {
     let node = TestNode::start_with(
         &["progress"],
         plugin_config("progress", "[config]\nchunk_delay_ms = 5\n"),
     )
     .await;
-    let mut ws = node.ws().await;
+    let mut caller = node.ws().await;
+    let mut watcher = node.ws().await;
     assert_eq!(
-        ws.call(
-            "processLargeFile",
-            json!({"file_id": "f", "total_chunks": 4}),
-            1
-        )
-        .await,
+        caller
+            .call(
+                "processLargeFile",
+                json!({"file_id": "f", "total_chunks": 4}),
+                1
+            )
+            .await,
         success(
-            json!({"status": "processing", "file_id": "f", "total_chunks": 4}),
+            json!({"success": true, "file_id": "f", "total_chunks": 4}),
             json!(1)
         )
     );
     for chunk in 1..=4 {
-        assert_eq!(
-            ws.recv().await,
-            json!({"jsonrpc": "2.0", "method": "progress",
-                   "params": {"file_id": "f", "progress": chunk * 25, "chunk": chunk, "total": 4}})
-        );
+        let expected = json!({"jsonrpc": "2.0", "method": "progress",
+            "params": {"file_id": "f", "progress": f64::from(chunk) / 4.0, "chunk": chunk, "total": 4}});
+        assert_eq!(caller.recv().await, expected);
+        assert_eq!(watcher.recv().await, expected);
     }
     assert_eq!(
         node.call(
@@ -171,7 +186,12 @@ async fn large_file_progress_arrives_chunk_by_chunk() {
             json!({"file_id": "f", "total_chunks": 0})
         )
         .await["error"]["message"],
-        "Invalid params: total_chunks must be 1 to 10000"
+        "Invalid params: /total_chunks: 0 is less than the minimum of 1"
+    );
+    // The seed's request, with no chunk count: 100 chunks.
+    assert_eq!(
+        node.call("processLargeFile", json!({"file_id": "g"})).await["result"]["total_chunks"],
+        100
     );
 }
 
@@ -189,11 +209,11 @@ async fn timers_fire_at_their_interval() {
         assert_eq!(beat["method"], "heartbeat");
         assert_eq!(beat["params"]["status"], "ok");
         assert_eq!(beat["params"]["clients"], 1);
-        stamps.push(beat["params"]["timestamp"].as_u64().unwrap());
+        stamps.push(beat["params"]["timestamp"].as_f64().unwrap());
     }
     for pair in stamps.windows(2) {
         let gap = pair[1] - pair[0];
-        assert!((50..2_000).contains(&gap), "heartbeats {gap} ms apart");
+        assert!((0.05..2.0).contains(&gap), "heartbeats {gap} s apart");
     }
 }
 

@@ -3,11 +3,12 @@
 
 use serde_json::json;
 
-use crate::support::{TestNode, error, plugin_config, success};
+use crate::support::{TestNode, error, plugin_config, success, unix_time};
 
 #[tokio::test]
 async fn admin_actions_reach_users_and_admins_differently() {
     let node = TestNode::start(&["roles"]).await;
+    let before = unix_time();
     let mut admin = node.ws().await;
     let mut user = node.ws().await;
     let mut anonymous = node.ws().await;
@@ -15,9 +16,19 @@ async fn admin_actions_reach_users_and_admins_differently() {
         admin
             .call("authenticate", json!({"role": "admin"}), 1)
             .await,
-        success(json!({"authenticated": true, "role": "admin"}), json!(1))
+        success(json!({"success": true, "role": "admin"}), json!(1))
     );
-    user.call("authenticate", json!({"role": "user"}), 1).await;
+    // The seed's request carries a client id of the caller's choosing: the
+    // connection is who calls.
+    assert_eq!(
+        user.call(
+            "authenticate",
+            json!({"client_id": "client1", "role": "user"}),
+            1
+        )
+        .await,
+        success(json!({"success": true, "role": "user"}), json!(1))
+    );
     assert_eq!(
         user.call("adminAction", json!({"action": "x"}), 2).await,
         error(403, "adminAction needs the admin role", json!(2))
@@ -26,32 +37,46 @@ async fn admin_actions_reach_users_and_admins_differently() {
         anonymous
             .call("authenticate", json!({"role": "root"}), 1)
             .await["error"]["message"],
-        r#"Invalid params: role must be one of ["user", "admin"]"#
+        r#"Invalid params: /role: "root" is not one of "user" or "admin""#
     );
     assert_eq!(
         admin
             .call("adminAction", json!({"action": "restart"}), 2)
             .await,
-        success(json!({"users_notified": 1, "admins_notified": 1}), json!(2))
+        success(
+            json!({"success": true, "users_notified": 1, "admins_notified": 1}),
+            json!(2)
+        )
     );
+    let mut notice = user.recv().await;
+    let stamped = notice["params"]["timestamp"].take().as_f64().unwrap();
+    assert!((before..=unix_time()).contains(&stamped), "{stamped}");
     assert_eq!(
-        user.recv().await,
-        json!({"jsonrpc": "2.0", "method": "adminNotification", "params": {"action": "restart"}})
+        notice,
+        json!({"jsonrpc": "2.0", "method": "adminNotification", "params": {"action": "restart", "timestamp": null}})
     );
     let log = admin.recv().await;
     assert_eq!(log["method"], "adminLog");
     assert_eq!(log["params"]["action"], "restart");
+    assert_eq!(log["params"]["timestamp"].as_f64(), Some(stamped));
     anonymous.assert_quiet().await;
 }
 
 #[tokio::test]
 async fn presence_welcomes_and_lists_clients() {
     let node = TestNode::start(&["presence"]).await;
+    let before = unix_time();
     let mut first = node.ws().await;
-    let welcome = first.recv().await;
-    assert_eq!(welcome["method"], "welcome");
-    assert_eq!(welcome["params"]["message"], "Welcome!");
+    let mut welcome = first.recv().await;
     let first_id = welcome["params"]["client_id"].as_str().unwrap().to_owned();
+    let stamped = welcome["params"]["server_time"].take().as_f64().unwrap();
+    assert!((before..=unix_time()).contains(&stamped), "{stamped}");
+    assert_eq!(
+        welcome,
+        json!({"jsonrpc": "2.0", "method": "welcome", "params": {
+            "message": format!("Welcome, {first_id}!"), "client_id": first_id,
+            "server_version": "0.1.0", "server_time": null}})
+    );
     let mut second = node.ws().await;
     let second_id = second.recv().await["params"]["client_id"]
         .as_str()
@@ -85,7 +110,7 @@ async fn auth_checks_the_bearer_token_over_http_and_the_websocket_handshake() {
     )
     .await;
     let add = r#"{"jsonrpc":"2.0","method":"add","params":[1,2],"id":1}"#;
-    let unauthorized = error(401, "Unauthorized", json!(1));
+    let unauthorized = error(401, "Authentication required", json!(1));
     for headers in [
         vec![],
         vec![("authorization", "Bearer wrong")],
@@ -126,6 +151,6 @@ async fn auth_without_a_configured_token_lets_nobody_in() {
         .await;
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&body).unwrap(),
-        error(401, "Unauthorized", json!(1))
+        error(401, "Authentication required", json!(1))
     );
 }

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use rpcnode::Config;
 
-use crate::support::{TestNode, error, plugin_config, plugins_dir_with, success};
+use crate::openrpc::{described, discover, params_by_method};
+use crate::support::{TestNode, error, plugin_config, plugins_dir_with, success, unix_time};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Language {
@@ -129,38 +130,48 @@ async fn calculator(language: Language) {
 
 async fn data_service(language: Language) {
     let node = start(language.examples(), &["data_service"]).await;
+    assert_eq!(
+        params_by_method(&discover(&node).await),
+        described(&[("updateData", &["id", "value"]), ("getData", &["id"])])
+    );
     let mut watcher = node.ws().await;
     let mut writer = node.ws().await;
+    let before = unix_time();
     let answer = writer
         .call("updateData", json!({"id": "temp", "value": 21.5}), 1)
         .await;
     assert_eq!(
         answer,
-        success(
-            json!({"status": "updated", "id": "temp", "notified": 2}),
-            json!(1)
-        )
+        success(json!({"success": true, "clients_notified": 2}), json!(1))
     );
     let update =
         json!({"jsonrpc": "2.0", "method": "dataUpdated", "params": {"id": "temp", "value": 21.5}});
     assert_eq!(watcher.recv().await, update);
     assert_eq!(writer.recv().await, update);
+    let mut read = node.call("getData", json!({"id": "temp"})).await;
+    let stamped = read["result"]["timestamp"].take().as_f64().unwrap();
+    assert!((before..=unix_time()).contains(&stamped), "{stamped}");
     assert_eq!(
-        node.call("getData", json!({"id": "temp"})).await,
-        success(json!({"id": "temp", "value": 21.5}), json!(1))
+        read,
+        success(
+            json!({"id": "temp", "data": {"value": 21.5}, "timestamp": null}),
+            json!(1)
+        )
     );
     // State lives in the host: an HTTP caller (no WebSocket) sees the same.
     assert_eq!(
         node.call("updateData", json!(["list", [1, {"x": null}]]))
             .await,
+        success(json!({"success": true, "clients_notified": 2}), json!(1))
+    );
+    let mut read = node.call("getData", json!(["list"])).await;
+    read["result"]["timestamp"].take();
+    assert_eq!(
+        read,
         success(
-            json!({"status": "updated", "id": "list", "notified": 2}),
+            json!({"id": "list", "data": {"value": [1, {"x": null}]}, "timestamp": null}),
             json!(1)
         )
-    );
-    assert_eq!(
-        node.call("getData", json!(["list"])).await,
-        success(json!({"id": "list", "value": [1, {"x": null}]}), json!(1))
     );
     assert_eq!(
         node.call("getData", json!({"id": 7})).await,
@@ -202,6 +213,17 @@ async fn audit(language: Language) {
     assert_eq!(
         ws.call("audit_counts", json!({}), 8).await,
         success(json!({"requests": 4, "errors": 1}), json!(8))
+    );
+    // Each SDK describes the methods from their code, as the Rust ones do.
+    let operands: &[&str] = &["a?", "b?"];
+    assert_eq!(
+        params_by_method(&discover(&node).await),
+        described(&[
+            ("add", operands),
+            ("multiply", operands),
+            ("divide", operands),
+            ("audit_counts", &[]),
+        ])
     );
 }
 

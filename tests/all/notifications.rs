@@ -7,15 +7,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{TestNode, WsClient, error, eventually, success, within};
-
-/// The client id a connection reports through the probe's `echo`.
-async fn client_id(ws: &mut WsClient) -> String {
-    ws.call("echo", json!([]), 0).await["result"]["client_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
+use crate::support::{TestNode, error, eventually, success, unix_time, within};
 
 #[tokio::test]
 async fn broadcast_reaches_every_client_exactly_once() {
@@ -42,7 +34,7 @@ async fn an_edit_reaches_everyone_but_the_editor() {
     let node = TestNode::start(&["editor", "probe"]).await;
     let mut editor = node.ws().await;
     let mut others = vec![node.ws().await, node.ws().await, node.ws().await];
-    let editor_id = client_id(&mut editor).await;
+    let editor_id = editor.client_id().await;
     let answer = editor
         .call(
             "editDocument",
@@ -53,16 +45,31 @@ async fn an_edit_reaches_everyone_but_the_editor() {
     assert_eq!(
         answer,
         success(
-            json!({"doc_id": "d1", "version": 1, "notified": 3}),
+            json!({"success": true, "doc_id": "d1", "version": 1, "clients_notified": 3}),
             json!(1)
         )
     );
     let expected = json!({"jsonrpc": "2.0", "method": "documentEdited",
-        "params": {"doc_id": "d1", "edit": {"insert": "hi", "at": 0}, "version": 1, "editor": editor_id}});
+        "params": {"doc_id": "d1", "edit": {"insert": "hi", "at": 0}, "editor": editor_id, "version": 1}});
     for ws in &mut others {
         assert_eq!(ws.recv().await, expected);
     }
     editor.assert_quiet().await;
+
+    // The seed's request names the editor: over HTTP, that client is left out.
+    let named = others[0].client_id().await;
+    let answer = node
+        .call(
+            "editDocument",
+            json!({"doc_id": "d1", "edit": "x", "editor": named}),
+        )
+        .await;
+    assert_eq!(answer["result"]["clients_notified"], 3);
+    let (left_out, rest) = others.split_first_mut().unwrap();
+    for ws in std::iter::once(&mut editor).chain(rest) {
+        assert_eq!(ws.recv().await["params"]["editor"], json!(named));
+    }
+    left_out.assert_quiet().await;
 }
 
 #[tokio::test]
@@ -76,20 +83,38 @@ async fn topics_reach_only_their_subscribers_and_die_with_the_connection() {
             .await,
         success(json!({"subscribed": ["news"]}), json!(1))
     );
-    // The plugin's own subscribe works on the same topics.
+    // The plugin's own subscribe works on the same topics; the seed's
+    // clients send a client id of their choosing, which is not trusted.
     assert_eq!(
-        both.call("subscribe", json!({"topics": ["news", "sport"]}), 1)
-            .await,
-        success(json!({"subscribed": ["news", "sport"]}), json!(1))
+        both.call(
+            "subscribe",
+            json!({"client_id": "client1", "topics": ["news", "sport"]}),
+            1
+        )
+        .await,
+        success(
+            json!({"success": true, "subscribed": ["news", "sport"], "total_subscriptions": 2}),
+            json!(1)
+        )
     );
 
-    let published = node
+    let before = unix_time();
+    let mut published = node
         .call("publish", json!({"topic": "news", "message": "extra"}))
         .await;
-    assert_eq!(published["result"], json!({"subscribers_notified": 2}));
-    let expected = json!({"jsonrpc": "2.0", "method": "news", "params": {"topic": "news", "message": "extra"}});
-    assert_eq!(news.recv().await, expected);
-    assert_eq!(both.recv().await, expected);
+    assert_eq!(
+        published["result"],
+        json!({"success": true, "topic": "news", "subscribers_notified": 2})
+    );
+    for ws in [&mut news, &mut both] {
+        let mut received = ws.recv().await;
+        let stamped = received["params"]["timestamp"].take().as_f64().unwrap();
+        assert!((before..=unix_time()).contains(&stamped), "{stamped}");
+        assert_eq!(
+            received,
+            json!({"jsonrpc": "2.0", "method": "news", "params": {"message": "extra", "timestamp": null}})
+        );
+    }
     none.assert_quiet().await;
 
     assert_eq!(
@@ -97,10 +122,26 @@ async fn topics_reach_only_their_subscribers_and_die_with_the_connection() {
             .await,
         success(json!({"unsubscribed": ["news"]}), json!(2))
     );
-    let published = node
+    published = node
         .call("publish", json!({"topic": "news", "message": 2}))
         .await;
-    assert_eq!(published["result"], json!({"subscribers_notified": 1}));
+    assert_eq!(published["result"]["subscribers_notified"], 1);
+    assert_eq!(
+        both.call("unsubscribe", json!({"topics": ["sport", "weather"]}), 3)
+            .await,
+        success(
+            json!({"success": true, "unsubscribed": ["sport"]}),
+            json!(3)
+        )
+    );
+    assert_eq!(
+        both.call("subscribe", json!({"topics": ["sport"]}), 4)
+            .await,
+        success(
+            json!({"success": true, "subscribed": ["sport"], "total_subscriptions": 1}),
+            json!(4)
+        )
+    );
 
     news.close().await;
     both.close().await;
@@ -114,7 +155,7 @@ async fn topics_reach_only_their_subscribers_and_die_with_the_connection() {
     let left = node
         .call("publish", json!({"topic": "news", "message": 4}))
         .await;
-    assert_eq!(left["result"], json!({"subscribers_notified": 0}));
+    assert_eq!(left["result"]["subscribers_notified"], 0);
     none.assert_quiet().await;
 }
 
@@ -196,7 +237,7 @@ fn resident_kib() -> u64 {
 async fn a_stalled_client_is_evicted_while_100_others_keep_receiving() {
     let node = TestNode::start_with(&["probe"], |config| config.ws_queue_capacity = 64).await;
     let mut stalled = node.ws().await;
-    let stalled_id = client_id(&mut stalled).await;
+    let stalled_id = stalled.client_id().await;
     let mut others = Vec::new();
     for _ in 0..100 {
         others.push(node.ws().await);
@@ -261,5 +302,5 @@ async fn the_host_can_greet_each_client_with_its_id() {
     let welcome = ws.recv().await;
     assert_eq!(welcome["method"], "welcome");
     let id = welcome["params"]["client_id"].as_str().unwrap().to_owned();
-    assert_eq!(client_id(&mut ws).await, id);
+    assert_eq!(ws.client_id().await, id);
 }

@@ -6,6 +6,7 @@
 //! count) the notifications that do not fit; a schema that does not compile
 //! fails its plugin's load.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -37,7 +38,7 @@ async fn official_validation(document: &Value) -> String {
 }
 
 /// The document three ways, which must agree.
-async fn discover(node: &TestNode) -> Value {
+pub async fn discover(node: &TestNode) -> Value {
     let over_http = node.call("rpc.discover", json!([])).await["result"].clone();
     let mut ws = node.ws().await;
     let over_ws = ws.call("rpc.discover", json!({}), 1).await["result"].clone();
@@ -45,6 +46,96 @@ async fn discover(node: &TestNode) -> Value {
     assert_eq!(over_http, over_ws);
     assert_eq!(over_http, served);
     over_http
+}
+
+/// Each plugin method's params as the document lists them: names in order,
+/// `?` after the optional ones. Built-in methods are left out.
+pub fn params_by_method(document: &Value) -> BTreeMap<String, Vec<String>> {
+    let methods = document["methods"].as_array().unwrap().iter();
+    methods
+        .filter(|method| method.get("x-plugin").is_some())
+        .map(|method| {
+            let params = method["params"].as_array().unwrap().iter();
+            let names = params
+                .map(|param| {
+                    let optional = if param["required"] == true { "" } else { "?" };
+                    format!("{}{optional}", param["name"].as_str().unwrap())
+                })
+                .collect();
+            (method["name"].as_str().unwrap().to_owned(), names)
+        })
+        .collect()
+}
+
+/// What `params_by_method` gives for `entries`.
+pub fn described(entries: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+    let entries = entries.iter().map(|(method, params)| {
+        let params = params.iter().map(|param| param.to_string()).collect();
+        (method.to_string(), params)
+    });
+    entries.collect()
+}
+
+/// Every example plugin describes every method's params; those without params
+/// say so (and refuse one).
+#[tokio::test]
+async fn every_example_method_is_described_with_its_params() {
+    let examples = [
+        "audit",
+        "calculator",
+        "data_service",
+        "editor",
+        "events",
+        "heartbeat",
+        "jobs",
+        "metrics",
+        "presence",
+        "progress",
+        "pubsub",
+        "roles",
+        "users",
+    ];
+    let node = TestNode::start(&examples).await;
+    let document = discover(&node).await;
+    let operands: &[&str] = &["a?", "b?"];
+    let topics: &[&str] = &["topics", "client_id?"];
+    assert_eq!(
+        params_by_method(&document),
+        described(&[
+            ("add", operands),
+            ("multiply", operands),
+            ("divide", operands),
+            ("user_create", &["username", "email?"]),
+            ("user_get", &["user_id"]),
+            ("analytics.track", &["event"]),
+            ("log.error", &["errorData"]),
+            ("presence.update", &["presenceData"]),
+            ("email.send", &["emailRequest"]),
+            ("cache.invalidate", &["invalidationRequest"]),
+            ("audit.record", &["auditEvent"]),
+            ("event_counts", &[]),
+            ("updateData", &["id", "value"]),
+            ("getData", &["id"]),
+            ("processLargeFile", &["file_id", "total_chunks?"]),
+            ("editDocument", &["doc_id", "edit", "editor?"]),
+            ("subscribe", topics),
+            ("unsubscribe", topics),
+            ("publish", &["topic", "message"]),
+            ("authenticate", &["role", "client_id?"]),
+            ("adminAction", &["action"]),
+            ("startJob", &["job_id", "client_id?", "fail?"]),
+            ("listClients", &[]),
+            ("audit_counts", &[]),
+            ("getMetrics", &[]),
+        ])
+    );
+    for method in ["event_counts", "listClients", "audit_counts", "getMetrics"] {
+        assert_eq!(
+            node.call(method, json!([1])).await["error"]["message"],
+            "Invalid params: 1 positional params given, the method takes at most 0",
+            "{method}"
+        );
+    }
 }
 
 fn method<'a>(document: &'a Value, name: &str) -> &'a Value {

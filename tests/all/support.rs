@@ -257,6 +257,15 @@ pub struct WsClient {
 }
 
 impl WsClient {
+    /// The client id of this connection, as the probe plugin's `echo`
+    /// reports it (the node must load `probe`).
+    pub async fn client_id(&mut self) -> String {
+        self.call("echo", json!([]), 0).await["result"]["client_id"]
+            .as_str()
+            .expect("echo answers the client id")
+            .to_owned()
+    }
+
     pub async fn send_text(&mut self, text: &str) {
         within(self.stream.send(Message::text(text)))
             .await
@@ -335,6 +344,14 @@ impl WsClient {
 }
 
 /// A request object.
+/// Seconds since the Unix epoch, to bound the timestamps plugins send.
+pub fn unix_time() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
+}
+
 pub fn request(method: &str, params: Value, id: Value) -> Value {
     json!({ "jsonrpc": "2.0", "method": method, "params": params, "id": id })
 }

@@ -19,8 +19,9 @@ pub struct Problem {
 /// A method's params schema, ready to check params against.
 pub struct ParamsSchema {
     validator: Validator,
-    /// The properties of an object schema, in order.
-    names: Vec<String>,
+    /// The properties of an object schema, in order; `None` for a schema
+    /// without `properties`, which positional params do not bind to.
+    names: Option<Vec<String>>,
 }
 
 impl ParamsSchema {
@@ -31,14 +32,13 @@ impl ParamsSchema {
         let names = schema
             .get("properties")
             .and_then(Value::as_object)
-            .map(|properties| properties.keys().cloned().collect())
-            .unwrap_or_default();
+            .map(|properties| properties.keys().cloned().collect());
         Ok(Self { validator, names })
     }
 
     /// The names positional params bind to, in order.
     pub fn names(&self) -> &[String] {
-        &self.names
+        self.names.as_deref().unwrap_or_default()
     }
 
     /// Check `params` (JSON text: an object, an array, or absent); every
@@ -56,7 +56,7 @@ impl ParamsSchema {
         // An object schema binds positional params to its properties; any
         // other schema is checked against the params as sent.
         let (instance, positional) = match params {
-            Value::Array(values) if !self.names.is_empty() => (self.by_name(values)?, true),
+            Value::Array(values) if self.names.is_some() => (self.by_name(values)?, true),
             other => (other, false),
         };
         if self.validator.is_valid(&instance) {
@@ -75,17 +75,18 @@ impl ParamsSchema {
 
     /// Positional params as the object they stand for.
     fn by_name(&self, values: Vec<Value>) -> Result<Value, Vec<Problem>> {
-        if values.len() > self.names.len() {
+        let names = self.names();
+        if values.len() > names.len() {
             return Err(vec![Problem {
                 path: String::new(),
                 message: format!(
                     "{} positional params given, the method takes at most {}",
                     values.len(),
-                    self.names.len()
+                    names.len()
                 ),
             }]);
         }
-        let object = self.names.iter().cloned().zip(values).collect();
+        let object = names.iter().cloned().zip(values).collect();
         Ok(Value::Object(object))
     }
 
@@ -100,7 +101,7 @@ impl ParamsSchema {
             .split_once('/')
             .map_or((rest, ""), |(first, tail)| (first, tail));
         let first = first.replace("~1", "/").replace("~0", "~");
-        match self.names.iter().position(|name| *name == first) {
+        match self.names().iter().position(|name| *name == first) {
             Some(index) if tail.is_empty() => format!("/{index}"),
             Some(index) => format!("/{index}/{tail}"),
             None => path.to_owned(),
@@ -165,6 +166,21 @@ mod tests {
         assert_eq!(
             schema.check(Some("[1,2,3]")),
             Err(vec![problem("", "[1,2,3] has more than 2 items")])
+        );
+    }
+
+    #[test]
+    fn a_method_without_params_takes_none_an_empty_list_or_an_empty_object() {
+        let schema = ParamsSchema::compile(r#"{"type":"object","properties":{}}"#).unwrap();
+        for params in [None, Some("[]"), Some("{}")] {
+            assert_eq!(schema.check(params), Ok(()), "{params:?}");
+        }
+        assert_eq!(
+            schema.check(Some("[1]")),
+            Err(vec![problem(
+                "",
+                "1 positional params given, the method takes at most 0"
+            )])
         );
     }
 

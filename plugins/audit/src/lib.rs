@@ -52,7 +52,9 @@ fn audit_counts(_: &Request) -> Result<Value, RpcError> {
 fn plugin() -> Plugin {
     Plugin::new("audit", env!("CARGO_PKG_VERSION"))
         .method(
-            Method::new("audit_counts", audit_counts).summary("Requests and errors seen so far"),
+            Method::new("audit_counts", audit_counts)
+                .summary("Requests and errors seen so far")
+                .without_params(),
         )
         .before_request(before_request)
         .after_request(after_request)

@@ -174,7 +174,7 @@ fn plugin() -> Plugin {
     plugin.method(
         Method::new("event_counts", event_counts)
             .summary("How many events of each method arrived")
-            .params_schema(json!({ "type": "object", "properties": {} })),
+            .without_params(),
     )
 }
 

@@ -1,15 +1,11 @@
 //! A heartbeat: every `interval_ms` (from `heartbeat.toml`, default 30000) the
-//! host calls `beat`, which broadcasts `heartbeat {timestamp, clients, status}`.
+//! host calls `beat`, which broadcasts `heartbeat {timestamp, clients, status}`
+//! as the RpcNode seed does (`timestamp` in seconds since the Unix epoch).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use rpcnode_sdk::{Method, Plugin, Request, RpcError, Value, export, host, json};
+use rpcnode_sdk::{Method, Plugin, Request, RpcError, Value, export, host, json, unix_time};
 
 fn beat(_: &Request) -> Result<Value, RpcError> {
-    let timestamp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64);
-    let params = json!({ "timestamp": timestamp, "clients": host::client_count(), "status": "ok" });
+    let params = json!({ "timestamp": unix_time(), "clients": host::client_count(), "status": "ok" });
     host::broadcast("heartbeat", &params).map_err(RpcError::internal)?;
     Ok(Value::Null)
 }

@@ -26,7 +26,7 @@ plugin.afterRequest((method, params, ctx, result, error) => {
 });
 
 // The counts so far; a call's own outcome is counted after it answers.
-plugin.method('audit_counts', { summary: 'Requests and errors seen so far' }, () => ({
+plugin.method('audit_counts', { params: [], summary: 'Requests and errors seen so far' }, () => ({
   requests: host.stateGet('requests', 0),
   errors: host.stateGet('errors', 0),
 }));

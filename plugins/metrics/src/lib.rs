@@ -21,7 +21,9 @@ fn get_metrics(_: &Request) -> Result<Value, RpcError> {
 fn plugin() -> Plugin {
     Plugin::new("metrics", env!("CARGO_PKG_VERSION"))
         .method(
-            Method::new("getMetrics", get_metrics).summary("Requests and errors counted so far"),
+            Method::new("getMetrics", get_metrics)
+                .summary("Requests and errors counted so far")
+                .without_params(),
         )
         .after_request(after_request)
 }

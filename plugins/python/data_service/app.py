@@ -1,8 +1,12 @@
-"""A data service: `updateData {id, value}` stores the value in host state and
-broadcasts `dataUpdated {id, value}` to every WebSocket client; `getData {id}`
-reads it back. The Python twin of the Rust data_service."""
+"""A data service, as in the RpcNode seed: `updateData {id, value}` stores the
+value in host state, broadcasts `dataUpdated {id, value}` to every WebSocket
+client and answers `{"success": true, "clients_notified": n}`; `getData {id}`
+answers `{id, data: {value}, timestamp}`, the time of the update. The Python
+twin of the Rust data_service."""
 
 import json
+import time
+from typing import Any
 
 from rpcnode import Plugin, RpcError, host
 
@@ -17,19 +21,18 @@ def key(id):
 
 
 @plugin.method("updateData", summary="Store a value and broadcast dataUpdated")
-def update_data(id, value):
-    host.state_set(key(id), value)
+def update_data(id: Any, value: Any):
+    host.state_set(key(id), {"value": value, "timestamp": time.time()})
     notified = host.broadcast("dataUpdated", {"id": id, "value": value})
-    return {"status": "updated", "id": id, "notified": notified}
+    return {"success": True, "clients_notified": notified}
 
 
 @plugin.method("getData", summary="Read a stored value")
-def get_data(id):
-    missing = object()
-    value = host.state_get(key(id), missing)
-    if value is missing:
+def get_data(id: Any):
+    stored = host.state_get(key(id))
+    if stored is None:
         raise RpcError(NOT_FOUND, f"no data for id {json.dumps(id)}")
-    return {"id": id, "value": value}
+    return {"id": id, "data": {"value": stored["value"]}, "timestamp": stored["timestamp"]}
 
 
 Handler = plugin.handler()

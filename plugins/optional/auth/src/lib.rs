@@ -27,9 +27,9 @@ fn before_request(request: &Request) -> Result<(), RpcError> {
                 LogLevel::Error,
                 "no token configured: set token in auth.toml's [config]",
             );
-            Err(RpcError::new(UNAUTHORIZED, "Unauthorized"))
+            Err(RpcError::new(UNAUTHORIZED, "Authentication required"))
         }
-        _ => Err(RpcError::new(UNAUTHORIZED, "Unauthorized")),
+        _ => Err(RpcError::new(UNAUTHORIZED, "Authentication required")),
     }
 }
 
