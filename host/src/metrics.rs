@@ -204,6 +204,25 @@ pub fn help(out: &mut String, name: &str, kind: &str, text: &str) {
     let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} {kind}");
 }
 
+/// `value` as a label value of the Prometheus text format: backslash, double
+/// quote and line feed escaped, so a method named with any of them cannot
+/// break the exposition.
+pub fn label(value: &str) -> std::borrow::Cow<'_, str> {
+    if !value.contains(['\\', '"', '\n']) {
+        return value.into();
+    }
+    let mut escaped = String::with_capacity(value.len() + 2);
+    for char in value.chars() {
+        match char {
+            '\\' => escaped.push_str("\\\\"),
+            '"' => escaped.push_str("\\\""),
+            '\n' => escaped.push_str("\\n"),
+            other => escaped.push(other),
+        }
+    }
+    escaped.into()
+}
+
 /// Write a counter with its help.
 pub fn counter(out: &mut String, name: &str, text: &str, value: u64) {
     help(out, name, "counter", text);
@@ -233,6 +252,7 @@ impl Metrics {
             .collect();
         requests.sort();
         for (method, ok, error) in requests {
+            let method = label(&method);
             let _ = writeln!(
                 out,
                 "rpcnode_requests_total{{method=\"{method}\",outcome=\"ok\"}} {ok}"

@@ -11,7 +11,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
-use crate::metrics::{counter, gauge, help};
+use crate::metrics::{counter, gauge, help, label};
 use crate::node::Node;
 
 /// `"ok"`, or `"degraded"` when a plugin file failed to load (listed under
@@ -147,7 +147,7 @@ pub fn render(node: &Node) -> String {
         let _ = writeln!(
             out,
             "rpcnode_plugin_calls_total{{plugin=\"{}\"}} {}",
-            plugin.name(),
+            label(plugin.name()),
             plugin.calls.count()
         );
     }
@@ -162,7 +162,7 @@ pub fn render(node: &Node) -> String {
         let _ = writeln!(
             out,
             "rpcnode_plugin_call_seconds_total{{plugin=\"{}\"}} {seconds}",
-            plugin.name()
+            label(plugin.name())
         );
     }
     out

@@ -12,7 +12,9 @@
 // `params: [names…]` makes positional params (`[1, 2]`) arrive named like
 // `{"a": 1, "b": 2}` and makes each name required (`'b?'` makes `b` optional). Throw `RpcError` (or
 // `InvalidParams`) to answer with an error; any other exception answers
-// -32603 and is written to the host log.
+// -32603 and is written to the host log. Handlers and hooks may be `async` (or
+// return a Promise): the call waits for it, timers included, within the host's
+// request timeout.
 
 import { callContext, requestHeader, requestHeaders } from './host.js';
 import { dump, load } from './json.js';
@@ -138,26 +140,52 @@ function witError(error) {
   return thrown;
 }
 
-/** Run a handler or hook: RpcError becomes the error answer, anything else is logged and answers -32603. */
-function guarded(call) {
-  try {
-    return call();
-  } catch (error) {
-    if (error instanceof RpcError) {
-      throw witError(error.toWit());
-    }
-    console.error(error?.stack ?? String(error));
-    throw witError({ code: INTERNAL_ERROR, message: `${error?.name ?? 'Error'}: ${error?.message ?? error}` });
-  }
+/** Whether `value` is a Promise (or any thenable) rather than a value. */
+function isThenable(value) {
+  return typeof value?.then === 'function';
 }
 
-/** Run a hook that has no way to answer: failures go to the host log. */
-function quietly(call) {
-  try {
-    call();
-  } catch (error) {
-    console.error(error?.stack ?? String(error));
+/** What a handler or hook threw, as the error the host answers with: RpcError as it is, anything else logged and -32603. */
+function answerFor(error) {
+  if (error instanceof RpcError) {
+    return witError(error.toWit());
   }
+  console.error(error?.stack ?? String(error));
+  return witError({ code: INTERNAL_ERROR, message: `${error?.name ?? 'Error'}: ${error?.message ?? error}` });
+}
+
+/**
+ * Run a handler or hook and hand its value to `done`. A Promise is awaited:
+ * the export then returns a Promise, and componentize-js runs the event loop
+ * until it settles. A synchronous value takes no detour through it.
+ */
+function guarded(call, done) {
+  let value;
+  try {
+    value = call();
+  } catch (error) {
+    throw answerFor(error);
+  }
+  if (isThenable(value)) {
+    return Promise.resolve(value).then(done, (error) => {
+      throw answerFor(error);
+    });
+  }
+  return done(value);
+}
+
+/** Run a hook that has no way to answer: failures (and rejections) go to the host log. */
+function quietly(call) {
+  const log = (error) => console.error(error?.stack ?? String(error));
+  try {
+    const value = call();
+    if (isThenable(value)) {
+      return Promise.resolve(value).then(() => undefined, log);
+    }
+  } catch (error) {
+    log(error);
+  }
+  return undefined;
 }
 
 /** The params schema `names` (as `params` lists them) stand for, if any. */
@@ -198,6 +226,9 @@ export class Plugin {
   method(name, options, handler) {
     if (handler === undefined) {
       [options, handler] = [{}, options];
+    }
+    if (this.methods.has(name)) {
+      throw new Error(`plugin ${this.name}: method ${name} is declared twice`);
     }
     const info = {
       name,
@@ -262,14 +293,20 @@ export class Plugin {
           throw witError({ code: -32601, message: `no method \`${method}\`` });
         }
         const context = new Context(method);
-        const result = guarded(() => found.handler(found.bind(load(params)), context));
-        return found.info.notification ? 'null' : JSON.stringify(result ?? null);
+        return guarded(
+          () => found.handler(found.bind(load(params)), context),
+          (result) => (found.info.notification ? 'null' : JSON.stringify(result ?? null)),
+        );
       },
       beforeRequest(method, params) {
         const hook = hooks['before-request'];
-        if (hook !== undefined) {
-          guarded(() => hook(method, load(params), new Context(method)));
+        if (hook === undefined) {
+          return undefined;
         }
+        return guarded(
+          () => hook(method, load(params), new Context(method)),
+          () => undefined,
+        );
       },
       afterRequest(method, params, outcome) {
         const hook = hooks['after-request'];
@@ -280,19 +317,15 @@ export class Plugin {
           outcome.tag === 'ok'
             ? [load(outcome.val), undefined]
             : [undefined, new RpcError(outcome.val.code, outcome.val.message, load(outcome.val.data))];
-        quietly(() => hook(method, load(params), new Context(method), result, error));
+        return quietly(() => hook(method, load(params), new Context(method), result, error));
       },
       onConnect(clientId) {
         const hook = hooks['on-connect'];
-        if (hook !== undefined) {
-          quietly(() => hook(clientId, new Context('')));
-        }
+        return hook === undefined ? undefined : quietly(() => hook(clientId, new Context('')));
       },
       onDisconnect(clientId) {
         const hook = hooks['on-disconnect'];
-        if (hook !== undefined) {
-          quietly(() => hook(clientId));
-        }
+        return hook === undefined ? undefined : quietly(() => hook(clientId));
       },
     };
   }

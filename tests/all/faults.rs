@@ -58,3 +58,36 @@ async fn an_endless_loop_times_out_while_everyone_else_is_served() {
         Value::from(0)
     );
 }
+
+/// A plugin waiting in a host function (here WASI's clock, as a guest's
+/// `sleep` or an event loop waiting on a timer does) is stopped at the
+/// deadline too, and its instance is replaced.
+#[tokio::test]
+async fn a_call_asleep_past_the_deadline_times_out() {
+    let node = TestNode::start_with(&["probe"], |config| {
+        config.request_timeout = Duration::from_millis(1000);
+    })
+    .await;
+    let started = std::time::Instant::now();
+    assert_eq!(
+        node.call("sleep", json!([60_000])).await,
+        error(
+            -32000,
+            "Server error: request timed out after 1s (request_timeout)",
+            json!(1)
+        )
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        node.call("sleep", json!([1])).await,
+        success(json!({"slept_ms": 1}), json!(1))
+    );
+    assert_eq!(
+        node.get_json("/health").await["pending_requests"],
+        Value::from(0)
+    );
+}

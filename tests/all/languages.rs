@@ -4,6 +4,7 @@
 //! must load and answer unedited.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -379,4 +380,139 @@ async fn sdk_edges_in_javascript() {
 #[tokio::test]
 async fn sdk_edges_in_python() {
     sdk_edges(Language::Python).await;
+}
+
+/// Async handlers and hooks: every function of the fixture awaits a timer
+/// before it acts, so each answer shows the call waited for it; a rejection
+/// is an error answer, an async before-request hook really refuses, and the
+/// request timeout still bounds a call waiting on a timer.
+async fn async_sdk(language: Language) {
+    let folder = format!("plugin-fixtures-{}", language.name());
+    let node = start_with(&folder, &["async_probe"], |config| {
+        config.request_timeout = Duration::from_secs(2);
+    })
+    .await;
+    assert_eq!(
+        node.call("wait", json!([30])).await,
+        success(json!({"waited": 30, "atLeast": true}), json!(1))
+    );
+    assert_eq!(
+        node.call("promised", json!([])).await,
+        success(json!({"promised": true}), json!(1))
+    );
+    assert_eq!(
+        node.call("refuse", json!([])).await,
+        json!({"jsonrpc": "2.0", "id": 1, "error":
+            {"code": 4001, "message": "refused after a wait", "data": {"late": true}}})
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            node.call("explode", json!([])).await,
+            error(-32603, "TypeError: late boom", json!(1))
+        );
+    }
+    assert_eq!(
+        node.call("guarded", json!([])).await,
+        error(401, "Authentication required", json!(1))
+    );
+    let mut ws = node.ws().await;
+    let welcome = ws.recv().await;
+    assert_eq!(welcome["method"], "welcome");
+    assert!(welcome["params"]["client_id"].is_string(), "{welcome}");
+    // Each call above ran the async after-request hook once, refusals included.
+    assert_eq!(
+        ws.call("afters", json!([]), 2).await,
+        success(json!(6), json!(2))
+    );
+    assert_eq!(
+        node.call("wait", json!([60_000])).await,
+        error(
+            -32000,
+            "Server error: request timed out after 2s (request_timeout)",
+            json!(1)
+        )
+    );
+    assert_eq!(
+        node.call("wait", json!([1])).await,
+        success(json!({"waited": 1, "atLeast": true}), json!(1))
+    );
+}
+
+#[tokio::test]
+async fn async_functions_in_javascript() {
+    async_sdk(Language::JavaScript).await;
+}
+
+#[tokio::test]
+async fn async_functions_in_python() {
+    async_sdk(Language::Python).await;
+}
+
+/// Python results beyond JSON's types are written the way FastAPI writes
+/// them; one the SDK cannot write is a clear -32603 and the instance serves
+/// on. Generic annotations become the published schema, which the host
+/// checks.
+#[tokio::test]
+async fn python_rich_results_and_generic_annotations() {
+    let node = start("plugin-fixtures-python", &["sdk_probe"]).await;
+    assert_eq!(
+        node.call("rich", json!([])).await,
+        success(
+            json!({
+                "line": {"sku": "a-1", "price": 2.5, "count": 3},
+                "whole": 4,
+                "at": "2026-12-02T10:30:00+00:00",
+                "day": "2026-12-02",
+                "pair": [1, "two"],
+                "tags": ["only"],
+                "color": "red",
+                "total": "12.34 EUR",
+            }),
+            json!(1)
+        )
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            node.call("opaque", json!([])).await,
+            error(
+                -32603,
+                "TypeError: Object of type object is not JSON serializable",
+                json!(1)
+            )
+        );
+    }
+    assert_eq!(
+        node.call(
+            "typed",
+            json!({"values": [1, 2.5], "counts": {"a": 2}, "maybe": null, "level": "high"})
+        )
+        .await,
+        success(
+            json!({"sum": 3.5, "counted": 2, "maybe": null, "level": "high", "other": null}),
+            json!(1)
+        )
+    );
+    for (params, problem) in [
+        (
+            json!({"values": [1, "x"], "counts": {}}),
+            r#"/values/1: "x" is not of type "number""#,
+        ),
+        (
+            json!({"values": [], "counts": {"a": 1.5}}),
+            r#"/counts/a: 1.5 is not of type "integer""#,
+        ),
+        (
+            json!({"values": [], "counts": {}, "level": "mid"}),
+            r#"/level: "mid" is not one of "low" or "high""#,
+        ),
+        (
+            json!({"values": [], "counts": {}, "other": "x"}),
+            r#"/other: "x" is not valid under any of the schemas listed in the 'anyOf' keyword"#,
+        ),
+    ] {
+        assert_eq!(
+            node.call("typed", params).await["error"]["message"],
+            format!("Invalid params: {problem}")
+        );
+    }
 }

@@ -1,8 +1,10 @@
 //! `/metrics` in the Prometheus text format, and `/health`'s degraded state.
 
-use serde_json::json;
+use std::path::Path;
 
-use crate::support::{TestNode, within};
+use serde_json::{Value, json};
+
+use crate::support::{TestNode, plugin_config, success, within};
 
 async fn metrics(node: &TestNode) -> String {
     let response = within(reqwest::get(node.url("/metrics"))).await.unwrap();
@@ -54,5 +56,71 @@ async fn metrics_count_requests_latency_clients_and_plugins() {
     assert!(
         text.contains("rpcnode_plugin_calls_total{plugin=\"calculator\"} 3"),
         "{text}"
+    );
+}
+
+/// `text` as the Prometheus Python client's parser reads it: one JSON object
+/// per sample. Panics with the parser's error if the text is malformed.
+async fn parsed(text: &str) -> Vec<Value> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    let output = within(
+        tokio::process::Command::new(root.join("target/toolchains/python/venv/bin/python"))
+            .arg(root.join("tests/tools/parse-prometheus.py"))
+            .arg(file.path())
+            .output(),
+    )
+    .await
+    .expect("running the parser");
+    assert!(
+        output.status.success(),
+        "{}\n{text}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout).unwrap();
+    printed
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// Method names with the characters the text format escapes keep `/metrics`
+/// valid for a real parser, which reads the names back; a name with a line
+/// feed is refused when the plugin loads, with the reason.
+#[tokio::test]
+async fn odd_method_names_keep_metrics_parseable() {
+    let names = ["say\"hi\"", "back\\slash", "braces}{,="];
+    let node = TestNode::start(&["odd_names"]).await;
+    for method in names {
+        assert_eq!(
+            node.call(method, json!([])).await,
+            success(json!(method), json!(1))
+        );
+    }
+    let samples = parsed(&metrics(&node).await).await;
+    for method in names {
+        let labels = json!({"method": method, "outcome": "ok"});
+        let sample = samples
+            .iter()
+            .find(|sample| sample["name"] == "rpcnode_requests_total" && sample["labels"] == labels)
+            .unwrap_or_else(|| panic!("{labels} not in {samples:?}"));
+        assert_eq!(sample["value"].as_f64(), Some(1.0), "{sample}");
+    }
+    let plugin_calls = samples
+        .iter()
+        .find(|sample| sample["name"] == "rpcnode_plugin_calls_total")
+        .expect("rpcnode_plugin_calls_total");
+    assert_eq!(plugin_calls["labels"], json!({"plugin": "odd_names"}));
+
+    let refused = TestNode::start_with(
+        &["odd_names"],
+        plugin_config("odd_names", "[config]\nwith_newline = true\n"),
+    )
+    .await;
+    assert_eq!(
+        refused.get_json("/health").await["failed"][0]["reason"],
+        "plugin odd_names: method name \"line\\nfeed\" must be 1 to 128 characters, none of \
+         them whitespace or control characters"
     );
 }

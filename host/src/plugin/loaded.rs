@@ -19,12 +19,19 @@ use crate::metrics::Counter;
 /// Lease an instance for a call made on behalf of `$context`, make the call
 /// (`$call`, with the instance bound to `$instance`), and settle the lease with
 /// the outcome (a fault or timeout discards the instance).
+///
+/// The epoch interrupt stops guest code at the deadline; the timer here stops
+/// a call waiting in a host function (a guest's `sleep`, an event loop
+/// waiting on a timer). A call that finishes in its first poll never
+/// registers the timer.
 macro_rules! call_export {
     ($plugin:expr, $deadline:expr, $context:expr, |$instance:ident| $call:expr) => {{
         let started = std::time::Instant::now();
         let mut lease = $plugin.pool.lease($deadline, $context).await?;
         let $instance = lease.instance();
-        let result = $call.await;
+        let result = tokio::time::timeout_at($deadline.into(), $call)
+            .await
+            .map_err(|_| CallError::Timeout)?;
         $plugin.calls.record(started.elapsed());
         lease.settle(result)
     }};

@@ -195,8 +195,11 @@ fn check_manifest(manifest: &Manifest) -> anyhow::Result<HashMap<String, Arc<Par
     let mut params = HashMap::new();
     for method in &manifest.methods {
         let method_name = &method.name;
-        if method_name.is_empty() {
-            bail!("plugin {name}: a method has an empty name");
+        if !method_name_is_valid(method_name) {
+            bail!(
+                "plugin {name}: method name {method_name:?} must be 1 to {MAX_METHOD_NAME} \
+                 characters, none of them whitespace or control characters"
+            );
         }
         if is_reserved(method_name) {
             bail!("plugin {name}: method {method_name} uses the reserved rpc. prefix");
@@ -236,4 +239,16 @@ fn check_manifest(manifest: &Manifest) -> anyhow::Result<HashMap<String, Arc<Par
         }
     }
     Ok(params)
+}
+
+/// The longest method name a plugin may declare, in characters.
+const MAX_METHOD_NAME: usize = 128;
+
+/// A method name is 1 to [`MAX_METHOD_NAME`] characters with no whitespace
+/// and no control characters: it appears in logs, `/metrics` labels and the
+/// OpenRPC document, where those would be ambiguous or break lines.
+fn method_name_is_valid(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().count() <= MAX_METHOD_NAME
+        && !name.chars().any(|c| c.is_whitespace() || c.is_control())
 }

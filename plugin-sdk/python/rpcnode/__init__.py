@@ -18,7 +18,9 @@ function does not take are ignored), positional params in order. A missing
 or mistyped argument is an invalid-params error (-32602). A function that takes a ``ctx`` argument also
 receives the :class:`Context` of the call. Raise :class:`RpcError` (or
 :class:`InvalidParams`) to answer with an error; any other exception answers
--32603 and its traceback goes to the host log.
+-32603 and its traceback goes to the host log. Functions may be ``async def``:
+the call runs the coroutine to completion (``await asyncio.sleep`` and other
+timers included) within the host's request timeout.
 """
 
 import inspect
@@ -31,7 +33,7 @@ from componentize_py_types import Err
 from wit_world import exports
 from wit_world.imports import types
 
-from . import host
+from . import _loop, host
 from ._json import dumps, dumps_optional, loads
 
 __all__ = ["Context", "HostError", "InvalidParams", "Plugin", "RpcError", "host"]
@@ -190,7 +192,8 @@ def _schema_of(function):
 
 def _annotation_schema(annotation):
     """The JSON Schema of one annotation: plain types, ``list[...]``,
-    ``dict[str, ...]`` and ``Optional``/unions; anything else allows any value."""
+    ``dict[str, ...]``, ``Optional``/unions and ``Literal``; anything else
+    allows any value."""
     if annotation in _JSON_TYPES:
         return {"type": _JSON_TYPES[annotation]}
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
@@ -203,32 +206,61 @@ def _annotation_schema(annotation):
         return schema
     if origin is typing.Union or origin is _UnionType:
         return {"anyOf": [_annotation_schema(arg) for arg in args]}
+    if origin is typing.Literal:
+        return {"enum": list(args)}
     return {}
 
 
-_TYPE_NAMES = {float: "a number", int: "an integer", str: "a string", bool: "a boolean", list: "an array", dict: "an object"}
+_TYPE_NAMES = {float: "a number", int: "an integer", str: "a string", bool: "a boolean", list: "an array",
+               dict: "an object", type(None): "null"}
 
 
 def _check_type(parameter, value):
-    """Enforce a plain annotation (float, int, str, bool, list, dict)."""
+    """Enforce a parameter's annotation: plain types, ``list[...]``,
+    ``dict[str, ...]``, ``Optional``/unions and ``Literal``; other
+    annotations are not checked."""
     expected = parameter.annotation
-    if expected not in _TYPE_NAMES:
+    if _fits(expected, value):
         return
-    if expected is float:
-        fits = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif expected is int:
-        fits = isinstance(value, int) and not isinstance(value, bool)
-    else:
-        fits = isinstance(value, expected)
-    if not fits:
-        raise InvalidParams(f"parameter `{parameter.name}` must be {_TYPE_NAMES[expected]}")
+    wanted = _TYPE_NAMES.get(expected) or _annotation_text(expected)
+    raise InvalidParams(f"parameter `{parameter.name}` must be {wanted}")
+
+
+def _fits(annotation, value):
+    """Whether JSON ``value`` fits ``annotation``."""
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation in (str, bool, list, dict):
+        return isinstance(value, annotation)
+    if annotation is None or annotation is type(None):
+        return value is None
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is list:
+        return isinstance(value, list) and (not args or all(_fits(args[0], item) for item in value))
+    if origin is dict:
+        return isinstance(value, dict) and (len(args) != 2 or all(_fits(args[1], item) for item in value.values()))
+    if origin is typing.Union or origin is _UnionType:
+        return any(_fits(arg, value) for arg in args)
+    if origin is typing.Literal:
+        return any(value == arg and type(value) is type(arg) for arg in args)
+    return True
+
+
+def _annotation_text(annotation):
+    """An annotation as its source reads: ``list[float]``, ``int | None``."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return "one of " + ", ".join(repr(arg) for arg in typing.get_args(annotation))
+    text = annotation.__name__ if isinstance(annotation, type) else repr(annotation)
+    return text.replace("typing.", "")
 
 
 def _guarded(call):
     """Run a handler or hook: RpcError becomes the error answer, anything
     else is logged and answers -32603."""
     try:
-        return call()
+        return _settled(call())
     except RpcError as error:
         raise Err(error._to_wit())
     except Exception as error:
@@ -256,6 +288,8 @@ class Plugin:
 
         def register(function):
             method_name = name or function.__name__
+            if method_name in self._methods:
+                raise ValueError(f"plugin {self.name}: method {method_name} is declared twice")
             schema = params_schema if params_schema is not None else _schema_of(function)
             info = types.MethodInfo(
                 method_name,
@@ -316,8 +350,10 @@ def _handler_class(plugin):
             if found is None:
                 raise Err(types.RpcError(-32601, f"no method `{method}`", None))
             context = Context(method)
-            result = _guarded(lambda: found.call(loads(params), context))
-            return "null" if found.info.notification else dumps(result)
+            if found.info.notification:
+                _guarded(lambda: found.call(loads(params), context))
+                return "null"
+            return _guarded(lambda: dumps(_settled(found.call(loads(params), context))))
 
         def before_request(self, method, params):
             hook = hooks.get(types.Hook.BEFORE_REQUEST)
@@ -348,9 +384,15 @@ def _handler_class(plugin):
     return Handler
 
 
+def _settled(value):
+    """A handler's or hook's value; a coroutine (an ``async def``) or other
+    awaitable runs to completion first."""
+    return _loop.run(value) if inspect.isawaitable(value) else value
+
+
 def _quietly(call):
     """Run a hook that has no way to answer: failures go to the host log."""
     try:
-        call()
+        _settled(call())
     except Exception:
         traceback.print_exc(file=sys.stderr)
