@@ -1,9 +1,11 @@
 //! Warm per-call cost of the calculator plugin in each language, in process
 //! and without sockets: one JSON-RPC request through the dispatcher (parse,
-//! params check, hooks, routing, the wasm call, response), the plugin call
-//! alone, and the params check alone (`add`'s schema, by name and by
+//! params check, hooks, routing, the wasm call, response), the same with
+//! `add` written as an async function (JavaScript and Python), the plugin
+//! call alone, and the params check alone (`add`'s schema, by name and by
 //! position).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -18,20 +20,29 @@ use crate::{Effort, LANGUAGES, built, folder, median};
 pub async fn run(effort: Effort, charts: &Charts) -> anyhow::Result<()> {
     let mut bars = Vec::new();
     println!(
-        "| Plugin language | Request through the dispatcher | Plugin call alone | Params check alone: by name / by position |"
+        "| Plugin language | Request through the dispatcher | The same, `add` written async | Plugin call alone | Params check alone: by name / by position |"
     );
-    println!("|---|---|---|---|");
+    println!("|---|---|---|---|---|");
     for (language, examples) in LANGUAGES {
         let dir = folder(&[(built(examples, "calculator.wasm")?, "calculator.wasm")])?;
         let node = Node::start(Config::new(dir.path())).await?;
         let per_request = through_dispatcher(&node, effort).await;
+        let per_async_request = match ASYNC_FIXTURES.iter().find(|(name, _)| *name == language) {
+            Some((_, fixtures)) => {
+                let (async_node, _dir) = async_calculator(fixtures).await?;
+                let cost = through_dispatcher(&async_node, effort).await;
+                async_node.shutdown().await;
+                format!("{cost:.2} µs")
+            }
+            None => "-".to_owned(),
+        };
         let per_call = plugin_call(&node, effort).await?;
         let (by_name, by_position) = (
             params_check(&node, r#"{"a":1,"b":2}"#, effort)?,
             params_check(&node, "[1,2]", effort)?,
         );
         println!(
-            "| {language} | {per_request:.2} µs | {per_call:.2} µs | {by_name:.3} / {by_position:.3} µs |"
+            "| {language} | {per_request:.2} µs | {per_async_request} | {per_call:.2} µs | {by_name:.3} / {by_position:.3} µs |"
         );
         bars.push(Bar {
             label: format!("{language}: request through the dispatcher"),
@@ -51,6 +62,20 @@ pub async fn run(effort: Effort, charts: &Charts) -> anyhow::Result<()> {
         "microseconds per call",
         &bars,
     )
+}
+
+/// Where each SDK's async `add` (a test fixture) is built.
+const ASYNC_FIXTURES: [(&str, &str); 2] = [
+    ("JavaScript", "plugin-fixtures-js"),
+    ("Python", "plugin-fixtures-python"),
+];
+
+/// A node serving the async `add` fixture from `fixtures`, and its plugins
+/// folder (which must outlive it).
+async fn async_calculator(fixtures: &str) -> anyhow::Result<(Arc<Node>, tempfile::TempDir)> {
+    let file = built(fixtures, "async_calculator.wasm")?;
+    let dir = folder(&[(file, "async_calculator.wasm")])?;
+    Ok((Node::start(Config::new(dir.path())).await?, dir))
 }
 
 /// Microseconds per `add` request handled by the node, median of the repeats.

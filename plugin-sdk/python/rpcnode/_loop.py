@@ -33,16 +33,21 @@ class _Loop(asyncio.BaseEventLoop):
         pass
 
 
+_loop = None
+
+
 def run(awaitable):
-    """The result of ``awaitable``, run on a loop of its own; tasks it left
+    """The result of ``awaitable``, run on this instance's loop (made on first
+    use and kept: making one costs more than most calls); tasks it left
     running are cancelled when it is done."""
-    loop = _Loop()
+    global _loop
+    if _loop is None:
+        _loop = _Loop()
     try:
-        return loop.run_until_complete(awaitable)
+        return _loop.run_until_complete(awaitable)
     finally:
-        left = asyncio.all_tasks(loop)
+        left = asyncio.all_tasks(_loop)
         for task in left:
             task.cancel()
         if left:
-            loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
-        loop.close()
+            _loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
