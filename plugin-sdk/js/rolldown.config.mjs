@@ -1,6 +1,12 @@
 // Bundles one plugin's entry module with this SDK into a single ES module for
 // componentize-js. The entry and output come from the environment:
 // RPCNODE_PLUGIN_ENTRY and RPCNODE_PLUGIN_BUNDLE.
+//
+// Packages resolve as Node resolves an `import`: a package's `exports` map
+// first, then its `module` and `main` fields (many packages, lodash-es among
+// them, have no `exports`). An import that does not resolve fails the build,
+// naming the import and the file, rather than being left for the engine to
+// fail on.
 
 import { fileURLToPath } from 'node:url';
 
@@ -8,6 +14,13 @@ export default {
   input: process.env.RPCNODE_PLUGIN_ENTRY,
   platform: 'neutral',
   external: [/^rpcnode:plugin\//, /^wasi:/],
-  resolve: { alias: { 'rpcnode-sdk': fileURLToPath(new URL('./rpcnode.js', import.meta.url)) } },
+  resolve: {
+    alias: { 'rpcnode-sdk': fileURLToPath(new URL('./rpcnode.js', import.meta.url)) },
+    conditionNames: ['import', 'module', 'default'],
+    mainFields: ['module', 'main'],
+  },
+  onLog(level, log, handler) {
+    handler(log.code === 'UNRESOLVED_IMPORT' ? 'error' : level, log);
+  },
   output: { file: process.env.RPCNODE_PLUGIN_BUNDLE, format: 'esm' },
 };

@@ -516,3 +516,20 @@ async fn python_rich_results_and_generic_annotations() {
         );
     }
 }
+
+/// An npm package imported the way JavaScript developers import it is
+/// bundled, resolved as Node resolves it (lodash-es has no `exports` map,
+/// only `module` and `main`); the build installed it from the project's lock
+/// file.
+#[tokio::test]
+async fn npm_packages_are_bundled_as_node_resolves_them() {
+    let node = start("plugin-fixtures-js", &["npm_deps"]).await;
+    assert_eq!(
+        node.call("chunked", json!([[1, 2, 3, 4, 5], 2])).await,
+        success(json!([[1, 2], [3, 4], [5]]), json!(1))
+    );
+    assert_eq!(
+        node.call("kebab", json!(["Hello World"])).await,
+        success(json!("hello-world"), json!(1))
+    );
+}

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use crate::support::{TestNode, error, eventually, success};
+use crate::support::{TestNode, error, eventually, plugin_file, success};
 
 async fn watched(plugins: &[&str]) -> TestNode {
     TestNode::start_with(plugins, |config| config.watch = true).await
@@ -164,4 +164,50 @@ async fn new_files_load_and_conflicting_or_foreign_ones_are_refused() {
         node.call("user.get", json!([5])).await["error"]["code"],
         404
     );
+}
+
+/// Two files with the same plugin: the one whose name sorts first serves,
+/// whether it arrived later or was there at startup; the other serves again
+/// once the first is gone.
+#[tokio::test]
+async fn file_name_order_decides_which_of_two_files_serves_a_plugin() {
+    let first = success(json!({"sum": 3}), json!(1));
+    let second = success(json!({"sum": 3, "version": 2}), json!(1));
+    let node = watched(&[]).await;
+    node.put_plugin("calculator", "z-calculator.wasm");
+    eventually(async || node.call("add", json!([1, 2])).await == first).await;
+
+    node.put_plugin("calculator_v2", "a-calculator.wasm");
+    eventually(async || node.call("add", json!([1, 2])).await == second).await;
+    let health = node.get_json("/health").await;
+    let failed = health["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{health}");
+    let (file, reason) = (
+        failed[0]["file"].as_str().unwrap(),
+        failed[0]["reason"].as_str().unwrap(),
+    );
+    assert!(file.ends_with("/z-calculator.wasm"), "{file}");
+    assert!(
+        reason.starts_with("plugin calculator from ")
+            && reason.contains("/z-calculator.wasm is already loaded from ")
+            && reason.ends_with("/a-calculator.wasm"),
+        "{reason}"
+    );
+
+    std::fs::remove_file(node.plugins_path().join("a-calculator.wasm")).unwrap();
+    eventually(async || node.call("add", json!([1, 2])).await == first).await;
+    assert_eq!(node.get_json("/health").await["failed"], json!([]));
+
+    // A start with both files gives the same answer as the rescan did.
+    let files = [
+        ("calculator", "z-calculator.wasm"),
+        ("calculator_v2", "a-calculator.wasm"),
+    ];
+    let restarted = TestNode::start_with(&[], |config| {
+        for (plugin, file) in files {
+            std::fs::copy(plugin_file(plugin), config.plugins_dir.join(file)).unwrap();
+        }
+    })
+    .await;
+    assert_eq!(restarted.call("add", json!([1, 2])).await, second);
 }

@@ -136,11 +136,25 @@ pub fn built_rust_component(root: &Path, name: &str) -> PathBuf {
         .join(format!("{}.wasm", name.replace('-', "_")))
 }
 
+/// Install the npm packages a project locked (`package-lock.json`) when its
+/// `node_modules` is missing, with `npm ci`: exactly the locked versions.
+fn install_packages(dir: &Path) -> anyhow::Result<()> {
+    if !dir.join("package-lock.json").exists() || dir.join("node_modules").exists() {
+        return Ok(());
+    }
+    eprintln!("installing the packages of {} (npm ci)", dir.display());
+    run(Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--omit=dev"])
+        .current_dir(dir))
+    .context("installing the project's npm packages")
+}
+
 /// Bundle `app.js` with the SDK into one module, then componentize it.
 /// componentize-js reads modules relative to its working folder, so the
 /// bundle gets a folder of its own.
 fn build_js(root: &Path, dir: &Path, out: &Path) -> anyhow::Result<()> {
     let node_modules = toolchains::js_tools(root)?;
+    install_packages(dir)?;
     let stem = out
         .file_stem()
         .context("the output needs a file name")?

@@ -3,8 +3,14 @@
 //! what changed, and builds the next method table.
 //!
 //! A file that fails to load (half written, corrupt, the wrong world, a
-//! failing `describe`, a conflict) leaves the version that was serving in
-//! place, and stays listed as failed until a good file arrives.
+//! failing `describe`) leaves the version that was serving in place, and
+//! stays listed as failed until a good file arrives.
+//!
+//! Conflicts (two files with the same plugin name, or a method both claim)
+//! are settled by file-name order, at startup and at every rescan alike: the
+//! file that sorts first serves. A file that lost is loaded again at each
+//! rescan, so it serves once the file that beat it is gone, as it would
+//! after a restart.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +31,8 @@ type Version = [u8; 32];
 struct FileState {
     serving: Option<(Version, Arc<LoadedPlugin>)>,
     failed: Option<(Version, String)>,
+    /// The failure is a lost conflict, which the next rescan tries again.
+    lost_conflict: bool,
 }
 
 /// The result of a refresh.
@@ -78,7 +86,7 @@ impl Library {
         for file in files {
             let mut state = previous.remove(&file).unwrap_or_default();
             match read_version(&file) {
-                Err(error) => state.failed = Some(([0; 32], format!("{error:#}"))),
+                Err(error) => state.failed = Some(([0; 32], one_line(&error))),
                 Ok((version, _))
                     if state
                         .serving
@@ -86,66 +94,80 @@ impl Library {
                         .is_some_and(|(serving, _)| *serving == version) =>
                 {
                     state.failed = None;
+                    state.lost_conflict = false;
                 }
                 Ok((version, _))
-                    if state
-                        .failed
-                        .as_ref()
-                        .is_some_and(|(failed, _)| *failed == version) => {}
+                    if !state.lost_conflict
+                        && state
+                            .failed
+                            .as_ref()
+                            .is_some_and(|(failed, _)| *failed == version) => {}
                 Ok((version, bytes)) => match load_file(&self.shared, &file, bytes).await {
                     Ok(plugin) => candidates.push((file.clone(), version, Arc::new(plugin))),
                     Err(error) => {
                         failed_loads += 1;
-                        let reason = format!("{error:#}");
+                        let reason = one_line(&error);
                         tracing::error!(file = %file.display(), "plugin failed to load: {reason}");
                         state.failed = Some((version, reason));
+                        state.lost_conflict = false;
                     }
                 },
             }
             self.files.insert(file, state);
         }
 
-        // Plugins already serving keep their names and methods; a new version
-        // that conflicts with them is refused and the old one serves on.
+        // File-name order settles conflicts. Each file offers its new
+        // version, else the one serving; a new version that loses leaves the
+        // old one serving if that fits.
         let mut table = MethodTable::default();
-        let replaced: Vec<&PathBuf> = candidates.iter().map(|(file, _, _)| file).collect();
-        for (file, state) in &self.files {
-            if let Some((_, plugin)) = &state.serving
-                && !replaced.contains(&file)
-            {
-                table.register(Arc::clone(plugin), &self.shared.metrics);
-            }
-        }
         let mut added = Vec::new();
-        for (file, version, plugin) in candidates {
-            let state = self
-                .files
-                .get_mut(&file)
-                .expect("every candidate has a state");
-            match table.conflict(&plugin) {
-                None => {
-                    tracing::info!(
-                        plugin = plugin.name(),
-                        version = plugin.manifest.version,
-                        file = %file.display(),
-                        methods = plugin.manifest.methods.len(),
-                        "plugin loaded"
-                    );
-                    table.register(Arc::clone(&plugin), &self.shared.metrics);
-                    if let Some((_, old)) = state.serving.replace((version, Arc::clone(&plugin))) {
-                        removed.push(old);
+        let mut candidates: BTreeMap<PathBuf, (Version, Arc<LoadedPlugin>)> = candidates
+            .into_iter()
+            .map(|(file, version, plugin)| (file, (version, plugin)))
+            .collect();
+        for (file, state) in &mut self.files {
+            if let Some((version, plugin)) = candidates.remove(file) {
+                match table.conflict(&plugin) {
+                    None => {
+                        tracing::info!(
+                            plugin = plugin.name(),
+                            version = plugin.manifest.version,
+                            file = %file.display(),
+                            methods = plugin.manifest.methods.len(),
+                            "plugin loaded"
+                        );
+                        table.register(Arc::clone(&plugin), &self.shared.metrics);
+                        if let Some((_, old)) =
+                            state.serving.replace((version, Arc::clone(&plugin)))
+                        {
+                            removed.push(old);
+                        }
+                        state.failed = None;
+                        state.lost_conflict = false;
+                        added.push(plugin);
+                        continue;
                     }
-                    state.failed = None;
-                    added.push(plugin);
+                    Some(reason) => {
+                        failed_loads += 1;
+                        tracing::error!(file = %file.display(), "plugin refused: {reason}");
+                        state.failed = Some((version, reason));
+                        state.lost_conflict = true;
+                    }
                 }
+            }
+            let Some((version, serving)) = &state.serving else {
+                continue;
+            };
+            match table.conflict(serving) {
+                None => table.register(Arc::clone(serving), &self.shared.metrics),
                 Some(reason) => {
-                    failed_loads += 1;
-                    tracing::error!(file = %file.display(), "plugin refused: {reason}");
-                    state.failed = Some((version, reason));
-                    if let Some((_, old)) = &state.serving
-                        && table.conflict(old).is_none()
-                    {
-                        table.register(Arc::clone(old), &self.shared.metrics);
+                    // A file that sorts first now claims its name or a method.
+                    tracing::error!(file = %file.display(), "plugin stopped serving: {reason}");
+                    let version = *version;
+                    removed.extend(state.serving.take().map(|(_, plugin)| plugin));
+                    if !state.lost_conflict {
+                        state.failed = Some((version, reason));
+                        state.lost_conflict = true;
                     }
                 }
             }
@@ -197,4 +219,26 @@ fn read_version(file: &Path) -> anyhow::Result<(Version, Vec<u8>)> {
     hasher.update(Sha256::digest(&bytes));
     hasher.update(Sha256::digest(&config));
     Ok((hasher.finalize().into(), bytes))
+}
+
+/// `error` and its causes as one line, for logs and `/health`: some engine
+/// messages span lines.
+fn one_line(error: &anyhow::Error) -> String {
+    let text = format!("{error:#}");
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failure_reason_is_one_line() {
+        let error = anyhow::anyhow!("type mismatch:\n  expected `u32`,\n  found `string`")
+            .context("the component's imports do not match");
+        assert_eq!(
+            one_line(&error),
+            "the component's imports do not match: type mismatch: expected `u32`, found `string`"
+        );
+    }
 }
