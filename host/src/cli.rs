@@ -38,7 +38,11 @@ pub enum LogFormat {
 /// and in an RPCNODE_* environment variable (RPCNODE_MAX_BATCH_SIZE=100).
 /// Flags override the file; environment variables override both.
 #[derive(Debug, Default, Clone, Parser, Deserialize)]
-#[command(name = "rpcnode", version)]
+#[command(
+    name = "rpcnode",
+    version,
+    after_help = "Plugin projects:\n  rpcnode new NAME --lang rust|js|ts|python   start one (see `rpcnode new --help`)\n  rpcnode build DIR --out FOLDER [--watch]     build it into a plugins folder (see `rpcnode build --help`)"
+)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// A TOML file with any of these settings, and `[plugin.NAME]` sections

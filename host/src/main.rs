@@ -1,6 +1,7 @@
 //! The `rpcnode` binary: read settings, start the server, print the address,
 //! serve until SIGINT or SIGTERM; or, with `--check`, load the plugins once
-//! and report.
+//! and report; or, as `rpcnode new` and `rpcnode build`, start and build
+//! plugin projects.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
@@ -17,8 +18,15 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+fn main() -> ExitCode {
+    if rpcnode_plugin_tools::command::is_tool_command(std::env::args_os().nth(1).as_deref()) {
+        return rpcnode_plugin_tools::command::main(std::env::args_os());
+    }
+    serve()
+}
+
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn serve() -> ExitCode {
     let settings = match Settings::parse().resolve(std::env::vars()) {
         Ok(settings) => settings,
         Err(error) => {

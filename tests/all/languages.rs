@@ -1,7 +1,7 @@
 //! The JavaScript and Python examples are twins of Rust ones (same plugin
 //! names, methods and answers), so one set of tests runs against each
-//! language's build. A project made by `cargo xtask new` in each language
-//! must load and answer unedited.
+//! language's build. A project made by `rpcnode new` in each language must
+//! load and answer unedited.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -228,11 +228,12 @@ async fn audit(language: Language) {
     );
 }
 
-/// What `cargo xtask new hello_LANG --lang LANG` wrote, built unedited by
-/// `cargo xtask test` into `target/plugins-scaffold/LANG/`.
-async fn new_project(language: Language) {
-    let name = format!("hello_{}", language.name());
-    let folder = format!("plugins-scaffold/{}", language.name());
+/// What `rpcnode new hello_LANG --lang LANG` wrote, built unedited by
+/// `rpcnode build` (run by `cargo xtask test` outside the checkout) into
+/// `target/plugins-scaffold/LANG/`.
+async fn new_project(language: &str) {
+    let name = format!("hello_{language}");
+    let folder = format!("plugins-scaffold/{language}");
     let node = start(&folder, &[name.as_str()]).await;
     let calls = [
         (json!({"name": "Ada"}), "Hello, Ada!"),
@@ -299,17 +300,22 @@ async fn audit_in_python() {
 
 #[tokio::test]
 async fn new_project_in_rust() {
-    new_project(Language::Rust).await;
+    new_project("rust").await;
 }
 
 #[tokio::test]
 async fn new_project_in_javascript() {
-    new_project(Language::JavaScript).await;
+    new_project("js").await;
+}
+
+#[tokio::test]
+async fn new_project_in_typescript() {
+    new_project("ts").await;
 }
 
 #[tokio::test]
 async fn new_project_in_python() {
-    new_project(Language::Python).await;
+    new_project("python").await;
 }
 
 /// The SDKs' edges: an uncaught exception answers -32603 and the instance

@@ -17,6 +17,7 @@ mod loading;
 mod notifications;
 mod observability;
 mod openrpc;
+mod plugin_projects;
 mod reload;
 mod sandbox;
 mod sessions;

@@ -16,12 +16,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use crate::languages::{self, Language};
-use crate::toolchains::{self, WASM_TARGET};
-use crate::{cargo, copy, run};
+use rpcnode_plugin_tools::toolchains::{self, WASM_TARGET};
+use rpcnode_plugin_tools::{Kit, Language, copy, run};
+
+use crate::cargo;
 
 pub fn build_plugins(root: &Path) -> anyhow::Result<()> {
-    build_rust_examples(root)?;
+    let kit = Kit::checkout(root);
+    build_rust_examples(&kit)?;
     for language in [Language::JavaScript, Language::Python] {
         let sources = root.join("plugins").join(language.name());
         let outputs = [
@@ -37,7 +39,7 @@ pub fn build_plugins(root: &Path) -> anyhow::Result<()> {
         for (sources, out) in outputs {
             let out = root.join(out);
             for (name, dir) in projects_in(&sources, language)? {
-                languages::build(root, &dir, &out.join(format!("{name}.wasm")))?;
+                rpcnode_plugin_tools::build(&kit, &dir, &out.join(format!("{name}.wasm")))?;
                 copy_config(&dir, &name, &out)?;
             }
             eprintln!("plugins ready in {}", out.display());
@@ -47,14 +49,19 @@ pub fn build_plugins(root: &Path) -> anyhow::Result<()> {
 }
 
 /// The Rust plugins are one cargo workspace, built in one go.
-fn build_rust_examples(root: &Path) -> anyhow::Result<()> {
-    toolchains::ensure_wasm_target(root)?;
+fn build_rust_examples(kit: &Kit) -> anyhow::Result<()> {
+    let root = &kit.sources;
     let plugins_dir = root.join("plugins");
+    toolchains::ensure_wasm_target(&plugins_dir)?;
+    let target = kit
+        .rust_target
+        .as_ref()
+        .expect("a checkout has a target folder");
     let mut cargo = cargo(
         &plugins_dir,
         &["build", "--release", "--target", WASM_TARGET],
     );
-    cargo.env("CARGO_TARGET_DIR", languages::wasm_target_dir(root));
+    cargo.env("CARGO_TARGET_DIR", target);
     run(&mut cargo).context("building the Rust plugins")?;
 
     let outputs = [
@@ -66,7 +73,10 @@ fn build_rust_examples(root: &Path) -> anyhow::Result<()> {
         let out = root.join(out);
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
         for (name, dir) in projects_in(&plugins_dir.join(folder), Language::Rust)? {
-            let built = languages::built_rust_component(root, &name);
+            let built = target
+                .join(WASM_TARGET)
+                .join("release")
+                .join(format!("{name}.wasm"));
             copy(&built, &out.join(format!("{name}.wasm")))?;
             copy_config(&dir, &name, &out)?;
         }

@@ -3,34 +3,33 @@
 //! - `build-plugins`: compile every example plugin (Rust, JavaScript, Python)
 //!   and the test fixtures; see [`examples`] for where each goes.
 //! - `build-plugin DIR [--out FOLDER]`: compile one plugin project in any
-//!   language into `FOLDER/<folder name>.wasm` (default `target/plugins`).
-//! - `new NAME --lang rust|js|python [--dir PARENT]`: start a plugin project.
+//!   language into `FOLDER/<folder name>.wasm` (default `target/plugins`),
+//!   with the checkout's own SDKs (`rpcnode build` uses the copies it carries).
+//! - `new NAME --lang rust|js|ts|python [--dir PARENT]`: start a plugin project.
 //! - `run [FLAGS…]`: build the plugins and start the host on them
 //!   (`target/plugins` on 127.0.0.1:8000 unless FLAGS say otherwise).
-//! - `test [ARGS…]`: build the plugins, check that a new project in each
-//!   language builds, run every test, then a brief smoke run of the benchmarks.
+//! - `test [ARGS…]`: build the plugins and the host, check that `rpcnode new`
+//!   and `rpcnode build` make a working project in each language, run every
+//!   test, then a brief smoke run of the benchmarks.
 //! - `bench [--smoke] [SCENARIO…]`: build the plugins and run the
 //!   measurements (see BENCHMARKS.md).
 //!
 //! The JavaScript and Python tools are installed on first use into
-//! `target/toolchains/` at the versions pinned in `xtask/toolchains/`.
+//! `target/toolchains/` at the versions pinned in `plugin-tools/toolchains/`.
 
 mod examples;
-mod languages;
-mod scaffold;
-mod toolchains;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context as _, bail};
-
-use languages::Language;
+use rpcnode_plugin_tools::command::folder_name;
+use rpcnode_plugin_tools::{Kit, Language, run, scaffold};
 
 const USAGE: &str = "usage: cargo xtask <command>
   build-plugins                              build every example plugin and test fixture
   build-plugin DIR [--out FOLDER]            build one plugin project (default FOLDER: target/plugins)
-  new NAME --lang rust|js|python [--dir PARENT]  start a plugin project in PARENT/NAME
+  new NAME --lang rust|js|ts|python [--dir PARENT]  start a plugin project in PARENT/NAME
   run [FLAGS…]                               build the plugins and serve them
   test [ARGS…]                               build everything and run every test
   bench [--smoke] [SCENARIO…]                run the benchmarks";
@@ -54,19 +53,31 @@ fn main() -> anyhow::Result<()> {
             };
             let dir = Path::new(dir);
             let name = folder_name(dir)?;
-            languages::build(&root, dir, &out.join(format!("{name}.wasm")))?;
+            rpcnode_plugin_tools::build(
+                &Kit::checkout(&root),
+                dir,
+                &out.join(format!("{name}.wasm")),
+            )?;
             eprintln!("built {}", out.join(format!("{name}.wasm")).display());
             Ok(())
         }
         "new" => {
             let language = take_option(&mut rest, "--lang")?
-                .context("`new` needs --lang rust, js or python")?;
+                .context("`new` needs --lang rust, js, ts or python")?;
             let parent = take_option(&mut rest, "--dir")?.unwrap_or_else(|| ".".to_owned());
             let [name] = rest.as_slice() else {
                 bail!("{USAGE}");
             };
             let language = Language::parse(&language)?;
-            scaffold::new_plugin(&root, name, language, Path::new(&parent)).map(drop)
+            let dir =
+                scaffold::new_plugin(&Kit::checkout(&root), name, language, Path::new(&parent))?;
+            eprintln!(
+                "created {} plugin {name} in {}\nbuild it into target/plugins with: cargo xtask build-plugin {}",
+                language.name(),
+                dir.display(),
+                dir.display()
+            );
+            Ok(())
         }
         "run" => {
             examples::build_plugins(&root)?;
@@ -78,11 +89,11 @@ fn main() -> anyhow::Result<()> {
         }
         "test" => {
             examples::build_plugins(&root)?;
-            check_new_projects(&root)?;
             run(&mut cargo(
                 &root,
                 &["build", "--release", "--workspace", "--all-targets"],
             ))?;
+            check_new_projects(&root)?;
             warm_test_compile_cache(&root)?;
             let mut cargo = cargo(&root, &["test", "--release", "--workspace"]);
             run(cargo.args(&rest))?;
@@ -100,22 +111,40 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// A new project in each language, built into
-/// `target/plugins-scaffold/LANGUAGE/` where the tests load it: what `new`
+/// `rpcnode new` and `rpcnode build`, run as a user runs them: a project in
+/// each language in a temporary folder outside the checkout, built into
+/// `target/plugins-scaffold/LANGUAGE/` where the tests load it. What `new`
 /// writes must build and load unedited.
 fn check_new_projects(root: &Path) -> anyhow::Result<()> {
-    let parent = root.join("target/scaffold");
-    for language in Language::ALL {
-        let out = root.join("target/plugins-scaffold").join(language.name());
+    let parent = std::env::temp_dir().join(format!("rpcnode-new-projects-{}", std::process::id()));
+    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    let checked = Language::ALL.into_iter().try_for_each(|language| {
         let name = format!("hello_{}", language.name());
-        let dir = parent.join(&name);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
-        }
-        scaffold::new_plugin(root, &name, language, &parent)?;
-        languages::build(root, &dir, &out.join(format!("{name}.wasm")))?;
-    }
-    Ok(())
+        let mut new = rpcnode(root);
+        new.args(["new", &name, "--lang", language.name(), "--dir"])
+            .arg(&parent);
+        run(&mut new)?;
+        let mut build = rpcnode(root);
+        build
+            .arg("build")
+            .arg(parent.join(&name))
+            .arg("--out")
+            .arg(root.join("target/plugins-scaffold").join(language.name()));
+        run(&mut build)
+    });
+    let _ = std::fs::remove_dir_all(&parent);
+    checked
+}
+
+/// The `rpcnode` binary `cargo build --release` made. It shares the tools
+/// installed for the examples and, for Rust, their target folder, so
+/// nothing is installed or compiled twice.
+fn rpcnode(root: &Path) -> Command {
+    let mut command = Command::new(root.join("target/release/rpcnode"));
+    command
+        .env("RPCNODE_TOOLS_DIR", root.join("target/toolchains"))
+        .env("CARGO_TARGET_DIR", root.join("target/wasm"));
+    command
 }
 
 /// Compile the JavaScript and Python components the tests load into the
@@ -129,6 +158,7 @@ fn warm_test_compile_cache(root: &Path) -> anyhow::Result<()> {
         "plugin-fixtures-js",
         "plugin-fixtures-python",
         "plugins-scaffold/js",
+        "plugins-scaffold/ts",
         "plugins-scaffold/python",
     ];
     for folder in folders {
@@ -163,16 +193,6 @@ fn take_option(args: &mut Vec<String>, name: &str) -> anyhow::Result<Option<Stri
     Ok(Some(args.remove(index)))
 }
 
-fn folder_name(dir: &Path) -> anyhow::Result<String> {
-    let absolute =
-        std::path::absolute(dir).with_context(|| format!("resolving {}", dir.display()))?;
-    let name = absolute
-        .components()
-        .next_back()
-        .with_context(|| format!("{} has no folder name", dir.display()))?;
-    Ok(name.as_os_str().to_string_lossy().into_owned())
-}
-
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -194,22 +214,6 @@ fn cargo(dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     command.args(args).current_dir(dir);
     command
-}
-
-fn copy(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::copy(from, to)
-        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
-    Ok(())
-}
-
-fn run(command: &mut Command) -> anyhow::Result<()> {
-    let status = command
-        .status()
-        .with_context(|| format!("starting {command:?}"))?;
-    if !status.success() {
-        bail!("{command:?} failed with {status}");
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -235,24 +239,5 @@ mod tests {
         assert_eq!(rest, ["hello"]);
         let error = take_option(&mut args(&["x", "--lang"]), "--lang").unwrap_err();
         assert_eq!(error.to_string(), "--lang needs a value");
-    }
-
-    #[test]
-    fn languages_are_named_or_detected() {
-        assert_eq!(Language::parse("py").unwrap(), Language::Python);
-        assert_eq!(
-            Language::parse("cobol").unwrap_err().to_string(),
-            "unknown language \"cobol\": expected rust, js or python"
-        );
-        let root = workspace_root();
-        assert_eq!(
-            Language::detect(&root.join("plugins/js/calculator")).unwrap(),
-            Language::JavaScript
-        );
-        let error = Language::detect(&root.join("wit")).unwrap_err().to_string();
-        assert!(
-            error.ends_with("has none of Cargo.toml, app.js or app.py"),
-            "{error}"
-        );
     }
 }

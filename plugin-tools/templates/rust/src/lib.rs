@@ -1,7 +1,7 @@
 //! {{name}}: an rpcnode plugin.
 //!
-//! Build it into a plugins folder from the rpcnode checkout:
-//! `cargo xtask build-plugin {{dir}}`
+//! Build it into the folder `plugins` (served by `rpcnode --plugins plugins`):
+//! `rpcnode build . --out plugins` (`--watch` rebuilds on every change).
 
 use rpcnode_sdk::{Method, Plugin, Request, RpcError, Value, export, host, json};
 use serde::Deserialize;

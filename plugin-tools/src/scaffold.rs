@@ -1,4 +1,4 @@
-//! `cargo xtask new NAME --lang rust|js|python [--dir PARENT]`: a plugin
+//! `rpcnode new NAME --lang rust|js|ts|python [--dir PARENT]`: a plugin
 //! project that builds and loads without edits, with one method (`hello`)
 //! that reads params and uses host state.
 
@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 
-use crate::languages::Language;
+use crate::{Kit, Language};
 
 /// The template files of each language: (path in the project, contents).
 fn template(language: Language) -> &'static [(&'static str, &'static str)] {
@@ -19,13 +19,21 @@ fn template(language: Language) -> &'static [(&'static str, &'static str)] {
             ("package.json", include_str!("../templates/js/package.json")),
             ("app.js", include_str!("../templates/js/app.js")),
         ],
+        Language::TypeScript => &[
+            ("package.json", include_str!("../templates/ts/package.json")),
+            (
+                "tsconfig.json",
+                include_str!("../templates/ts/tsconfig.json"),
+            ),
+            ("app.ts", include_str!("../templates/ts/app.ts")),
+        ],
         Language::Python => &[("app.py", include_str!("../templates/python/app.py"))],
     }
 }
 
 /// Write project `name` in `language` into `parent/name`; returns its folder.
 pub fn new_plugin(
-    root: &Path,
+    kit: &Kit,
     name: &str,
     language: Language,
     parent: &Path,
@@ -36,23 +44,15 @@ pub fn new_plugin(
     if dir.exists() {
         bail!("{} already exists", dir.display());
     }
-    let sdk = root.join("plugin-sdk");
     for (file, contents) in template(language) {
         let path = dir.join(file);
         std::fs::create_dir_all(path.parent().expect("a template file has a folder"))
             .with_context(|| format!("creating {}", dir.display()))?;
         let contents = contents
             .replace("{{name}}", name)
-            .replace("{{sdk}}", &sdk.display().to_string())
-            .replace("{{dir}}", &dir.display().to_string());
+            .replace("{{sdk}}", &kit.sdk(language).display().to_string());
         std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
     }
-    eprintln!(
-        "created {} plugin {name} in {}\nbuild it into target/plugins with: cargo xtask build-plugin {}",
-        language.name(),
-        dir.display(),
-        dir.display()
-    );
     Ok(dir)
 }
 
@@ -90,19 +90,14 @@ mod tests {
 
     #[test]
     fn an_existing_folder_is_left_alone() {
-        let parent = tempfile_dir();
-        std::fs::create_dir(parent.join("taken")).unwrap();
-        let error = new_plugin(Path::new("."), "taken", Language::Python, &parent).unwrap_err();
+        let parent = std::env::temp_dir().join(format!("rpcnode-scaffold-{}", std::process::id()));
+        std::fs::create_dir_all(parent.join("taken")).unwrap();
+        let kit = Kit::checkout(Path::new("."));
+        let error = new_plugin(&kit, "taken", Language::Python, &parent).unwrap_err();
         assert!(
             error.to_string().ends_with("taken already exists"),
             "{error}"
         );
-        let _ = std::fs::remove_dir_all(parent);
-    }
-
-    fn tempfile_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("xtask-scaffold-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+        std::fs::remove_dir_all(parent).unwrap();
     }
 }
