@@ -35,6 +35,7 @@ pub fn build(kit: &Kit, dir: &Path, out: &Path) -> anyhow::Result<()> {
         .file_name()
         .context("the output needs a file name")?
         .to_string_lossy();
+    eprintln!("building {} ({})", out.display(), language.name());
     let partial = folder.join(format!(".{file_name}.partial"));
     let built = match language {
         Language::Rust => build_rust(kit, dir, &partial),

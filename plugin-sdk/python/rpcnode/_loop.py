@@ -4,10 +4,17 @@ asyncio's own loop needs a self-pipe (a socketpair), which a plugin does not
 have. A plugin has nothing to wait on but time, so this loop waits for its
 next timer by sleeping, and an await that nothing could ever complete is an
 error rather than a hang.
+
+Most async handlers never suspend (they await other coroutines that return
+at once): a coroutine is first stepped by hand, with the loop marked as
+running, and only one that suspends is handed to the loop as a task.
 """
 
 import asyncio
+import inspect
 import time
+import types
+from asyncio import events
 
 
 class _Clock:
@@ -44,6 +51,15 @@ def run(awaitable):
     if _loop is None:
         _loop = _Loop()
     try:
+        if inspect.iscoroutine(awaitable):
+            events._set_running_loop(_loop)
+            try:
+                waiting_on = awaitable.send(None)
+            except StopIteration as done:
+                return done.value
+            finally:
+                events._set_running_loop(None)
+            awaitable = _resumed(awaitable, waiting_on)
         return _loop.run_until_complete(awaitable)
     finally:
         left = asyncio.all_tasks(_loop)
@@ -51,3 +67,20 @@ def run(awaitable):
             task.cancel()
         if left:
             _loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+
+
+@types.coroutine
+def _resumed(coroutine, waiting_on):
+    """The rest of ``coroutine``, which was stepped by hand until it suspended
+    on ``waiting_on``: the task running this waits for what the coroutine
+    waits for, then steps it on, passing in what the task is sent or thrown."""
+    sent = thrown = None
+    while True:
+        try:
+            sent, thrown = (yield waiting_on), None
+        except BaseException as error:  # cancellation is passed in too
+            thrown = error
+        try:
+            waiting_on = coroutine.send(sent) if thrown is None else coroutine.throw(thrown)
+        except StopIteration as done:
+            return done.value
