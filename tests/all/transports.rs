@@ -4,12 +4,13 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::support::{TestNode, error, success, within};
+use crate::support::{TestNode, error, request, success, within};
 
 #[tokio::test]
 async fn http_rejects_what_is_not_a_json_post() {
@@ -353,6 +354,57 @@ async fn websocket_requests_in_flight_together_each_get_their_own_answer() {
         assert!(seen.insert(id), "answer {id} arrived twice");
     }
     ws.close().await;
+}
+
+/// A connection at its in-flight cap reads no more frames until a request
+/// ends, but it is still pinged, and a stop still reaches it: it waits the
+/// shutdown grace for its requests, then closes with 1001, long before the
+/// slow request would have ended.
+#[tokio::test]
+async fn a_websocket_at_its_in_flight_cap_is_still_pinged_and_stopped() {
+    let node = TestNode::start_with(&["probe"], |config| {
+        config.ws_max_in_flight = 1;
+        config.ws_ping_interval = Duration::from_millis(100);
+        config.shutdown_grace = Duration::from_millis(300);
+    })
+    .await;
+    let mut ws = node.ws().await;
+    ws.send(&request("sleep", json!({"ms": 20_000}), json!(1)))
+        .await;
+    ws.send(&request("sleep", json!({"ms": 1}), json!(2))).await;
+    // Three pings while the second request waits for the first.
+    let mut pings = 0;
+    within(async {
+        while pings < 3 {
+            match ws.stream.next().await {
+                Some(Ok(Message::Ping(_))) => pings += 1,
+                other => panic!("expected pings at the cap, got {other:?}"),
+            }
+        }
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let stopping = tokio::spawn(node.server.stop());
+    let close = within(async {
+        loop {
+            match ws.stream.next().await {
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await;
+    let Some(Ok(Message::Close(Some(frame)))) = close else {
+        panic!("expected a close frame, got {close:?}");
+    };
+    assert_eq!(frame.code, CloseCode::Away);
+    assert_eq!(frame.reason, "server shutting down");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    within(stopping).await.unwrap().expect("a clean stop");
 }
 
 #[tokio::test]

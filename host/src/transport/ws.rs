@@ -132,14 +132,25 @@ async fn serve(
     let stopping = node.stopping.cancelled();
     tokio::pin!(stopping);
     loop {
-        let frame = tokio::select! {
-            frame = stream.next() => frame,
+        // A frame is read only with a permit in hand: a client at its cap
+        // waits here, still pinged, still stopped by a shutdown.
+        let (permit, frame) = tokio::select! {
+            next = async {
+                let permit = Arc::clone(&in_flight)
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore is never closed");
+                (permit, stream.next().await)
+            } => next,
             _ = &mut writer => {
                 writer_done = true;
                 break;
             }
             _ = pings.tick() => {
-                if last_heard.elapsed() >= node.config.ws_idle_timeout {
+                // At the cap no frame is read, pongs included: the client is
+                // waiting for answers, not idle.
+                let at_cap = in_flight.available_permits() == 0;
+                if !at_cap && last_heard.elapsed() >= node.config.ws_idle_timeout {
                     let frame = CloseFrame { code: close_code::NORMAL, reason: "idle timeout".into() };
                     let _ = queue.send(Outbound::Close(frame)).await;
                     break;
@@ -185,10 +196,6 @@ async fn serve(
             }
             Some(Ok(Message::Close(_)) | Err(_)) | None => break,
         };
-        let permit = Arc::clone(&in_flight)
-            .acquire_owned()
-            .await
-            .expect("semaphore is never closed");
         let (node, caller, queue) = (Arc::clone(&node), Arc::clone(&caller), queue.clone());
         let mut answering = Box::pin(async move {
             if let Some(answer) = node.dispatcher.handle_message(&text, &caller).await {
