@@ -68,7 +68,8 @@ pub struct Settings {
     #[arg(long)]
     pub name: Option<String>,
 
-    /// Seconds a request may run before it fails with error -32000 [default: 30].
+    /// Seconds the before-request hooks and the handler of a request may run before it fails with
+    /// error -32000; after-request hooks get as long again [default: 30].
     #[arg(long, value_name = "SECS")]
     pub request_timeout: Option<f64>,
 

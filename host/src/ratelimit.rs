@@ -3,8 +3,9 @@
 //! each request of a batch, takes one token.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Instant;
+
+use parking_lot::Mutex;
 
 use crate::config::RateLimit;
 
@@ -40,7 +41,7 @@ impl RateLimiter {
     pub fn allow(&self, client: &str) -> bool {
         let now = Instant::now();
         let burst = f64::from(self.limit.burst);
-        let mut buckets = self.buckets.lock().expect("rate limiter lock");
+        let mut buckets = self.buckets.lock();
         if buckets.len() >= SWEEP_AT && !buckets.contains_key(client) {
             // Buckets that have refilled completely carry no information.
             let per_second = self.limit.per_second;

@@ -190,9 +190,12 @@ async fn silent_websockets_are_closed_and_live_ones_kept_by_ping() {
     );
 }
 
+/// The rate limit refuses before any plugin code runs: the refused request
+/// is counted under its method, and no hook sees it (audit's after-request
+/// hook counts every request it sees).
 #[tokio::test]
 async fn the_built_in_rate_limit_answers_its_own_error_per_client() {
-    let node = TestNode::start_with(&["calculator"], |config| {
+    let node = TestNode::start_with(&["calculator", "audit"], |config| {
         config.rate_limit = Some(RateLimit {
             per_second: 0.5,
             burst: 2,
@@ -222,4 +225,19 @@ async fn the_built_in_rate_limit_answers_its_own_error_per_client() {
         success(json!({"sum": 4}), json!(1))
     );
     assert_eq!(node.server.node().metrics.rate_limited.get(), 1);
+    assert_eq!(
+        ws.call("audit_counts", json!({}), 2).await,
+        success(json!({"requests": 3, "errors": 0}), json!(2))
+    );
+    let metrics = crate::observability::metrics(&node).await;
+    for line in [
+        "rpcnode_requests_total{method=\"add\",outcome=\"ok\"} 3",
+        "rpcnode_requests_total{method=\"add\",outcome=\"error\"} 1",
+        "rpcnode_rate_limited_total 1",
+    ] {
+        assert!(
+            metrics.lines().any(|got| got == line),
+            "{line} in:\n{metrics}"
+        );
+    }
 }

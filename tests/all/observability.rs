@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 
 use crate::support::{TestNode, plugin_config, success, within};
 
-async fn metrics(node: &TestNode) -> String {
+/// The `/metrics` text, its content type checked.
+pub async fn metrics(node: &TestNode) -> String {
     let response = within(reqwest::get(node.url("/metrics"))).await.unwrap();
     assert_eq!(
         response.headers()["content-type"],

@@ -188,7 +188,10 @@ impl Dispatcher {
         let _pending = self.metrics.pending_requests.track();
         let started = Instant::now();
         let caller = call.caller;
+        // A refusal by the rate limit is counted like any answer, but runs no
+        // plugin code, hooks included: the limit is there to shed load.
         if let Some(refused) = self.rate_limited(caller) {
+            self.count(call, false, started.elapsed());
             return Err(refused);
         }
         let plugin = call.route.map(|route| route.plugin.name());
@@ -222,11 +225,14 @@ impl Dispatcher {
         }
         .instrument(span)
         .await;
-        let elapsed = started.elapsed();
+        self.count(call, outcome.is_ok(), started.elapsed());
+        outcome
+    }
+
+    /// Count an answered request in the per-method metrics.
+    fn count(&self, call: &Call<'_>, ok: bool, elapsed: Duration) {
         match call.route {
-            Some(route) => self
-                .metrics
-                .request(&route.counts, outcome.is_ok(), elapsed),
+            Some(route) => self.metrics.request(&route.counts, ok, elapsed),
             None => {
                 let label = if builtin::is_builtin(call.requested) {
                     call.requested
@@ -234,10 +240,9 @@ impl Dispatcher {
                     "unknown"
                 };
                 let counts = self.metrics.method(label);
-                self.metrics.request(&counts, outcome.is_ok(), elapsed);
+                self.metrics.request(&counts, ok, elapsed);
             }
         }
-        outcome
     }
 
     /// Check the params against the method's schema, if it declares one,
@@ -345,6 +350,9 @@ impl Dispatcher {
     }
 
     /// The `after-request` hooks; their failures are logged, never sent.
+    /// They get a deadline of their own, `request_timeout` from now, so that
+    /// a request whose handler ran out of time is still seen by them: the
+    /// answer can take up to twice `request_timeout` (documented).
     async fn after_request(
         &self,
         table: &MethodTable,
