@@ -21,6 +21,9 @@ use crate::tls::TlsFiles;
 /// The most notifications one stream may keep.
 const MAX_HISTORY_SIZE: usize = 1_000_000;
 
+/// The shortest admin token accepted: shorter ones can be guessed.
+const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
 /// How log lines are written to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -120,6 +123,11 @@ pub struct Settings {
     /// Requests a client may send in a burst above the rate [default: the rate, at least 1].
     #[arg(long, value_name = "N")]
     pub rate_limit_burst: Option<u32>,
+
+    /// Answer GET /health and GET /metrics only to requests with `Authorization: Bearer TOKEN`
+    /// (at least 16 visible ASCII characters) [default: none; they are open to every client].
+    #[arg(long, value_name = "TOKEN")]
+    pub admin_token: Option<String>,
 
     /// Serve HTTPS and WSS with this PEM certificate chain (needs --tls-key).
     #[arg(long, value_name = "FILE")]
@@ -252,6 +260,7 @@ impl Settings {
             welcome,
             rate_limit,
             rate_limit_burst,
+            admin_token,
             tls_cert,
             tls_key,
             tls_client_ca,
@@ -363,6 +372,13 @@ impl Settings {
         if self.rate_limit_burst == Some(0) {
             bail!("rate_limit_burst must be at least 1");
         }
+        if let Some(token) = &self.admin_token
+            && (token.len() < MIN_ADMIN_TOKEN_LEN || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            bail!(
+                "admin_token must be at least {MIN_ADMIN_TOKEN_LEN} visible ASCII characters (no spaces), such as the output of `openssl rand -hex 16`"
+            );
+        }
         Ok(())
     }
 
@@ -452,6 +468,7 @@ impl Settings {
                 .rate_limit_burst
                 .unwrap_or_else(|| per_second.ceil().max(1.0) as u32),
         });
+        config.admin_token = self.admin_token;
         config.plugin_sections = self.plugin;
         Ok(config)
     }

@@ -43,6 +43,9 @@ pub struct Config {
     pub cache_dir: Option<PathBuf>,
     /// Serve HTTPS and WSS with these files instead of plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// When set, `/health` and `/metrics` answer only requests carrying
+    /// `Authorization: Bearer TOKEN`.
+    pub admin_token: Option<String>,
     /// The most connections open at once; more are answered `503`.
     pub max_connections: usize,
     /// How long an HTTP connection with no request in flight may take to
@@ -102,6 +105,7 @@ impl Config {
             watch: false,
             cache_dir: None,
             tls: None,
+            admin_token: None,
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),

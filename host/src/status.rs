@@ -1,22 +1,27 @@
 //! What operators read: `GET /health`, a cheap status report for load
 //! balancers, and `GET /metrics`, everything the node counts in the
-//! Prometheus text format.
+//! Prometheus text format. Both name the plugins and their failures, so an
+//! admin token can close them to everyone else.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use subtle::ConstantTimeEq as _;
 
 use crate::metrics::{counter, gauge, help, label};
 use crate::node::Node;
 
 /// `"ok"`, or `"degraded"` when a plugin file failed to load (listed under
 /// `failed` with the reason).
-pub async fn health(State(node): State<Arc<Node>>) -> Json<Value> {
+pub async fn health(State(node): State<Arc<Node>>, headers: HeaderMap) -> Response {
+    if !admitted(&node, &headers) {
+        return admin_token_required();
+    }
     let table = node.registry.current();
     let plugins: Vec<Value> = table
         .plugins
@@ -47,14 +52,42 @@ pub async fn health(State(node): State<Arc<Node>>) -> Json<Value> {
         "plugins": plugins,
         "failed": failed,
     }))
+    .into_response()
 }
 
 /// Handle `GET /metrics`.
-pub async fn metrics(State(node): State<Arc<Node>>) -> impl IntoResponse {
+pub async fn metrics(State(node): State<Arc<Node>>, headers: HeaderMap) -> Response {
+    if !admitted(&node, &headers) {
+        return admin_token_required();
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         render(&node),
     )
+        .into_response()
+}
+
+/// Whether no admin token is set, or the request carries it (compared in
+/// constant time).
+fn admitted(node: &Node, headers: &HeaderMap) -> bool {
+    let Some(token) = &node.config.admin_token else {
+        return true;
+    };
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .is_some_and(|given| bool::from(given.as_bytes().ct_eq(token.as_bytes())))
+}
+
+/// The answer to a request without the admin token: 401, saying what to send.
+fn admin_token_required() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "this needs the admin token: send Authorization: Bearer TOKEN\n",
+    )
+        .into_response()
 }
 
 /// Every metric of `node`.

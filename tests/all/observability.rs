@@ -125,3 +125,62 @@ async fn odd_method_names_keep_metrics_parseable() {
          them whitespace or control characters"
     );
 }
+
+/// With an admin token, `/health` and `/metrics` answer only requests that
+/// carry it; JSON-RPC is not affected.
+#[tokio::test]
+async fn an_admin_token_closes_health_and_metrics_to_everyone_else() {
+    let token = "0123456789abcdef0123";
+    let node = TestNode::start_with(&["calculator"], |config| {
+        config.admin_token = Some(token.to_owned());
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let get = async |path: &str, authorization: Option<&str>| {
+        let mut request = client.get(node.url(path));
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let response = within(request.send()).await.unwrap();
+        let status = response.status().as_u16();
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .map(|value| value.to_str().unwrap().to_owned());
+        (status, challenge, within(response.text()).await.unwrap())
+    };
+    let refused = (
+        401,
+        Some("Bearer".to_owned()),
+        "this needs the admin token: send Authorization: Bearer TOKEN\n".to_owned(),
+    );
+    for path in ["/health", "/metrics"] {
+        assert_eq!(get(path, None).await, refused, "{path}");
+        assert_eq!(get(path, Some("Bearer wrong")).await, refused, "{path}");
+        assert_eq!(
+            get(path, Some(token)).await,
+            refused,
+            "{path} without Bearer"
+        );
+        let bearer = format!("Bearer {token}0");
+        assert_eq!(get(path, Some(&bearer)).await, refused, "{path} longer");
+    }
+    let bearer = format!("Bearer {token}");
+    let (status, _, health) = get("/health", Some(&bearer)).await;
+    assert_eq!(status, 200);
+    let health: Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["plugins"][0]["name"], "calculator");
+    let (status, _, metrics) = get("/metrics", Some(&bearer)).await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line == "rpcnode_plugins_failed 0"),
+        "{metrics}"
+    );
+    assert_eq!(
+        node.call("add", json!([1, 2])).await,
+        success(json!({"sum": 3}), json!(1))
+    );
+}

@@ -222,6 +222,33 @@ async fn data_and_session_settings_are_checked_and_named_everywhere() {
 }
 
 #[tokio::test]
+async fn a_short_or_spaced_admin_token_is_refused() {
+    let dir = plugins_dir(&[]);
+    let plugins = dir.path().to_str().unwrap().to_owned();
+    let expected = "admin_token must be at least 16 visible ASCII characters (no spaces), such as \
+                    the output of `openssl rand -hex 16`";
+    let (code, stderr) = run_to_end(&["--plugins", &plugins, "--admin-token", "short"]).await;
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        stderr.trim_end(),
+        format!("error: in the command-line flags: {expected}")
+    );
+    let output = within(
+        rpcnode()
+            .args(["--plugins", &plugins])
+            .env("RPCNODE_ADMIN_TOKEN", "sixteen chars or more")
+            .output(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).trim_end(),
+        format!("error: in environment variables RPCNODE_ADMIN_TOKEN: {expected}")
+    );
+}
+
+#[tokio::test]
 async fn the_example_config_file_is_valid() {
     let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rpcnode.example.toml");
     let dir = plugins_dir(&["calculator"]);
