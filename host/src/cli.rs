@@ -149,9 +149,15 @@ pub struct Settings {
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub cache: Option<bool>,
 
-    /// Folder for compiled plugins [default: $XDG_CACHE_HOME/rpcnode or ~/.cache/rpcnode].
+    /// Folder for compiled plugins, which must be this user's and writable by no one else
+    /// [default: $XDG_CACHE_HOME/rpcnode or ~/.cache/rpcnode].
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+
+    /// The most the compile cache keeps, in MiB; the entries used least recently go first
+    /// [default: 1024].
+    #[arg(long, value_name = "MIB")]
+    pub cache_max_mib: Option<u64>,
 
     /// Linear memory each plugin instance may use, in MiB [default: 128].
     #[arg(long, value_name = "MIB")]
@@ -267,6 +273,7 @@ impl Settings {
             watch,
             cache,
             cache_dir,
+            cache_max_mib,
             plugin_memory_mib,
             plugin_max_instances,
             recycle_after_calls,
@@ -369,6 +376,11 @@ impl Settings {
         {
             bail!("history_size must be at most {MAX_HISTORY_SIZE}, not {size}");
         }
+        if let Some(mib) = self.cache_max_mib
+            && !(1..=1 << 20).contains(&mib)
+        {
+            bail!("cache_max_mib must be 1 to 1048576, not {mib}");
+        }
         if self.rate_limit_burst == Some(0) {
             bail!("rate_limit_burst must be at least 1");
         }
@@ -431,6 +443,9 @@ impl Settings {
             if let Some(value) = value {
                 *target = seconds(value);
             }
+        }
+        if let Some(mib) = self.cache_max_mib {
+            config.cache_max_bytes = mib << 20;
         }
         if let Some(mib) = self.plugin_memory_mib {
             config.plugins.memory_limit = (mib as usize) << 20;

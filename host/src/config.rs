@@ -41,6 +41,9 @@ pub struct Config {
     pub watch: bool,
     /// Where compiled components are cached; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
+    /// The most bytes the compile cache keeps; the entries used least
+    /// recently go first.
+    pub cache_max_bytes: u64,
     /// Serve HTTPS and WSS with these files instead of plain HTTP.
     pub tls: Option<TlsFiles>,
     /// When set, `/health` and `/metrics` answer only requests carrying
@@ -104,6 +107,7 @@ impl Config {
             max_background_calls: 1000,
             watch: false,
             cache_dir: None,
+            cache_max_bytes: 1 << 30,
             tls: None,
             admin_token: None,
             max_connections: 10_000,

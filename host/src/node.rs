@@ -106,7 +106,10 @@ impl Node {
             config.max_batch_size,
             config.request_timeout,
         ));
-        let cache = Arc::new(CompileCache::new(config.cache_dir.clone()));
+        let cache = Arc::new(CompileCache::open(
+            config.cache_dir.clone(),
+            config.cache_max_bytes,
+        )?);
         let shared = Shared {
             engine: PluginEngine::new()?,
             cache: Arc::clone(&cache),

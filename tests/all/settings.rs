@@ -177,17 +177,8 @@ async fn data_and_session_settings_are_checked_and_named_everywhere() {
         stderr.contains("invalid value 'many' for '--history-size <N>'"),
         "{stderr}"
     );
-    let output = within(
-        rpcnode()
-            .args(["--plugins", &plugins])
-            .env("RPCNODE_MAX_SESSIONS", "0")
-            .output(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(output.status.code(), Some(2));
     assert_eq!(
-        String::from_utf8_lossy(&output.stderr).trim_end(),
+        refused_with_env(&plugins, "RPCNODE_MAX_SESSIONS", "0").await,
         "error: in environment variables RPCNODE_MAX_SESSIONS: max_sessions must be at least 1"
     );
     let (code, stderr) = run_to_end(&[
@@ -222,7 +213,7 @@ async fn data_and_session_settings_are_checked_and_named_everywhere() {
 }
 
 #[tokio::test]
-async fn a_short_or_spaced_admin_token_is_refused() {
+async fn a_short_admin_token_and_a_cache_of_no_size_are_refused() {
     let dir = plugins_dir(&[]);
     let plugins = dir.path().to_str().unwrap().to_owned();
     let expected = "admin_token must be at least 16 visible ASCII characters (no spaces), such as \
@@ -233,19 +224,33 @@ async fn a_short_or_spaced_admin_token_is_refused() {
         stderr.trim_end(),
         format!("error: in the command-line flags: {expected}")
     );
+    assert_eq!(
+        refused_with_env(&plugins, "RPCNODE_ADMIN_TOKEN", "sixteen chars or more").await,
+        format!("error: in environment variables RPCNODE_ADMIN_TOKEN: {expected}")
+    );
+    let (code, stderr) = run_to_end(&["--plugins", &plugins, "--cache-max-mib", "0"]).await;
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        stderr.trim_end(),
+        "error: in the command-line flags: cache_max_mib must be 1 to 1048576, not 0"
+    );
+}
+
+/// The binary on `plugins` with `variable=value` set must refuse to start
+/// (exit code 2); returns what it wrote to stderr.
+async fn refused_with_env(plugins: &str, variable: &str, value: &str) -> String {
     let output = within(
         rpcnode()
-            .args(["--plugins", &plugins])
-            .env("RPCNODE_ADMIN_TOKEN", "sixteen chars or more")
+            .args(["--plugins", plugins])
+            .env(variable, value)
             .output(),
     )
     .await
     .unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert_eq!(
-        String::from_utf8_lossy(&output.stderr).trim_end(),
-        format!("error: in environment variables RPCNODE_ADMIN_TOKEN: {expected}")
-    );
+    String::from_utf8_lossy(&output.stderr)
+        .trim_end()
+        .to_owned()
 }
 
 #[tokio::test]
