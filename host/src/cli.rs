@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -15,7 +16,7 @@ use clap::Parser;
 use serde::Deserialize;
 
 use crate::config::{Config, RateLimit};
-use crate::plugin::PluginFile;
+use crate::plugin::{MemoryBudget, PluginFile};
 use crate::tls::TlsFiles;
 
 /// The most notifications one stream may keep.
@@ -163,6 +164,11 @@ pub struct Settings {
     #[arg(long, value_name = "MIB")]
     pub plugin_memory_mib: Option<u32>,
 
+    /// Linear memory all instances of all plugins may hold together, in MiB; a growth past it
+    /// fails in the plugin as running out of memory does [default: 4096].
+    #[arg(long, value_name = "MIB")]
+    pub plugin_memory_budget_mib: Option<u64>,
+
     /// Instances of one plugin alive at once (its concurrency) [default: 64].
     #[arg(long, value_name = "N")]
     pub plugin_max_instances: Option<usize>,
@@ -275,6 +281,7 @@ impl Settings {
             cache_dir,
             cache_max_mib,
             plugin_memory_mib,
+            plugin_memory_budget_mib,
             plugin_max_instances,
             recycle_after_calls,
             max_background_calls,
@@ -376,6 +383,11 @@ impl Settings {
         {
             bail!("history_size must be at most {MAX_HISTORY_SIZE}, not {size}");
         }
+        if let Some(mib) = self.plugin_memory_budget_mib
+            && !(1..=1 << 30).contains(&mib)
+        {
+            bail!("plugin_memory_budget_mib must be 1 to 1073741824, not {mib}");
+        }
         if let Some(mib) = self.cache_max_mib
             && !(1..=1 << 20).contains(&mib)
         {
@@ -446,6 +458,9 @@ impl Settings {
         }
         if let Some(mib) = self.cache_max_mib {
             config.cache_max_bytes = mib << 20;
+        }
+        if let Some(mib) = self.plugin_memory_budget_mib {
+            config.plugins.memory_budget = Arc::new(MemoryBudget::new(mib << 20));
         }
         if let Some(mib) = self.plugin_memory_mib {
             config.plugins.memory_limit = (mib as usize) << 20;

@@ -163,6 +163,19 @@ pub fn render(node: &Node) -> String {
         counter(&mut out, name, text, value);
     }
 
+    let budget = &node.config.plugins.memory_budget;
+    gauge(
+        &mut out,
+        "rpcnode_plugin_memory_bytes",
+        "Linear memory held by live plugin instances.",
+        budget.used(),
+    );
+    gauge(
+        &mut out,
+        "rpcnode_plugin_memory_budget_bytes",
+        "The linear memory all plugin instances may hold together.",
+        budget.limit(),
+    );
     let table = node.registry.current();
     gauge(
         &mut out,

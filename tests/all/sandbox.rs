@@ -1,6 +1,9 @@
 //! The sandbox per call: memory caps, stack overflows, capabilities granted
 //! only by configuration, and instance recycling.
 
+use std::sync::Arc;
+
+use rpcnode::plugin::MemoryBudget;
 use serde_json::json;
 
 use crate::support::{TestNode, plugin_config};
@@ -14,6 +17,35 @@ async fn a_memory_bomb_and_a_stack_overflow_are_internal_errors() {
     .await;
     node.assert_faults_are_contained(&["fault_alloc", "fault_recurse"])
         .await;
+}
+
+/// Every instance of every plugin draws its linear memory from one budget:
+/// a memory bomb below its own cap (128 MiB) is stopped by the budget (48
+/// MiB), its neighbours keep answering, and its memory comes back.
+#[tokio::test]
+async fn the_host_wide_memory_budget_contains_a_memory_bomb() {
+    let node = TestNode::start_with(&["probe", "calculator"], |config| {
+        config.plugins.memory_budget = Arc::new(MemoryBudget::new(48 << 20));
+    })
+    .await;
+    let budget = &node.server.node().config.plugins.memory_budget;
+    node.call("echo", json!([])).await;
+    node.call("add", json!([1, 1])).await;
+    let warm = budget.used();
+    assert!(warm > 0 && warm < 48 << 20, "{warm}");
+    node.assert_faults_are_contained(&["fault_alloc"]).await;
+    // The bomb's instance was discarded and a fresh one answered `echo`.
+    assert_eq!(budget.used(), warm);
+    let metrics = crate::observability::metrics(&node).await;
+    for line in [
+        format!("rpcnode_plugin_memory_bytes {warm}"),
+        format!("rpcnode_plugin_memory_budget_bytes {}", 48 << 20),
+    ] {
+        assert!(
+            metrics.lines().any(|got| got == line),
+            "{line} in:\n{metrics}"
+        );
+    }
 }
 
 #[tokio::test]

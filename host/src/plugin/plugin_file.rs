@@ -18,11 +18,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+
+use super::limiter::MemoryBudget;
 
 /// Limits applied to every plugin's instances.
 #[derive(Debug, Clone)]
@@ -31,6 +34,8 @@ pub struct PluginSettings {
     pub max_instances: usize,
     /// The most linear memory one instance may use, in bytes.
     pub memory_limit: usize,
+    /// The linear memory all instances of all plugins may hold together.
+    pub memory_budget: Arc<MemoryBudget>,
     /// How long instantiation and `describe` may take at load time.
     pub load_timeout: Duration,
     /// Calls after which an instance is replaced by a fresh one; 0 means never.
@@ -44,6 +49,7 @@ impl Default for PluginSettings {
             // JavaScript plugins (SpiderMonkey) settle between 64 and 96 MiB
             // under sustained load; Rust and Python ones need far less.
             memory_limit: 128 << 20,
+            memory_budget: Arc::new(MemoryBudget::new(4 << 30)),
             load_timeout: Duration::from_secs(10),
             recycle_after_calls: 0,
         }
@@ -105,6 +111,8 @@ pub struct DirGrant {
 pub struct Sandbox {
     /// Linear memory per instance, in bytes.
     pub memory_limit: usize,
+    /// The host-wide budget every instance's memory is drawn from.
+    pub memory_budget: Arc<MemoryBudget>,
     /// Instances alive at once.
     pub max_instances: usize,
     /// Calls after which an instance is replaced; 0 means never.
@@ -162,6 +170,7 @@ impl PluginFile {
                 .limits
                 .memory_mib
                 .map_or(defaults.memory_limit, |mib| (mib as usize) << 20),
+            memory_budget: Arc::clone(&defaults.memory_budget),
             max_instances: self
                 .limits
                 .max_instances

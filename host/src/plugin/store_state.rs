@@ -7,10 +7,11 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 use wasmtime::component::ResourceTable;
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{Engine, Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 use super::call_context::CallContext;
+use super::limiter::StoreLimiter;
 use super::plugin_file::Sandbox;
 use super::spawner::Spawner;
 use super::stdio::LogStream;
@@ -37,7 +38,7 @@ pub struct PluginEnv {
 pub struct StoreState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: StoreLimiter,
     pub(crate) env: Arc<PluginEnv>,
     /// Who made the call in progress, for `call-context` and
     /// `request-headers`.
@@ -56,8 +57,9 @@ impl WasiView for StoreState {
 }
 
 /// A fresh store confined by `sandbox`: no filesystem, network or environment
-/// beyond its grants, stdout and stderr into the host's log, the memory cap
-/// applied, and the deadline enforced at every epoch tick.
+/// beyond its grants, stdout and stderr into the host's log, its memory
+/// drawn from the host-wide budget within its cap, and the deadline enforced
+/// at every epoch tick.
 pub fn new_store(
     engine: &Engine,
     env: Arc<PluginEnv>,
@@ -84,9 +86,7 @@ pub fn new_store(
     let state = StoreState {
         wasi: wasi.build(),
         table: ResourceTable::new(),
-        limits: StoreLimitsBuilder::new()
-            .memory_size(sandbox.memory_limit)
-            .build(),
+        limits: StoreLimiter::new(Arc::clone(&sandbox.memory_budget), sandbox.memory_limit),
         env,
         call: CallContext::background(),
         deadline,
