@@ -73,6 +73,30 @@ pub async fn start_with_env(
     }
 }
 
+/// POST `body` with `headers` to a running binary at `address`; the answer.
+pub async fn call(address: &str, body: &str, headers: &[(&str, &str)]) -> serde_json::Value {
+    let mut request = reqwest::Client::new()
+        .post(address)
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    within(within(request.send()).await.unwrap().json())
+        .await
+        .unwrap()
+}
+
+/// Resident memory of process `pid`, in KiB.
+pub fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 /// Run the binary to completion; its exit code and stderr.
 pub async fn run_to_end(args: &[&str]) -> (Option<i32>, String) {
     let output = within(rpcnode().args(args).output())

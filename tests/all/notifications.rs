@@ -7,7 +7,10 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{TestNode, error, eventually, success, unix_time, within};
+use crate::binary::{self, resident_kib, start, terminate};
+use crate::support::{
+    TestNode, error, eventually, plugins_dir, request, success, unix_time, within, ws_connect,
+};
 
 #[tokio::test]
 async fn broadcast_reaches_every_client_exactly_once() {
@@ -223,48 +226,61 @@ async fn order_is_kept_per_client_under_a_burst_of_10000() {
     }
 }
 
-/// Resident memory of this process, in KiB.
-fn resident_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("VmRSS:"))
-        .unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
+/// The node runs as the binary, in a process of its own, so that its
+/// resident memory is its own and not that of the tests running beside it.
 #[tokio::test]
 async fn a_stalled_client_is_evicted_while_100_others_keep_receiving() {
-    let node = TestNode::start_with(&["probe"], |config| config.ws_queue_capacity = 64).await;
-    let mut stalled = node.ws().await;
+    let dir = plugins_dir(&["probe"]);
+    let (child, address) = start(dir.path(), &["--ws-queue-capacity", "64"]).await;
+    let pid = child.id().expect("running");
+    let ws_url = format!("{}/ws", address.replacen("http", "ws", 1));
+    let call = async |method: &str, params: Value| {
+        binary::call(
+            &address,
+            &request(method, params, json!(1)).to_string(),
+            &[],
+        )
+        .await
+    };
+    let mut stalled = ws_connect(&ws_url, &[]).await;
     let stalled_id = stalled.client_id().await;
     let mut others = Vec::new();
     for _ in 0..100 {
-        others.push(node.ws().await);
+        others.push(ws_connect(&ws_url, &[]).await);
     }
-    let before = resident_kib();
+    let before = resident_kib(pid);
 
     // 100,000 notifications of 16 KiB would be 1.6 GB if nothing gave way.
-    let flood = node
-        .call(
-            "flood",
-            json!({"client_id": stalled_id, "count": 100_000, "size": 16_384}),
-        )
-        .await;
+    let flood = call(
+        "flood",
+        json!({"client_id": stalled_id, "count": 100_000, "size": 16_384}),
+    )
+    .await;
     let queued = flood["result"]["queued"].as_u64().unwrap();
     assert!(queued < 100_000, "the stalled client was never evicted");
     assert_eq!(
         flood["result"]["error"],
         format!("client \"{stalled_id}\" is too slow and was disconnected")
     );
-    assert_eq!(node.server.node().clients.evictions(), 1);
-    let grown_mib = resident_kib().saturating_sub(before) / 1024;
+    let grown_mib = resident_kib(pid).saturating_sub(before) / 1024;
     assert!(grown_mib < 512, "memory grew by {grown_mib} MiB");
+    let metrics = within(
+        within(reqwest::get(format!("{address}/metrics")))
+            .await
+            .unwrap()
+            .text(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line == "rpcnode_slow_client_disconnects_total 1"),
+        "{metrics}"
+    );
 
     for n in 0..10 {
-        let queued = node
-            .call("notify", json!({"method": "tick", "params": {"n": n}}))
-            .await;
+        let queued = call("notify", json!({"method": "tick", "params": {"n": n}})).await;
         assert_eq!(queued["result"], json!({"queued": 100}));
     }
     for ws in &mut others {
@@ -276,8 +292,7 @@ async fn a_stalled_client_is_evicted_while_100_others_keep_receiving() {
         }
     }
     let listed: HashSet<String> =
-        serde_json::from_value(node.call("list_clients", json!([])).await["result"].clone())
-            .unwrap();
+        serde_json::from_value(call("list_clients", json!([])).await["result"].clone()).unwrap();
     assert_eq!(listed.len(), 100);
     assert!(!listed.contains(&stalled_id));
 
@@ -293,6 +308,7 @@ async fn a_stalled_client_is_evicted_while_100_others_keep_receiving() {
     })
     .await;
     assert!(matches!(closed, Some(1008) | None), "{closed:?}");
+    terminate(child).await;
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::binary::{rpcnode, run_to_end, start, start_with_env, terminate};
+use crate::binary::{call, rpcnode, run_to_end, start, start_with_env, terminate};
 use crate::support::{eventually, plugins_dir, success, within};
 
 async fn health(address: &str) -> Value {
@@ -16,19 +16,6 @@ async fn health(address: &str) -> Value {
     )
     .await
     .unwrap()
-}
-
-async fn call(address: &str, body: &str, headers: &[(&str, &str)]) -> Value {
-    let mut request = reqwest::Client::new()
-        .post(address)
-        .header("content-type", "application/json")
-        .body(body.to_owned());
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    within(within(request.send()).await.unwrap().json())
-        .await
-        .unwrap()
 }
 
 #[tokio::test]

@@ -276,15 +276,19 @@ impl WsClient {
         self.send_text(&message.to_string()).await;
     }
 
-    /// The next frame that is not a ping or pong.
+    /// The next frame that is not a ping or pong, within [`TIMEOUT`] in
+    /// total: the server's pings do not extend the wait.
     pub async fn next_frame(&mut self) -> Option<Message> {
-        loop {
-            match within(self.stream.next()).await {
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                Some(Ok(message)) => return Some(message),
-                Some(Err(_)) | None => return None,
+        within(async {
+            loop {
+                match self.stream.next().await {
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(message)) => return Some(message),
+                    Some(Err(_)) | None => return None,
+                }
             }
-        }
+        })
+        .await
     }
 
     /// The next message: one set aside by [`WsClient::call`], or the next
@@ -299,23 +303,26 @@ impl WsClient {
         }
     }
 
-    /// Call `method` and wait for its response; other messages that arrive
-    /// first are kept for [`WsClient::recv`].
+    /// Call `method` and wait for its response, within [`TIMEOUT`] in total;
+    /// other messages that arrive first are kept for [`WsClient::recv`].
     pub async fn call(&mut self, method: &str, params: Value, id: u64) -> Value {
         self.send(&request(method, params, json!(id))).await;
         let mut early = Vec::new();
-        let answer = loop {
-            let message = match self.next_frame().await {
-                Some(Message::Text(text)) => {
-                    serde_json::from_str::<Value>(&text).expect("a JSON frame")
+        let answer = within(async {
+            loop {
+                let message = match self.next_frame().await {
+                    Some(Message::Text(text)) => {
+                        serde_json::from_str::<Value>(&text).expect("a JSON frame")
+                    }
+                    other => panic!("expected a text frame, got {other:?}"),
+                };
+                if message.get("id") == Some(&json!(id)) {
+                    return message;
                 }
-                other => panic!("expected a text frame, got {other:?}"),
-            };
-            if message.get("id") == Some(&json!(id)) {
-                break message;
+                early.push(message);
             }
-            early.push(message);
-        };
+        })
+        .await;
         self.unread.extend(early);
         answer
     }
