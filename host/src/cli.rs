@@ -130,6 +130,11 @@ pub struct Settings {
     #[arg(long, value_name = "TOKEN")]
     pub admin_token: Option<String>,
 
+    /// Serve GET /health and GET /metrics over plain HTTP on this port of --host (0 picks a free
+    /// one, printed on startup) instead of on the public port [default: none].
+    #[arg(long, value_name = "PORT")]
+    pub admin_port: Option<u16>,
+
     /// Serve HTTPS and WSS with this PEM certificate chain (needs --tls-key).
     #[arg(long, value_name = "FILE")]
     pub tls_cert: Option<PathBuf>,
@@ -273,6 +278,7 @@ impl Settings {
             rate_limit,
             rate_limit_burst,
             admin_token,
+            admin_port,
             tls_cert,
             tls_key,
             tls_client_ca,
@@ -499,6 +505,7 @@ impl Settings {
                 .unwrap_or_else(|| per_second.ceil().max(1.0) as u32),
         });
         config.admin_token = self.admin_token;
+        config.admin_port = self.admin_port;
         config.plugin_sections = self.plugin;
         Ok(config)
     }

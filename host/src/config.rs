@@ -49,6 +49,9 @@ pub struct Config {
     /// When set, `/health` and `/metrics` answer only requests carrying
     /// `Authorization: Bearer TOKEN`.
     pub admin_token: Option<String>,
+    /// When set, `/health` and `/metrics` are served over plain HTTP on this
+    /// port of `host` (0 picks one), and no longer on the public port.
+    pub admin_port: Option<u16>,
     /// The most connections open at once; more are answered `503`.
     pub max_connections: usize,
     /// How long an HTTP connection with no request in flight may take to
@@ -110,6 +113,7 @@ impl Config {
             cache_max_bytes: 1 << 30,
             tls: None,
             admin_token: None,
+            admin_port: None,
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),

@@ -63,6 +63,9 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     // only when connections are being accepted.
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "listening on {}", server.url())?;
+    if let Some(admin) = server.admin_url() {
+        writeln!(stdout, "admin on {admin}")?;
+    }
     stdout.flush()?;
     drop(stdout);
     server.run_until(stop).await?;

@@ -1,7 +1,9 @@
 //! The server: one port, five routes (`POST /`, `GET /ws`, `GET /openrpc.json`,
 //! `GET /health` and `GET /metrics`), plain or TLS, with a cap on connections, a deadline for
 //! request headers, and a graceful stop. `POST /` is answered before the
-//! router (see [`transport::http`]); the router serves the rest.
+//! router (see [`transport::http`]); the router serves the rest. With an
+//! admin port, `/health` and `/metrics` move to a plain HTTP listener of
+//! their own.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,15 +32,26 @@ use crate::rpc::wire::{self, RpcError, SERVER_BUSY};
 use crate::transport::ConnectionSlot;
 use crate::{status, tls, transport};
 
-/// The routes but `POST /`, over a node.
+/// The routes but `POST /`, over a node; the operators' routes too unless
+/// they have a port of their own.
 pub fn router(node: Arc<Node>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/", any(transport::http::not_post))
         .route("/ws", get(transport::ws::upgrade))
-        .route("/openrpc.json", get(transport::http::openrpc))
+        .route("/openrpc.json", get(transport::http::openrpc));
+    let router = if node.config.admin_port.is_none() {
+        router.merge(admin_routes())
+    } else {
+        router
+    };
+    router.with_state(node)
+}
+
+/// What operators read: `/health` and `/metrics`.
+fn admin_routes() -> Router<Arc<Node>> {
+    Router::new()
         .route("/health", get(status::health))
         .route("/metrics", get(status::metrics))
-        .with_state(node)
 }
 
 /// A server accepting connections in a background task.
@@ -47,20 +60,15 @@ pub struct Server {
     node: Arc<Node>,
     tls: bool,
     task: JoinHandle<()>,
+    /// The admin listener's address and task, when it has a port.
+    admin: Option<(SocketAddr, JoinHandle<()>)>,
 }
 
 impl Server {
     /// Check the TLS files, bind `config.host:config.port`, load the plugins
     /// and start serving.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
-        let address = format!("{}:{}", config.host, config.port);
-        let listener = TcpListener::bind(&address).await.map_err(|error| {
-            if error.kind() == std::io::ErrorKind::AddrInUse {
-                anyhow::anyhow!("{address} is already in use; stop the other server or pass --port 0 to pick a free port")
-            } else {
-                anyhow::Error::new(error).context(format!("cannot listen on {address}"))
-            }
-        })?;
+        let listener = bind(&config.host, config.port, "--port").await?;
         Self::start_on(listener, config).await
     }
 
@@ -70,15 +78,43 @@ impl Server {
         // The port bound (with --port 0, the one picked), as the node reports it.
         config.port = local_addr.port();
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        let admin_listener = match config.admin_port {
+            Some(port) => Some(bind(&config.host, port, "--admin-port").await?),
+            None => None,
+        };
         let node = Node::start(config).await?;
         let is_tls = tls.is_some();
         let task = tokio::spawn(accept(listener, Arc::clone(&node), tls));
+        let admin = match admin_listener {
+            Some(listener) => {
+                let address = listener.local_addr().context("reading the admin address")?;
+                let app = admin_routes().with_state(Arc::clone(&node));
+                let stopping = node.stopping.clone().cancelled_owned();
+                let serving = axum::serve(listener, app).with_graceful_shutdown(stopping);
+                let task = tokio::spawn(async move {
+                    if let Err(error) = serving.await {
+                        tracing::error!("the admin listener failed: {error}");
+                    }
+                });
+                Some((address, task))
+            }
+            None => None,
+        };
         Ok(Self {
             local_addr,
             node,
             tls: is_tls,
             task,
+            admin,
         })
+    }
+
+    /// `http://HOST:PORT` of `/health` and `/metrics` when they have a port
+    /// of their own.
+    pub fn admin_url(&self) -> Option<String> {
+        self.admin
+            .as_ref()
+            .map(|(address, _)| format!("http://{address}"))
     }
 
     /// The address the server listens on.
@@ -109,6 +145,10 @@ impl Server {
     pub async fn stop(self) -> anyhow::Result<()> {
         self.node.stopping.cancel();
         self.task.await.context("the accept loop failed")?;
+        if let Some((_, admin)) = self.admin {
+            let grace = self.node.config.shutdown_grace;
+            let _ = tokio::time::timeout(grace, admin).await;
+        }
         // Upgraded connections are no longer hyper's: wait for the sessions.
         let sessions = &self.node.websockets;
         sessions.close();
@@ -124,6 +164,20 @@ impl Server {
         self.node.shutdown().await;
         Ok(())
     }
+}
+
+/// A listener on `host:port`; an address in use is an error naming `flag`.
+async fn bind(host: &str, port: u16, flag: &str) -> anyhow::Result<TcpListener> {
+    let address = format!("{host}:{port}");
+    TcpListener::bind(&address).await.map_err(|error| {
+        if error.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!(
+                "{address} is already in use; stop the other server or pass {flag} 0 to pick a free port"
+            )
+        } else {
+            anyhow::Error::new(error).context(format!("cannot listen on {address}"))
+        }
+    })
 }
 
 /// Accept connections until the node stops, then wait (up to the grace

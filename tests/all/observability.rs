@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::support::{TestNode, plugin_config, success, within};
+use crate::support::{TestNode, plugin_config, plugins_dir, start_error, success, within};
 
 /// The `/metrics` text, its content type checked.
 pub async fn metrics(node: &TestNode) -> String {
@@ -182,5 +182,57 @@ async fn an_admin_token_closes_health_and_metrics_to_everyone_else() {
     assert_eq!(
         node.call("add", json!([1, 2])).await,
         success(json!({"sum": 3}), json!(1))
+    );
+}
+
+/// With an admin port, `/health` and `/metrics` are served there and no
+/// longer on the public port; an admin port in use is a clear startup error.
+#[tokio::test]
+async fn health_and_metrics_can_have_a_port_of_their_own() {
+    let node = TestNode::start_with(&["calculator"], |config| config.admin_port = Some(0)).await;
+    let admin = node.server.admin_url().expect("an admin port");
+    assert_ne!(admin, node.server.url());
+    let status = async |url: String| within(reqwest::get(url)).await.unwrap().status().as_u16();
+    for path in ["/health", "/metrics"] {
+        assert_eq!(
+            status(node.url(path)).await,
+            404,
+            "{path} on the public port"
+        );
+        assert_eq!(
+            status(format!("{admin}{path}")).await,
+            200,
+            "{path} on the admin port"
+        );
+    }
+    let health: Value = within(
+        within(reqwest::get(format!("{admin}/health")))
+            .await
+            .unwrap()
+            .json(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(health["plugins"][0]["name"], "calculator");
+    // JSON-RPC stays on the public port only.
+    let body = json!({"jsonrpc": "2.0", "method": "add", "params": [1, 2], "id": 1});
+    let on_admin = within(reqwest::Client::new().post(&admin).json(&body).send())
+        .await
+        .unwrap();
+    assert_eq!(on_admin.status().as_u16(), 404);
+    assert_eq!(node.post(&body).await, success(json!({"sum": 3}), json!(1)));
+
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let error = start_error(plugins_dir(&["calculator"]).path(), move |config| {
+        config.admin_port = Some(port);
+    })
+    .await;
+    assert_eq!(
+        error,
+        format!(
+            "127.0.0.1:{port} is already in use; stop the other server or pass --admin-port 0 to \
+             pick a free port"
+        )
     );
 }
