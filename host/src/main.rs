@@ -59,13 +59,15 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     // the address is printed still stops the server gracefully.
     let stop = shutdown_signal()?;
     let server = Server::start(settings.into_config()?).await?;
-    // Scripts and tests read the address from this line: print it once,
-    // only when connections are being accepted.
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "listening on {}", server.url())?;
+    // Scripts and tests read the address from the first line: print it once,
+    // only when connections are being accepted, the admin address with it in
+    // one write.
+    let mut lines = format!("listening on {}\n", server.url());
     if let Some(admin) = server.admin_url() {
-        writeln!(stdout, "admin on {admin}")?;
+        lines.push_str(&format!("admin on {admin}\n"));
     }
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(lines.as_bytes())?;
     stdout.flush()?;
     drop(stdout);
     server.run_until(stop).await?;

@@ -345,3 +345,37 @@ async fn help_documents_every_flag() {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
 }
+
+/// With `--admin-port 0`, the binary prints the admin address on the line
+/// after its public one, and serves `/health` there.
+#[tokio::test]
+async fn prints_the_admin_address_after_the_public_one() {
+    let dir = plugins_dir(&["calculator"]);
+    let mut child = rpcnode()
+        .arg("--plugins")
+        .arg(dir.path())
+        .args(["--port", "0", "--admin-port", "0", "--cache", "false"])
+        .spawn()
+        .expect("starting rpcnode");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let public = within(stdout.next_line()).await.unwrap().unwrap();
+    let admin = within(stdout.next_line()).await.unwrap().unwrap();
+    assert!(
+        public.starts_with("listening on http://127.0.0.1:"),
+        "{public}"
+    );
+    let admin = admin
+        .strip_prefix("admin on ")
+        .unwrap_or_else(|| panic!("unexpected line {admin:?}"));
+    assert_ne!(admin, public.trim_start_matches("listening on "));
+    let health: serde_json::Value = within(
+        within(reqwest::get(format!("{admin}/health")))
+            .await
+            .unwrap()
+            .json(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(health["status"], "ok");
+    terminate(child).await;
+}
