@@ -87,6 +87,18 @@ pub async fn call(address: &str, body: &str, headers: &[(&str, &str)]) -> serde_
         .unwrap()
 }
 
+/// `GET /health` of the server at `address` (`http://HOST:PORT`).
+pub async fn health(address: &str) -> serde_json::Value {
+    within(
+        within(reqwest::get(format!("{address}/health")))
+            .await
+            .unwrap()
+            .json(),
+    )
+    .await
+    .unwrap()
+}
+
 /// Resident memory of process `pid`, in KiB.
 pub fn resident_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -368,14 +380,6 @@ async fn prints_the_admin_address_after_the_public_one() {
         .strip_prefix("admin on ")
         .unwrap_or_else(|| panic!("unexpected line {admin:?}"));
     assert_ne!(admin, public.trim_start_matches("listening on "));
-    let health: serde_json::Value = within(
-        within(reqwest::get(format!("{admin}/health")))
-            .await
-            .unwrap()
-            .json(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(health["status"], "ok");
+    assert_eq!(health(admin).await["status"], "ok");
     terminate(child).await;
 }

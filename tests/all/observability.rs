@@ -205,14 +205,7 @@ async fn health_and_metrics_can_have_a_port_of_their_own() {
             "{path} on the admin port"
         );
     }
-    let health: Value = within(
-        within(reqwest::get(format!("{admin}/health")))
-            .await
-            .unwrap()
-            .json(),
-    )
-    .await
-    .unwrap();
+    let health = crate::binary::health(&admin).await;
     assert_eq!(health["plugins"][0]["name"], "calculator");
     // JSON-RPC stays on the public port only.
     let body = json!({"jsonrpc": "2.0", "method": "add", "params": [1, 2], "id": 1});

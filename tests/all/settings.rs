@@ -4,19 +4,8 @@
 
 use serde_json::{Value, json};
 
-use crate::binary::{call, rpcnode, run_to_end, start, start_with_env, terminate};
+use crate::binary::{call, health, rpcnode, run_to_end, start, start_with_env, terminate};
 use crate::support::{eventually, plugins_dir, success, within};
-
-async fn health(address: &str) -> Value {
-    within(
-        within(reqwest::get(format!("{address}/health")))
-            .await
-            .unwrap()
-            .json(),
-    )
-    .await
-    .unwrap()
-}
 
 #[tokio::test]
 async fn the_file_flags_and_environment_layer_in_that_order() {
