@@ -25,6 +25,21 @@ pub struct Bar {
     pub note: String,
 }
 
+/// One line of a line chart: its name and its points (x, y).
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+impl Series {
+    pub fn new(name: &str, points: impl IntoIterator<Item = (f64, f64)>) -> Self {
+        Self {
+            name: name.to_owned(),
+            points: points.into_iter().collect(),
+        }
+    }
+}
+
 /// Where charts go; `None` when no font was found (the tables are still
 /// printed).
 pub struct Charts {
@@ -65,6 +80,71 @@ impl Charts {
         println!("\nChart: {}", path.display());
         Ok(())
     }
+
+    /// Draw `series` as lines in `file` (a `.png` name) titled `title`, on
+    /// one axis starting at zero, x in `x_unit`.
+    pub fn lines(
+        &self,
+        file: &str,
+        title: &str,
+        x_unit: &str,
+        series: &[Series],
+    ) -> anyhow::Result<()> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        let path = dir.join(file);
+        draw_lines(&path, title, x_unit, series)
+            .map_err(|error| anyhow::anyhow!("drawing {}: {error}", path.display()))?;
+        println!("\nChart: {}", path.display());
+        Ok(())
+    }
+}
+
+fn draw_lines(
+    path: &Path,
+    title: &str,
+    x_unit: &str,
+    series: &[Series],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let points = || series.iter().flat_map(|line| line.points.iter());
+    let x_end = points()
+        .map(|point| point.0)
+        .fold(0.0, f64::max)
+        .max(f64::EPSILON);
+    let y_end = points().map(|point| point.1).fold(0.0, f64::max).max(1.0) * 1.4;
+    let root = BitMapBackend::new(path, (1000, 500)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..x_end, 0.0..y_end)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_unit)
+        .label_style(("sans-serif", 15))
+        .draw()?;
+    for (index, line) in series.iter().enumerate() {
+        let color = Palette99::pick(index).to_rgba();
+        chart
+            .draw_series(LineSeries::new(
+                line.points.iter().copied(),
+                color.stroke_width(2),
+            ))?
+            .label(&line.name)
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 15))
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()?;
+    root.present()?;
+    Ok(())
 }
 
 fn draw(

@@ -323,24 +323,29 @@ pub mod publisher {
             let body = format!(
                 r#"{{"jsonrpc":"2.0","method":"updateData","params":{{"id":{id},"value":{value}}},"id":1}}"#
             );
+            let answer = self.post(body).await?;
+            anyhow::ensure!(
+                answer.windows(8).any(|w| w == b"\"result\""),
+                "updateData failed: {answer:?}"
+            );
+            Ok(())
+        }
+
+        /// POST `body` to `/` and read the whole answer.
+        pub async fn post(&mut self, body: String) -> anyhow::Result<Bytes> {
             let request = hyper::Request::post("/")
                 .header("host", "localhost")
                 .header("content-type", "application/json")
                 .body(Full::new(Bytes::from(body)))?;
             self.sender.ready().await?;
-            let answer = self
+            Ok(self
                 .sender
                 .send_request(request)
                 .await?
                 .into_body()
                 .collect()
                 .await?
-                .to_bytes();
-            anyhow::ensure!(
-                answer.windows(8).any(|w| w == b"\"result\""),
-                "updateData failed: {answer:?}"
-            );
-            Ok(())
+                .to_bytes())
         }
     }
 }

@@ -19,6 +19,10 @@
 //!   embedded, from 1 to 256 concurrent callers.
 //! - `resume`: scenario 8, the time to resume with 1,000 missed
 //!   notifications, and the server's memory per session kept while away.
+//! - `soak [--seconds N]`: mixed load for N seconds (default 3600), with
+//!   clients dropping and resuming, plugin swaps and faults; failures and
+//!   the server's memory, descriptors and threads over time. Run only when
+//!   named (or briefly with `--smoke`).
 //!
 //! `--smoke` runs every scenario briefly (CI does, so the harness keeps
 //! working); its numbers mean nothing. `--only TEXT` runs scenarios 1-3
@@ -56,6 +60,7 @@ mod overhead;
 mod peers;
 mod reload_load;
 mod resume;
+mod soak;
 mod startup;
 mod store;
 
@@ -148,6 +153,16 @@ async fn main() -> anyhow::Result<()> {
         }
         None => None,
     };
+    let soak_seconds = match args.iter().position(|arg| arg == "--seconds") {
+        Some(at) => {
+            anyhow::ensure!(at + 1 < args.len(), "--seconds needs a number");
+            args.remove(at);
+            args.remove(at)
+                .parse()
+                .context("--seconds must be a whole number")?
+        }
+        None => 3600,
+    };
     let effort = if smoke { SMOKE } else { FULL };
     // A run of some servers only would leave the committed charts incomplete.
     let charts = match (smoke, &only) {
@@ -157,7 +172,8 @@ async fn main() -> anyhow::Result<()> {
             chart::Charts::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks"))?
         }
     };
-    let wanted = |name: &str| args.is_empty() || args.iter().any(|wanted| wanted == name);
+    let named = |name: &str| args.iter().any(|wanted| wanted == name);
+    let wanted = |name: &str| args.is_empty() || named(name);
     if wanted("overhead") {
         overhead::run(effort, &charts).await?;
     }
@@ -206,6 +222,13 @@ async fn main() -> anyhow::Result<()> {
         let (rounds, missed, sessions) = effort.resume;
         let plugin = built("plugins", "data_service.wasm")?;
         resume::run(&plugin, rounds, missed, sessions).await?;
+    }
+    if named("soak") || (smoke && args.is_empty()) {
+        let (duration, sample_every) = match smoke {
+            true => (Duration::from_secs(5), Duration::from_millis(500)),
+            false => (Duration::from_secs(soak_seconds), Duration::from_secs(10)),
+        };
+        soak::run(duration, sample_every, &charts).await?;
     }
     Ok(())
 }

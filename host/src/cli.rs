@@ -305,11 +305,13 @@ impl Settings {
     fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config file {}", path.display()))?;
-        let settings: Self =
-            toml::from_str(&text).with_context(|| format!("in config file {}", path.display()))?;
-        settings
-            .check()
-            .with_context(|| format!("in config file {}", path.display()))?;
+        Self::from_toml(&text).with_context(|| format!("in config file {}", path.display()))
+    }
+
+    /// Settings from the text of a config file, checked.
+    pub fn from_toml(text: &str) -> anyhow::Result<Self> {
+        let settings: Self = toml::from_str(text)?;
+        settings.check()?;
         Ok(settings)
     }
 

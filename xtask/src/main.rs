@@ -10,14 +10,17 @@
 //!   (`target/plugins` on 127.0.0.1:8000 unless FLAGS say otherwise).
 //! - `test [ARGS…]`: build the plugins and the host, check that `rpcnode new`
 //!   and `rpcnode build` make a working project in each language, run every
-//!   test, then a brief smoke run of the benchmarks.
+//!   test, then a brief smoke run of the benchmarks and of each fuzz target.
 //! - `bench [--smoke] [SCENARIO…]`: build the plugins and run the
 //!   measurements (see BENCHMARKS.md).
+//! - `fuzz [TARGET…] [--seconds N]`: build the fuzz targets and run each
+//!   (all by default) for N seconds (default 60); see docs/fuzzing.md.
 //!
 //! The JavaScript and Python tools are installed on first use into
 //! `target/toolchains/` at the versions pinned in `plugin-tools/toolchains/`.
 
 mod examples;
+mod fuzz;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,7 +35,8 @@ const USAGE: &str = "usage: cargo xtask <command>
   new NAME --lang rust|js|ts|python [--dir PARENT]  start a plugin project in PARENT/NAME
   run [FLAGS…]                               build the plugins and serve them
   test [ARGS…]                               build everything and run every test
-  bench [--smoke] [SCENARIO…]                run the benchmarks";
+  bench [--smoke] [SCENARIO…]                run the benchmarks
+  fuzz [TARGET…] [--seconds N]               run the fuzz targets (default: all, 60 s each)";
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -98,7 +102,20 @@ fn main() -> anyhow::Result<()> {
             let mut cargo = cargo(&root, &["test", "--release", "--workspace"]);
             run(cargo.args(&rest))?;
             // A brief run of every benchmark keeps the harness working.
-            run(&mut cargo_bench(&root, &["--smoke".to_owned()]))
+            run(&mut cargo_bench(&root, &["--smoke".to_owned()]))?;
+            // And a brief run of every fuzz target keeps the fuzzers working
+            // (and tries the inputs found so far).
+            fuzz::fuzz(&root, &fuzz::TARGETS.map(String::from), 10)
+        }
+        "fuzz" => {
+            let seconds = take_option(&mut rest, "--seconds")?
+                .map_or(Ok(60), |text| text.parse())
+                .context("--seconds must be a whole number")?;
+            examples::build_plugins(&root)?;
+            if rest.is_empty() {
+                rest = fuzz::TARGETS.map(String::from).to_vec();
+            }
+            fuzz::fuzz(&root, &rest, seconds)
         }
         "bench" => {
             examples::build_plugins(&root)?;

@@ -179,9 +179,9 @@ async fn describe(
         .context("calling describe")
 }
 
-/// Check what the plugin says of itself; the compiled params schema of each
+/// Check what a plugin says of itself; the compiled params schema of each
 /// method that declares one.
-fn check_manifest(manifest: &Manifest) -> anyhow::Result<HashMap<String, Arc<ParamsSchema>>> {
+pub fn check_manifest(manifest: &Manifest) -> anyhow::Result<HashMap<String, Arc<ParamsSchema>>> {
     let name = &manifest.name;
     let name_is_valid = !name.is_empty()
         && name.len() <= 64

@@ -26,7 +26,7 @@ pub use instance::CallError;
 pub use library::{Library, Refresh};
 pub use limiter::MemoryBudget;
 pub use loaded::{ConnectionEvent, LoadedPlugin};
-pub use loader::Shared;
+pub use loader::{Shared, check_manifest};
 pub use params::{ParamsSchema, Problem};
 pub use plugin_file::{PluginFile, PluginSettings};
 pub use registry::{LoadFailure, MethodTable, Registry, Route};
@@ -34,5 +34,5 @@ pub use spawner::{Schedule, Spawner};
 
 /// The WIT types as the host sees them.
 pub use bindings::rpcnode::plugin::types::{
-    Hook, Manifest, MethodInfo, RpcError as GuestError, Transport,
+    Hook, Manifest, MethodInfo, RpcError as GuestError, Timer, Transport,
 };
