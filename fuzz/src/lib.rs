@@ -1,9 +1,10 @@
 //! What the fuzz targets share: a node started once per fuzzing process, in
-//! memory, on a folder of plugins copied from the checkout's build output.
+//! memory, on plugins copied from the checkout's build output into a
+//! temporary folder (removed once they are loaded).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +19,6 @@ use tokio::runtime::Runtime;
 pub struct FuzzNode {
     runtime: Runtime,
     node: Arc<Node>,
-    _plugins: PathBuf,
 }
 
 impl FuzzNode {
@@ -45,17 +45,13 @@ impl FuzzNode {
             .enable_all()
             .build()
             .expect("a runtime");
-        let node = runtime
-            .block_on(Node::start(config))
-            .expect("the node starts");
+        let node = runtime.block_on(Node::start(config));
+        let _ = std::fs::remove_dir_all(&plugins);
+        let node = node.expect("the node starts");
         let table = node.registry.current();
         let failed: Vec<&str> = table.failures.iter().map(|f| f.reason.as_str()).collect();
         assert!(failed.is_empty(), "plugins failed to load: {failed:?}");
-        Self {
-            runtime,
-            node,
-            _plugins: plugins,
-        }
+        Self { runtime, node }
     }
 
     /// The answer to one HTTP body (`websocket` false) or WebSocket frame.
