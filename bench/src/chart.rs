@@ -71,14 +71,7 @@ impl Charts {
 
     /// Draw `bars` as `file` (a `.png` name) titled `title`, values in `unit`.
     pub fn bars(&self, file: &str, title: &str, unit: &str, bars: &[Bar]) -> anyhow::Result<()> {
-        let Some(dir) = &self.dir else {
-            return Ok(());
-        };
-        let path = dir.join(file);
-        draw(&path, title, unit, bars)
-            .map_err(|error| anyhow::anyhow!("drawing {}: {error}", path.display()))?;
-        println!("\nChart: {}", path.display());
-        Ok(())
+        self.write(file, |path| draw(path, title, unit, bars))
     }
 
     /// Draw `series` as lines in `file` (a `.png` name) titled `title`, on
@@ -90,12 +83,20 @@ impl Charts {
         x_unit: &str,
         series: &[Series],
     ) -> anyhow::Result<()> {
+        self.write(file, |path| draw_lines(path, title, x_unit, series))
+    }
+
+    /// Draw `file` with `draw`, when charts are drawn.
+    fn write(
+        &self,
+        file: &str,
+        draw: impl FnOnce(&Path) -> Result<(), Box<dyn std::error::Error>>,
+    ) -> anyhow::Result<()> {
         let Some(dir) = &self.dir else {
             return Ok(());
         };
         let path = dir.join(file);
-        draw_lines(&path, title, x_unit, series)
-            .map_err(|error| anyhow::anyhow!("drawing {}: {error}", path.display()))?;
+        draw(&path).map_err(|error| anyhow::anyhow!("drawing {}: {error}", path.display()))?;
         println!("\nChart: {}", path.display());
         Ok(())
     }

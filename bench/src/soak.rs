@@ -144,9 +144,16 @@ pub async fn run(
     let mut samples = vec![Sample::of(server.pid, Duration::ZERO)?];
 
     let mut load = tokio::task::JoinSet::new();
+    let adds: Tally = |counts| (&counts.http_ok, &counts.http_failed);
     for _ in 0..HTTP_CLIENTS {
-        let (address, counts, stopped) = (address.clone(), Arc::clone(&counts), stopped.clone());
-        load.spawn(http_client(address, counts, stopped));
+        let tally = (Arc::clone(&counts), adds);
+        load.spawn(post_every(
+            address.clone(),
+            (ADD, r#""sum":3"#),
+            REQUEST_PERIOD,
+            tally,
+            stopped.clone(),
+        ));
     }
     for _ in 0..WEBSOCKET_CLIENTS {
         let (address, counts, stopped) = (address.clone(), Arc::clone(&counts), stopped.clone());
@@ -171,7 +178,16 @@ pub async fn run(
         let (counts, stopped) = (Arc::clone(&counts), stopped.clone());
         load.spawn(swap(calculator, calculators, counts, stopped));
     }
-    load.spawn(faults(address.clone(), Arc::clone(&counts), stopped));
+    // Each trap must be answered with an internal error.
+    let traps: Tally = |counts| (&counts.faults_answered, &counts.faults_failed);
+    let trap = (TRAP, r#""error":{"code":-32603"#);
+    load.spawn(post_every(
+        address.clone(),
+        trap,
+        FAULT_PERIOD,
+        (Arc::clone(&counts), traps),
+        stopped,
+    ));
 
     let mut tick = tokio::time::interval(sample_every);
     tick.tick().await;
@@ -217,21 +233,28 @@ pub async fn run(
     Ok(())
 }
 
-/// Calls `add` over HTTP until stopped; the answer must hold `"sum":3`.
-async fn http_client(
+/// The counters of one kind of request: done and failed.
+type Tally = fn(&Counts) -> (&AtomicU64, &AtomicU64);
+
+/// POSTs `body` every `period` until stopped: an answer holding `expected`
+/// counts as done, anything else as failed.
+async fn post_every(
     address: String,
-    counts: Arc<Counts>,
+    (body, expected): (&'static str, &'static str),
+    period: Duration,
+    (counts, tally): (Arc<Counts>, Tally),
     stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut client = publisher::Client::new(&address).await?;
-    let mut tick = tokio::time::interval(REQUEST_PERIOD);
+    let mut tick = tokio::time::interval(period);
+    let (done, failed) = tally(&counts);
     while !*stopped.borrow() {
         tick.tick().await;
-        match client.post(ADD.to_owned()).await {
-            Ok(answer) if contains(&answer, br#""sum":3"#) => counts.http_ok.fetch_add(1, Relaxed),
-            Ok(_) => counts.http_failed.fetch_add(1, Relaxed),
+        match client.post(body.to_owned()).await {
+            Ok(answer) if contains(&answer, expected.as_bytes()) => done.fetch_add(1, Relaxed),
+            Ok(_) => failed.fetch_add(1, Relaxed),
             Err(_) => {
-                counts.http_failed.fetch_add(1, Relaxed);
+                failed.fetch_add(1, Relaxed);
                 client = publisher::Client::new(&address).await?;
                 0
             }
@@ -314,31 +337,6 @@ async fn swap(
         tick.tick().await;
         let swaps = counts.swaps.fetch_add(1, Relaxed);
         std::fs::write(&file, &versions[swaps as usize % 2])?;
-    }
-    Ok(())
-}
-
-/// Makes the fuzzer fixture trap every [`FAULT_PERIOD`]: the answer must be
-/// an error.
-async fn faults(
-    address: String,
-    counts: Arc<Counts>,
-    stopped: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let mut client = publisher::Client::new(&address).await?;
-    let mut tick = tokio::time::interval(FAULT_PERIOD);
-    while !*stopped.borrow() {
-        tick.tick().await;
-        match client.post(TRAP.to_owned()).await {
-            Ok(answer) if contains(&answer, br#""error":{"code":-32603"#) => {
-                counts.faults_answered.fetch_add(1, Relaxed)
-            }
-            _ => {
-                counts.faults_failed.fetch_add(1, Relaxed);
-                client = publisher::Client::new(&address).await?;
-                0
-            }
-        };
     }
     Ok(())
 }
