@@ -15,12 +15,18 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 use serde::Deserialize;
 
-use crate::config::{Config, RateLimit};
+use crate::config::{Cluster, Config, RateLimit};
 use crate::plugin::{MemoryBudget, PluginFile};
 use crate::tls::TlsFiles;
 
 /// The most notifications one stream may keep.
 const MAX_HISTORY_SIZE: usize = 1_000_000;
+
+/// The cluster of nodes given no cluster name.
+const DEFAULT_CLUSTER_NAME: &str = "rpcnode";
+
+/// The longest cluster name.
+const MAX_CLUSTER_NAME_LEN: usize = 64;
 
 /// The shortest admin token accepted: shorter ones can be guessed.
 const MIN_ADMIN_TOKEN_LEN: usize = 16;
@@ -213,6 +219,17 @@ pub struct Settings {
     #[arg(long, value_name = "N")]
     pub max_sessions: Option<usize>,
 
+    /// Join the cluster of every node using this Redis (redis://[:PASSWORD@]HOST[:PORT][/DB] or
+    /// unix:///PATH): plugin state and notifications are shared through it (see docs/cluster.md)
+    /// [default: none; a single node].
+    #[arg(long = "redis", value_name = "URL")]
+    pub redis_url: Option<String>,
+
+    /// The cluster's name, the prefix of its keys and channel in Redis, so clusters can share one
+    /// Redis [default: rpcnode].
+    #[arg(long, value_name = "NAME")]
+    pub cluster_name: Option<String>,
+
     /// Log format on stderr; filter with RUST_LOG (such as RUST_LOG=rpcnode=debug) [default: text].
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -297,6 +314,8 @@ impl Settings {
             history_ttl,
             session_ttl,
             max_sessions,
+            redis_url,
+            cluster_name,
             log_format,
         );
         self.plugin.extend(over.plugin);
@@ -400,6 +419,16 @@ impl Settings {
             && !(1..=1 << 20).contains(&mib)
         {
             bail!("cache_max_mib must be 1 to 1048576, not {mib}");
+        }
+        if let Some(url) = &self.redis_url {
+            crate::store::redis::check_url(url)?;
+        }
+        if let Some(name) = &self.cluster_name
+            && !valid_cluster_name(name)
+        {
+            bail!(
+                "cluster_name must be 1 to {MAX_CLUSTER_NAME_LEN} letters, digits, '-', '_' or '.', not {name:?}"
+            );
         }
         if self.rate_limit_burst == Some(0) {
             bail!("rate_limit_burst must be at least 1");
@@ -508,9 +537,27 @@ impl Settings {
         });
         config.admin_token = self.admin_token;
         config.admin_port = self.admin_port;
+        config.cluster = match (self.redis_url, self.cluster_name) {
+            (Some(redis_url), name) => Some(Cluster {
+                redis_url,
+                name: name.unwrap_or_else(|| DEFAULT_CLUSTER_NAME.into()),
+            }),
+            (None, Some(name)) => {
+                bail!("cluster_name ({name}) is set without redis_url: a cluster needs --redis URL")
+            }
+            (None, None) => None,
+        };
         config.plugin_sections = self.plugin;
         Ok(config)
     }
+}
+
+/// A cluster name is a safe prefix for Redis keys.
+fn valid_cluster_name(name: &str) -> bool {
+    (1..=MAX_CLUSTER_NAME_LEN).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 /// `$XDG_DATA_HOME/rpcnode`, else `$HOME/.local/share/rpcnode`.

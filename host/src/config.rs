@@ -79,6 +79,17 @@ pub struct Config {
     pub session_ttl: Duration,
     /// The most sessions the node keeps, connected or away.
     pub max_sessions: usize,
+    /// The cluster this node joins; a single node when `None`.
+    pub cluster: Option<Cluster>,
+}
+
+/// A cluster: every node using the same Redis and cluster name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    /// The Redis URL (`redis://HOST[:PORT][/DB]` or `unix:///PATH`).
+    pub redis_url: String,
+    /// The prefix of the cluster's keys and channel in Redis.
+    pub name: String,
 }
 
 /// A token bucket: `per_second` requests on average, `burst` at once.
@@ -129,6 +140,7 @@ impl Config {
             },
             session_ttl: Duration::from_secs(300),
             max_sessions: 100_000,
+            cluster: None,
         }
     }
 }

@@ -60,9 +60,19 @@ impl Node {
     /// every plugin in `config.plugins_dir`, start their timers and, if
     /// configured, watch the folder for changes.
     pub async fn start(config: Config) -> anyhow::Result<Arc<Self>> {
-        let clients = Arc::new(Clients::new(config.ws_queue_capacity));
+        let mut clients = Clients::new(config.ws_queue_capacity);
+        if config.cluster.is_some() {
+            clients = clients.with_node_tag();
+        }
+        let clients = Arc::new(clients);
         let deliver: Arc<dyn Deliver> = Arc::clone(&clients) as _;
-        let backends = Backends::open(config.data_dir.as_deref(), config.history, deliver)?;
+        let backends = Backends::open(
+            config.data_dir.as_deref(),
+            config.cluster.as_ref(),
+            config.history,
+            deliver,
+        )
+        .await?;
         let sessions = Arc::new(Sessions::new(
             Arc::clone(&clients),
             Arc::clone(&backends.streams),
@@ -83,6 +93,7 @@ impl Node {
         let stopping = CancellationToken::new();
         let scheduler = Arc::new(Scheduler::new(
             Arc::downgrade(&registry),
+            Arc::clone(&backends.leases),
             stopping.child_token(),
             config.request_timeout,
             config.max_background_calls,

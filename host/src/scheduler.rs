@@ -1,16 +1,21 @@
 //! Background work: calls a plugin schedules for later (`spawn`) and the
 //! periodic timers its manifest declares. Both run the plugin's handler with
 //! no client attached, are bounded, and stop when the host stops.
+//!
+//! A timer ticks at the multiples of its interval on the wall clock, so the
+//! nodes of a cluster tick together, and a tick runs on the one node that
+//! claims it ([`Leases`]).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::plugin::{CallContext, CallError, LoadedPlugin, Registry, Schedule, Spawner};
+use crate::store::Leases;
 
 /// The longest delay `spawn` accepts.
 pub const MAX_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -21,16 +26,18 @@ pub struct Scheduler {
     tasks: TaskTracker,
     stopping: CancellationToken,
     registry: Weak<Registry>,
+    leases: Arc<dyn Leases>,
     call_timeout: Duration,
     max_pending: usize,
 }
 
 impl Scheduler {
-    /// A scheduler on the current runtime. Each call may run for
-    /// `call_timeout`; each plugin may have `max_pending` spawned calls
-    /// waiting or running.
+    /// A scheduler on the current runtime, running the timer ticks it
+    /// claims from `leases`. Each call may run for `call_timeout`; each
+    /// plugin may have `max_pending` spawned calls waiting or running.
     pub fn new(
         registry: Weak<Registry>,
+        leases: Arc<dyn Leases>,
         stopping: CancellationToken,
         call_timeout: Duration,
         max_pending: usize,
@@ -40,6 +47,7 @@ impl Scheduler {
             tasks: TaskTracker::new(),
             stopping,
             registry,
+            leases,
             call_timeout,
             max_pending,
         }
@@ -51,17 +59,25 @@ impl Scheduler {
         for timer in &plugin.manifest.timers {
             let (plugin, method) = (Arc::clone(plugin), timer.method.clone());
             let every = Duration::from_millis(timer.every_ms.into());
+            let name = format!("timer:{}:{method}", plugin.name());
             let (stopping, timeout) = (self.stopping.clone(), self.call_timeout);
+            let leases = Arc::clone(&self.leases);
             self.tasks.spawn_on(
                 async move {
-                    let mut ticks =
-                        tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-                    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                     loop {
+                        let (slot, wait) = next_slot(every);
                         tokio::select! {
                             () = stopping.cancelled() => return,
                             () = plugin.unloaded.cancelled() => return,
-                            _ = ticks.tick() => {}
+                            () = tokio::time::sleep(wait) => {}
+                        }
+                        match leases.claim(&name, slot, every * 2).await {
+                            Ok(true) => {}
+                            Ok(false) => continue,
+                            Err(error) => {
+                                tracing::warn!(timer = name, "tick skipped: {error}");
+                                continue;
+                            }
                         }
                         tokio::select! {
                             () = stopping.cancelled() => return,
@@ -143,6 +159,17 @@ impl Schedule for Scheduler {
         );
         Ok(())
     }
+}
+
+/// The next multiple of `every` on the wall clock (as a slot number) and
+/// how long until it.
+fn next_slot(every: Duration) -> (u64, Duration) {
+    let every_ms = every.as_millis().max(1) as u64;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64);
+    let slot = now_ms / every_ms + 1;
+    (slot, Duration::from_millis(slot * every_ms - now_ms))
 }
 
 /// Frees a pending slot when a spawned call ends, however it ends.

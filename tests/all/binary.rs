@@ -352,6 +352,8 @@ async fn help_documents_every_flag() {
         "--recycle-after-calls",
         "--max-background-calls",
         "--log-format",
+        "--redis",
+        "--cluster-name",
     ];
     for flag in flags {
         assert!(help.contains(flag), "--help lacks {flag}");

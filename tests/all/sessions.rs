@@ -57,7 +57,10 @@ async fn assert_closed_by_policy(ws: &mut WsClient, reason: &str) {
     }
 }
 
-async fn drop_in_a_burst_and_resume(node: TestNode) {
+/// A session client of `node` drops mid-way through a burst of 1,000
+/// notifications (broadcast, its topic, to it) that `sender` sends, resumes,
+/// and has each exactly once, in order, with no gap in any stream.
+pub async fn drop_in_a_burst_and_resume(node: &TestNode, sender: &TestNode) {
     let address = node.server.local_addr().to_string();
     let mut client = node.session().await;
     let answer = client
@@ -74,7 +77,7 @@ async fn drop_in_a_burst_and_resume(node: TestNode) {
 
     const COUNT: u64 = 1000;
     let params = json!({"count": COUNT, "topic": "t", "client_id": client.client_id});
-    let url = node.url("/");
+    let url = sender.url("/");
     let burst = tokio::spawn(async move {
         let body = json!({"jsonrpc": "2.0", "method": "mixed", "params": params, "id": 1});
         let response = reqwest::Client::new().post(url).json(&body).send().await;
@@ -125,13 +128,14 @@ async fn drop_in_a_burst_and_resume(node: TestNode) {
 
 #[tokio::test]
 async fn a_client_that_drops_in_a_burst_resumes_with_each_notification_once_in_order() {
-    drop_in_a_burst_and_resume(TestNode::start(&["probe"]).await).await;
+    let node = TestNode::start(&["probe"]).await;
+    drop_in_a_burst_and_resume(&node, &node).await;
 }
 
 #[tokio::test]
 async fn resuming_works_the_same_with_memory_only() {
     let node = TestNode::start_with(&["probe"], |config| config.data_dir = None).await;
-    drop_in_a_burst_and_resume(node).await;
+    drop_in_a_burst_and_resume(&node, &node).await;
 }
 
 #[tokio::test]

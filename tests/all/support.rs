@@ -337,11 +337,8 @@ impl WsClient {
             "unexpected messages: {:?}",
             self.unread
         );
-        assert_eq!(
-            self.recv().await["id"],
-            "quiet",
-            "a message arrived unasked"
-        );
+        let next = self.recv().await;
+        assert_eq!(next["id"], "quiet", "a message arrived unasked: {next}");
     }
 
     pub async fn close(&mut self) {

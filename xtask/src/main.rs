@@ -27,7 +27,20 @@ use std::process::Command;
 
 use anyhow::{Context as _, bail};
 use rpcnode_plugin_tools::command::folder_name;
+use rpcnode_plugin_tools::toolchains::require;
 use rpcnode_plugin_tools::{Kit, Language, run, scaffold};
+
+/// Programs the tests start that the build does not fetch.
+const TEST_PREREQUISITES: [(&str, &str); 2] = [
+    (
+        "redis-server",
+        "The cluster tests start Redis servers of their own (Debian: apt install redis-server)",
+    ),
+    (
+        "redis-cli",
+        "The cluster tests check their Redis servers with redis-cli (Debian: apt install redis-server)",
+    ),
+];
 
 const USAGE: &str = "usage: cargo xtask <command>
   build-plugins                              build every example plugin and test fixture
@@ -92,6 +105,9 @@ fn main() -> anyhow::Result<()> {
             run(cargo.args(&rest))
         }
         "test" => {
+            for (program, why) in TEST_PREREQUISITES {
+                require(program, why)?;
+            }
             examples::build_plugins(&root)?;
             run(&mut cargo(
                 &root,

@@ -48,7 +48,7 @@ impl Broker {
     }
 
     /// Send notification `text` to every client but those in `exclude`;
-    /// how many connected clients it was queued for.
+    /// how many connected clients of this node it was queued for.
     pub async fn broadcast(&self, text: String, exclude: Vec<String>) -> Result<u32, PushError> {
         let notification = Notification {
             text: text.into(),
@@ -62,7 +62,7 @@ impl Broker {
     }
 
     /// Send notification `text` to the subscribers of `topic`; how many
-    /// connected clients it was queued for.
+    /// connected clients of this node it was queued for.
     pub async fn publish(&self, topic: &str, text: String) -> Result<u32, PushError> {
         check_topic(topic)?;
         let appended = self
@@ -73,9 +73,12 @@ impl Broker {
     }
 
     /// Send notification `text` to client `client_id`. A session client
-    /// gets it now or, if it is away, when it resumes.
+    /// gets it now or, if it is away, when it resumes. In a cluster, a
+    /// client this node does not know may be another node's: the
+    /// notification goes through its stream, which reaches every node.
     pub async fn send(&self, client_id: &str, text: String) -> Result<(), PushError> {
-        if !self.clients.is_session(client_id) {
+        let local = self.clients.is_connected(client_id);
+        if !self.clients.is_session(client_id) && (local || !self.streams.reaches_every_node()) {
             return Ok(self.clients.send(client_id, text.into())?);
         }
         let stream = StreamName::client(client_id);

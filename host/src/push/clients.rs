@@ -23,6 +23,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::{Notify, mpsc};
 
 use crate::metrics::Counter;
+use crate::random::random_hex;
 use crate::store::{Deliver, Notification, Position, StreamName};
 
 /// Metadata keys one client may carry.
@@ -149,6 +150,9 @@ pub struct Belongings {
 /// The clients of this node.
 pub struct Clients {
     next_id: AtomicU64,
+    /// What ends every id this node hands out: in a cluster, a random tag
+    /// of the node, so ids are unique across nodes.
+    id_suffix: String,
     next_serial: AtomicU64,
     queue_capacity: usize,
     registry: RwLock<Registry>,
@@ -167,6 +171,7 @@ impl Clients {
     pub fn new(queue_capacity: usize) -> Self {
         Self {
             next_id: AtomicU64::new(1),
+            id_suffix: String::new(),
             next_serial: AtomicU64::new(1),
             queue_capacity,
             registry: RwLock::default(),
@@ -177,13 +182,21 @@ impl Clients {
         }
     }
 
-    /// A fresh client id.
+    /// Make ids unique across the nodes of a cluster: each ends with `_`
+    /// and a random tag of this node.
+    pub fn with_node_tag(mut self) -> Self {
+        self.id_suffix = format!("_{}", random_hex(4));
+        self
+    }
+
+    /// A fresh client id: `ws_COUNTER_MILLIS`, and the node's tag in a
+    /// cluster.
     pub fn new_id(&self) -> Arc<str> {
         let counter = self.next_id.fetch_add(1, Ordering::Relaxed);
         let millis = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_millis());
-        format!("ws_{counter}_{millis}").into()
+        format!("ws_{counter}_{millis}{}", self.id_suffix).into()
     }
 
     /// Register a new client, connected, with a fresh id; `session` clients

@@ -259,11 +259,7 @@ impl StreamLog for Embedded {
                 rows.collect::<rusqlite::Result<Vec<(u64, Notification)>>>()
             })
             .await?;
-        Ok(if entries.len() as u64 == top.offset - from.offset {
-            History::Complete { entries, top }
-        } else {
-            History::Incomplete { top }
-        })
+        Ok(History::after(from, entries, top))
     }
 
     async fn remove(&self, stream: &StreamName) -> Result<(), StoreError> {

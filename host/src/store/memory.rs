@@ -10,8 +10,8 @@ use parking_lot::Mutex;
 
 use super::state_map::{self, StateMap};
 use super::{
-    Appended, Deliver, History, HistoryLimits, Notification, Position, SessionRecord, SessionStore,
-    StateStore, StoreError, StreamLog, StreamName,
+    Appended, Deliver, History, HistoryLimits, Leases, Notification, Position, SessionRecord,
+    SessionStore, StateStore, StoreError, StreamLog, StreamName,
 };
 use crate::random::random_hex;
 
@@ -161,11 +161,7 @@ impl StreamLog for MemoryLog {
             .filter(|(offset, _, _)| *offset > from.offset)
             .map(|(offset, _, notification)| (*offset, notification.clone()))
             .collect();
-        Ok(if entries.len() as u64 == top.offset - from.offset {
-            History::Complete { entries, top }
-        } else {
-            History::Incomplete { top }
-        })
+        Ok(History::after(from, entries, top))
     }
 
     async fn remove(&self, stream: &StreamName) -> Result<(), StoreError> {
@@ -202,6 +198,16 @@ impl SessionStore for MemorySessions {
 
     async fn load(&self) -> Result<Vec<SessionRecord>, StoreError> {
         Ok(self.records.lock().values().cloned().collect())
+    }
+}
+
+/// A node on its own is the whole cluster: every claim is its own.
+pub struct SoleNode;
+
+#[async_trait]
+impl Leases for SoleNode {
+    async fn claim(&self, _: &str, _: u64, _: Duration) -> Result<bool, StoreError> {
+        Ok(true)
     }
 }
 

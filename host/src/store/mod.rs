@@ -1,15 +1,18 @@
 //! The backends behind the host, one trait per seam, so that a node can keep
 //! its data in memory ([`memory`]), in the embedded durable store
-//! ([`embedded`]) or, later, somewhere shared by several nodes:
+//! ([`embedded`]) or in Redis, shared by the nodes of a cluster
+//! ([`redis`]):
 //!
 //! - [`StateStore`]: plugin state, one key-value namespace per plugin;
 //! - [`StreamLog`]: notification streams: positions (epoch and offset) and a
 //!   bounded history, with delivery in offset order once a notification is
 //!   stored;
-//! - [`SessionStore`]: resumable WebSocket sessions.
+//! - [`SessionStore`]: resumable WebSocket sessions;
+//! - [`Leases`]: work that runs once per cluster (plugin timers).
 
 pub mod embedded;
 pub mod memory;
+pub mod redis;
 mod state_map;
 mod stream;
 
@@ -19,6 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+
+use crate::config::Cluster;
 
 pub use state_map::{MAX_KEYS, MAX_VALUE_BYTES};
 pub use stream::{History, Notification, Position, StreamName};
@@ -108,6 +113,11 @@ pub trait StreamLog: Send + Sync {
     async fn remove(&self, stream: &StreamName) -> Result<(), StoreError>;
     /// Drop notifications older than the history's age limit.
     async fn trim_expired(&self) -> Result<(), StoreError>;
+    /// Whether appends reach the clients of every node of a cluster, not
+    /// only this node's.
+    fn reaches_every_node(&self) -> bool {
+        false
+    }
 }
 
 /// A resumable session as it is stored.
@@ -140,7 +150,15 @@ pub trait SessionStore: Send + Sync {
     async fn load(&self) -> Result<Vec<SessionRecord>, StoreError>;
 }
 
-/// The three backends a node runs on.
+/// Claims on work that must run once per cluster, not once per node.
+#[async_trait]
+pub trait Leases: Send + Sync {
+    /// Claim `slot` of the work called `name` (a timer's tick) for `ttl`:
+    /// true for exactly one caller per name and slot.
+    async fn claim(&self, name: &str, slot: u64, ttl: Duration) -> Result<bool, StoreError>;
+}
+
+/// The backends a node runs on.
 #[derive(Clone)]
 pub struct Backends {
     /// Plugin state.
@@ -149,35 +167,57 @@ pub struct Backends {
     pub streams: Arc<dyn StreamLog>,
     /// Sessions.
     pub sessions: Arc<dyn SessionStore>,
+    /// Who runs a timer's tick.
+    pub leases: Arc<dyn Leases>,
 }
 
 impl Backends {
-    /// The backends of a node keeping its data in `data_dir` (the embedded
-    /// store), or in memory when there is none. Streams stay in memory when
-    /// they keep no history: there would be nothing to recover.
-    pub fn open(
+    /// The backends of a node: in a cluster, plugin state and streams in
+    /// its Redis; otherwise in `data_dir` (the embedded store), or in memory
+    /// when there is none. Sessions stay with the node, in `data_dir` or in
+    /// memory. Streams of a single node stay in memory when they keep no
+    /// history: there would be nothing to recover.
+    pub async fn open(
         data_dir: Option<&Path>,
+        cluster: Option<&Cluster>,
         history: HistoryLimits,
         deliver: Arc<dyn Deliver>,
     ) -> anyhow::Result<Self> {
+        let store = data_dir
+            .map(|dir| embedded::Embedded::open(dir, history, Arc::clone(&deliver)))
+            .transpose()?;
+        let sessions: Arc<dyn SessionStore> = match &store {
+            Some(store) => Arc::new(store.clone()),
+            None => Arc::new(memory::MemorySessions::default()),
+        };
+        if let Some(cluster) = cluster {
+            let (state, streams, leases) = self::redis::connect(cluster, history, deliver).await?;
+            return Ok(Self {
+                state: Arc::new(state),
+                streams: Arc::new(streams),
+                sessions,
+                leases: Arc::new(leases),
+            });
+        }
         let memory_streams = || Arc::new(memory::MemoryLog::new(history, Arc::clone(&deliver)));
-        let Some(dir) = data_dir else {
+        let Some(store) = store else {
             return Ok(Self {
                 state: Arc::new(memory::MemoryState::default()),
                 streams: memory_streams(),
-                sessions: Arc::new(memory::MemorySessions::default()),
+                sessions,
+                leases: Arc::new(memory::SoleNode),
             });
         };
-        let store = embedded::Embedded::open(dir, history, Arc::clone(&deliver))?;
         let streams: Arc<dyn StreamLog> = if history.size == 0 {
             memory_streams()
         } else {
             Arc::new(store.clone())
         };
         Ok(Self {
-            state: Arc::new(store.clone()),
+            state: Arc::new(store),
             streams,
-            sessions: Arc::new(store),
+            sessions,
+            leases: Arc::new(memory::SoleNode),
         })
     }
 }

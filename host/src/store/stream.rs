@@ -107,6 +107,21 @@ pub enum History {
     },
 }
 
+impl History {
+    /// What `entries` (the kept notifications after `from`, in offset
+    /// order, none past `top`) make of the gap from `from` to `top`.
+    pub fn after(from: &Position, entries: Vec<(u64, Notification)>, top: Position) -> Self {
+        if from.epoch == top.epoch
+            && from.offset <= top.offset
+            && entries.len() as u64 == top.offset - from.offset
+        {
+            Self::Complete { entries, top }
+        } else {
+            Self::Incomplete { top }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

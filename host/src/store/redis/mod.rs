@@ -1,0 +1,212 @@
+//! The Redis backends of a cluster: every node started with the same Redis
+//! URL and cluster name shares plugin state ([`RedisState`]) and notification
+//! streams ([`RedisLog`]: positions, history and delivery to the clients of
+//! every node). Keys and the channel start with the cluster name, so two
+//! clusters can share one Redis.
+//!
+//! Each node holds two connections, both reconnecting with backoff on their
+//! own: one for commands and scripts, one subscribed to the cluster's
+//! channel.
+
+mod leases;
+mod log;
+mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use redis::AsyncConnectionConfig;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, IntoConnectionInfo, ProtocolVersion};
+
+pub use leases::RedisLeases;
+pub use log::RedisLog;
+pub use state::RedisState;
+
+use super::{Deliver, HistoryLimits, StoreError, StreamName};
+use crate::config::Cluster;
+
+/// How long a node waits for Redis when it starts.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one connection attempt may take.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a command may wait for its answer.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest pause between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// The URL schemes a node accepts for `--redis`.
+const SCHEMES: [&str; 3] = ["redis", "unix", "redis+unix"];
+
+/// Check a `--redis` URL without connecting: its scheme and its form.
+pub fn check_url(url: &str) -> anyhow::Result<()> {
+    let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+    match scheme {
+        Some("rediss") => bail!(
+            "redis_url {}: TLS to Redis (rediss://) is not supported; reach Redis over a private \
+             network, a unix socket or a TLS tunnel",
+            redacted(url)
+        ),
+        Some(scheme) if SCHEMES.contains(&scheme) => {}
+        _ => bail!(
+            "redis_url {} is not a Redis URL: use redis://HOST[:PORT][/DB] or unix:///PATH",
+            redacted(url)
+        ),
+    }
+    url.into_connection_info()
+        .map(drop)
+        .map_err(|error| anyhow::anyhow!("redis_url {}: {error}", redacted(url)))
+}
+
+/// `url` with any password replaced by `***`, for messages and logs.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info
+                .split_once(':')
+                .map_or(user_info, |(user, _)| user);
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// The plugin state, streams and leases of the cluster `cluster` joins,
+/// once Redis answers; notifications from every node reach `deliver`.
+pub async fn connect(
+    cluster: &Cluster,
+    history: HistoryLimits,
+    deliver: Arc<dyn Deliver>,
+) -> anyhow::Result<(RedisState, RedisLog, RedisLeases)> {
+    let url = redacted(&cluster.redis_url);
+    let keys = Keys::new(&cluster.name);
+    let opened = async {
+        ping_once(&cluster.redis_url)
+            .await
+            .with_context(|| format!("cannot reach Redis at {url}"))?;
+        let commands = manager(&cluster.redis_url, ConnectionManagerConfig::new(), false).await?;
+        let streams = RedisLog::connect(
+            &cluster.redis_url,
+            commands.clone(),
+            keys.clone(),
+            history,
+            deliver,
+        )
+        .await
+        .with_context(|| format!("cannot subscribe to Redis at {url}"))?;
+        let leases = RedisLeases::new(commands.clone(), keys.clone());
+        Ok::<_, anyhow::Error>((RedisState::new(commands, keys), streams, leases))
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, opened)
+        .await
+        .with_context(|| {
+            format!(
+                "Redis at {url} did not answer within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            )
+        })?
+}
+
+/// One connection attempt and a PING: a Redis that is not there fails at
+/// once, where a reconnecting connection would keep trying.
+async fn ping_once(url: &str) -> anyhow::Result<()> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(ATTEMPT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT));
+    let mut connection = Client::open(url)?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
+    redis::cmd("PING")
+        .query_async::<String>(&mut connection)
+        .await?;
+    Ok(())
+}
+
+/// A connection to `url` that reconnects on its own, configured by
+/// `config`; `pushes` (subscriptions) need RESP3.
+async fn manager(
+    url: &str,
+    config: ConnectionManagerConfig,
+    pushes: bool,
+) -> anyhow::Result<ConnectionManager> {
+    let mut info = url.into_connection_info()?;
+    if pushes {
+        let settings = info.redis_settings().clone();
+        info = info.set_redis_settings(settings.set_protocol(ProtocolVersion::RESP3));
+    }
+    let config = config
+        .set_connection_timeout(Some(ATTEMPT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_max_delay(MAX_BACKOFF);
+    Ok(Client::open(info)?
+        .get_connection_manager_with_config(config)
+        .await?)
+}
+
+/// Where the cluster's data lives in Redis.
+#[derive(Clone)]
+struct Keys {
+    prefix: Arc<str>,
+}
+
+impl Keys {
+    fn new(cluster: &str) -> Self {
+        Self {
+            prefix: cluster.into(),
+        }
+    }
+
+    /// The hash of a plugin's state.
+    fn state(&self, namespace: &str) -> String {
+        format!("{}:state:{namespace}", self.prefix)
+    }
+
+    /// The hash of a stream's epoch and last offset.
+    fn stream(&self, stream: &StreamName) -> String {
+        format!("{}:stream:{}", self.prefix, stream.as_str())
+    }
+
+    /// The Redis stream holding a stream's history.
+    fn history(&self, stream: &StreamName) -> String {
+        format!("{}:history:{}", self.prefix, stream.as_str())
+    }
+
+    /// The claim on one slot of a piece of work.
+    fn lease(&self, name: &str, slot: u64) -> String {
+        format!("{}:lease:{name}:{slot}", self.prefix)
+    }
+
+    /// The channel every notification of the cluster is published on.
+    fn channel(&self) -> String {
+        format!("{}:notifications", self.prefix)
+    }
+}
+
+/// A Redis failure as plugins and callers see it.
+fn failed(error: redis::RedisError) -> StoreError {
+    StoreError::Backend(format!("redis: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_and_passwords_hidden() {
+        assert!(check_url("redis://127.0.0.1:6379/2").is_ok());
+        assert!(check_url("unix:///run/redis.sock").is_ok());
+        let message = |url| check_url(url).unwrap_err().to_string();
+        assert!(message("http://localhost").contains("is not a Redis URL"));
+        assert!(message("localhost:6379").contains("is not a Redis URL"));
+        assert!(message("rediss://h").contains("not supported"));
+        assert_eq!(
+            redacted("redis://user:secret@host:1/0"),
+            "redis://user:***@host:1/0"
+        );
+        assert_eq!(redacted("redis://host"), "redis://host");
+    }
+}

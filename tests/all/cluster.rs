@@ -1,0 +1,302 @@
+//! Cluster mode: nodes started with the same Redis (a `redis-server` of the
+//! test's own) share notifications and plugin state; two clusters on one
+//! Redis stay apart; bad Redis settings are clear errors.
+
+use std::collections::BTreeSet;
+
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+
+use crate::binary::{self, run_to_end};
+use crate::redis_server::RedisServer;
+use crate::sessions::drop_in_a_burst_and_resume;
+use rpcnode::Config;
+use rpcnode::config::Cluster;
+
+use crate::support::{TestNode, WsClient, plugin_config, plugins_dir, success, within};
+
+/// A node of the cluster `name` on `redis`, with the probe plugin.
+async fn node(redis: &RedisServer, name: &str) -> TestNode {
+    node_with(redis, name, &["probe"], |_| {}).await
+}
+
+/// A node of the cluster `name` on `redis`, with `plugins`, configured by
+/// `configure`.
+async fn node_with(
+    redis: &RedisServer,
+    name: &str,
+    plugins: &[&str],
+    configure: impl FnOnce(&mut Config),
+) -> TestNode {
+    let url = redis.url();
+    let name = name.to_owned();
+    TestNode::start_with(plugins, move |config| {
+        config.cluster = Some(Cluster {
+            redis_url: url,
+            name,
+        });
+        configure(config);
+    })
+    .await
+}
+
+/// Three nodes of one cluster.
+async fn three_nodes(redis: &RedisServer) -> [TestNode; 3] {
+    [
+        node(redis, "c").await,
+        node(redis, "c").await,
+        node(redis, "c").await,
+    ]
+}
+
+/// The probe's `notify` on `node`: a broadcast, or to `topic`, or to
+/// `client_id`.
+async fn notify(node: &TestNode, params: Value) -> Value {
+    node.call("notify", params).await["result"].clone()
+}
+
+async fn hello(ws: &mut WsClient) -> Value {
+    let message = ws.recv().await;
+    assert_eq!(message["method"], "hello", "{message}");
+    message["params"].clone()
+}
+
+#[tokio::test]
+async fn broadcasts_topics_and_targeted_notifications_reach_every_node_once() {
+    let redis = RedisServer::start();
+    let [a, b, c] = three_nodes(&redis).await;
+    let mut on_a = a.ws().await;
+    let mut on_b = b.ws().await;
+    let mut on_c = c.ws().await;
+    for ws in [&mut on_a, &mut on_c] {
+        let answer = ws
+            .call("rpc.subscribe", json!({"topics": ["news"]}), 1)
+            .await;
+        assert_eq!(answer, success(json!({"subscribed": ["news"]}), json!(1)));
+    }
+
+    // A broadcast from B: every client of every node, once. The count is
+    // B's own clients.
+    let sent = notify(&b, json!({"method": "hello", "params": {"n": 1}})).await;
+    assert_eq!(sent, json!({"queued": 1}));
+    for ws in [&mut on_a, &mut on_b, &mut on_c] {
+        assert_eq!(hello(ws).await, json!({"n": 1}));
+        ws.assert_quiet().await;
+    }
+
+    // A publication on B: the subscribers on A and C only.
+    let sent = notify(
+        &b,
+        json!({"method": "hello", "params": {"n": 2}, "topic": "news"}),
+    )
+    .await;
+    assert_eq!(sent, json!({"published": 0}));
+    for ws in [&mut on_a, &mut on_c] {
+        assert_eq!(hello(ws).await, json!({"n": 2}));
+    }
+    for ws in [&mut on_a, &mut on_b, &mut on_c] {
+        ws.assert_quiet().await;
+    }
+
+    // From C to a client of A.
+    let id = on_a.client_id().await;
+    let sent = notify(
+        &c,
+        json!({"method": "hello", "params": {"n": 3}, "client_id": id}),
+    )
+    .await;
+    assert_eq!(sent, json!({"sent": true}));
+    assert_eq!(hello(&mut on_a).await, json!({"n": 3}));
+    for ws in [&mut on_a, &mut on_b, &mut on_c] {
+        ws.assert_quiet().await;
+    }
+}
+
+#[tokio::test]
+async fn each_stream_keeps_its_order_across_nodes() {
+    let redis = RedisServer::start();
+    let [a, b, c] = three_nodes(&redis).await;
+    let mut clients = [b.ws().await, c.ws().await];
+    const COUNT: u64 = 300;
+    let answer = a.call("burst", json!({"count": COUNT})).await;
+    assert_eq!(answer["result"], json!({"queued": 0}));
+    for ws in &mut clients {
+        for n in 0..COUNT {
+            let message = ws.recv().await;
+            assert_eq!(
+                (&message["method"], &message["params"]["n"]),
+                (&json!("seq"), &json!(n))
+            );
+        }
+        ws.assert_quiet().await;
+    }
+}
+
+#[tokio::test]
+async fn a_session_client_resumes_with_what_another_node_sent_while_it_was_away() {
+    let redis = RedisServer::start();
+    let home = node(&redis, "c").await;
+    let sender = node(&redis, "c").await;
+    drop_in_a_burst_and_resume(&home, &sender).await;
+}
+
+/// Three nodes run the heartbeat timer (every 300 ms); each tick runs on
+/// one of them, so a client sees one heartbeat per interval, not three.
+#[tokio::test]
+async fn a_timer_fires_once_per_interval_in_the_cluster() {
+    let redis = RedisServer::start();
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        let configure = plugin_config("heartbeat", "[config]\ninterval_ms = 300\n");
+        nodes.push(node_with(&redis, "c", &["heartbeat"], configure).await);
+    }
+    let mut ws = nodes[0].ws().await;
+    let mut stamps = Vec::new();
+    for _ in 0..6 {
+        let beat = ws.recv().await;
+        assert_eq!(beat["method"], "heartbeat");
+        stamps.push(beat["params"]["timestamp"].as_f64().unwrap());
+    }
+    for pair in stamps.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!((0.15..0.6).contains(&gap), "heartbeats {gap} s apart");
+    }
+}
+
+#[tokio::test]
+async fn two_clusters_on_one_redis_stay_apart() {
+    let redis = RedisServer::start();
+    let red = node(&redis, "red").await;
+    let blue = node(&redis, "blue").await;
+    let mut on_blue = blue.ws().await;
+    notify(&red, json!({"method": "hello", "params": {}})).await;
+    assert_eq!(red.call("incr", json!({"key": "n"})).await["result"], 1);
+    assert_eq!(blue.call("incr", json!({"key": "n"})).await["result"], 1);
+    on_blue.assert_quiet().await;
+    assert!(redis.cli(&["KEYS", "red:*"]).contains("red:state:probe"));
+}
+
+/// Two real processes, four clients, 500 increments each, spread over both:
+/// every value from 1 to 2,000 is answered once, and the state is 2,000.
+#[tokio::test]
+async fn increments_across_two_processes_are_exact() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let dir = plugins_dir(&["probe"]);
+    let mut addresses = Vec::new();
+    let mut processes = Vec::new();
+    for _ in 0..2 {
+        let (process, address) = binary::start(dir.path(), &["--redis", &url, "--in-memory"]).await;
+        processes.push(process);
+        addresses.push(address);
+    }
+    let body = r#"{"jsonrpc":"2.0","method":"incr","params":{"key":"hits"},"id":1}"#;
+    let clients = (0..4).map(|client| {
+        let addresses = addresses.clone();
+        async move {
+            let mut answers = Vec::new();
+            for n in 0..500 {
+                let address = &addresses[(client + n) % 2];
+                let answer = binary::call(address, body, &[]).await;
+                answers.push(answer["result"].as_i64().expect("a count"));
+            }
+            answers
+        }
+    });
+    let answered: BTreeSet<i64> = within(join_all(clients))
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(answered, (1..=2000).collect());
+    let read = r#"{"jsonrpc":"2.0","method":"state_read","params":{"key":"hits"},"id":1}"#;
+    for address in &addresses {
+        assert_eq!(binary::call(address, read, &[]).await["result"], 2000);
+    }
+}
+
+#[tokio::test]
+async fn state_limits_and_errors_hold_through_redis() {
+    let redis = RedisServer::start();
+    let node = node(&redis, "c").await;
+    let put = |value: Value| node.call("put", json!({"key": "k", "value": value}));
+    assert_eq!(put(json!({"a": [1, 2]})).await["result"], true);
+    assert_eq!(
+        node.call("state_read", json!({"key": "k"})).await["result"],
+        json!({"a": [1, 2]})
+    );
+    let answer = node.call("incr", json!({"key": "k"})).await;
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(r#"value at "k" is not an integer"#),
+        "{answer}"
+    );
+    put(json!(i64::MAX)).await;
+    let answer = node.call("incr", json!({"key": "k"})).await;
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(r#"increment overflows at "k""#),
+        "{answer}"
+    );
+    let big = "x".repeat(rpcnode::store::MAX_VALUE_BYTES);
+    let answer = put(json!(big)).await;
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exceeds the limit of 1048576 bytes"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn bad_redis_settings_are_clear_errors() {
+    let dir = plugins_dir(&[]);
+    let plugins = dir.path().to_str().unwrap();
+    let refused = [
+        (
+            vec!["--redis", "localhost:6379"],
+            "redis_url localhost:6379 is not a Redis URL: use redis://HOST[:PORT][/DB] or unix:///PATH",
+        ),
+        (
+            vec!["--redis", "http://localhost"],
+            "redis_url http://localhost is not a Redis URL",
+        ),
+        (
+            vec!["--redis", "rediss://u:secret@localhost"],
+            "redis_url rediss://u:***@localhost: TLS to Redis (rediss://) is not supported",
+        ),
+        (
+            vec!["--redis", "redis://localhost", "--cluster-name", "a b"],
+            "cluster_name must be 1 to 64 letters, digits, '-', '_' or '.', not \"a b\"",
+        ),
+    ];
+    for (args, expected) in refused {
+        let args: Vec<&str> = ["--plugins", plugins].into_iter().chain(args).collect();
+        let (code, stderr) = run_to_end(&args).await;
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("secret"), "{stderr}");
+    }
+    let (code, stderr) = run_to_end(&["--plugins", plugins, "--cluster-name", "x"]).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cluster_name (x) is set without redis_url"),
+        "{stderr}"
+    );
+
+    // Nothing listens there: the node does not start, and says where it looked.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://127.0.0.1:{}", closed.local_addr().unwrap().port());
+    drop(closed);
+    let (code, stderr) = run_to_end(&["--plugins", plugins, "--redis", &url, "--in-memory"]).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot reach Redis at {url}: ")),
+        "{stderr}"
+    );
+}
