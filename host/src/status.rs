@@ -17,7 +17,8 @@ use crate::metrics::{counter, gauge, help, label};
 use crate::node::Node;
 
 /// `"ok"`, or `"degraded"` when a plugin file failed to load (listed under
-/// `failed` with the reason).
+/// `failed` with the reason) or, in a cluster, Redis is out of reach (the
+/// reason under `redis`).
 pub async fn health(State(node): State<Arc<Node>>, headers: HeaderMap) -> Response {
     if !admitted(&node, &headers) {
         return admin_token_required();
@@ -43,16 +44,25 @@ pub async fn health(State(node): State<Arc<Node>>, headers: HeaderMap) -> Respon
         .iter()
         .map(|failure| json!({ "file": failure.file.display().to_string(), "reason": failure.reason }))
         .collect();
-    Json(json!({
-        "status": if failed.is_empty() { "ok" } else { "degraded" },
+    let backend_problem = node
+        .backends
+        .status
+        .as_ref()
+        .and_then(|status| status.problem());
+    let healthy = failed.is_empty() && backend_problem.is_none();
+    let mut report = json!({
+        "status": if healthy { "ok" } else { "degraded" },
         "node": node.config.node_name,
         "websocket_clients": node.clients.connected(),
         "sessions": node.sessions.count(),
         "pending_requests": node.metrics.pending_requests.get(),
         "plugins": plugins,
         "failed": failed,
-    }))
-    .into_response()
+    });
+    if node.backends.status.is_some() {
+        report["redis"] = json!(backend_problem.as_deref().unwrap_or("ok"));
+    }
+    Json(report).into_response()
 }
 
 /// Handle `GET /metrics`.
@@ -107,6 +117,34 @@ pub fn render(node: &Node) -> String {
         "Resumable sessions, connected or away.",
         sessions.count() as u64,
     );
+    if let Some(status) = &node.backends.status {
+        gauge(
+            &mut out,
+            "rpcnode_redis_connected",
+            "1 while the node's Redis channel is connected, else 0.",
+            u64::from(status.problem().is_none()),
+        );
+        let redis = [
+            (
+                "rpcnode_redis_disconnects_total",
+                "Times the node lost its Redis channel.",
+                status.disconnects.get(),
+            ),
+            (
+                "rpcnode_redis_notifications_refetched_total",
+                "Notifications the channel missed that were read back from history.",
+                status.refetched.get(),
+            ),
+            (
+                "rpcnode_redis_notifications_missed_total",
+                "Notifications the channel missed that history no longer held.",
+                status.missed.get(),
+            ),
+        ];
+        for (name, text, value) in redis {
+            counter(&mut out, name, text, value);
+        }
+    }
     let counters = [
         (
             "rpcnode_notifications_queued_total",

@@ -3,17 +3,19 @@
 //! Redis stay apart; bad Redis settings are clear errors.
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
 use crate::binary::{self, run_to_end};
+use crate::observability::metrics;
 use crate::redis_server::RedisServer;
 use crate::sessions::drop_in_a_burst_and_resume;
 use rpcnode::Config;
 use rpcnode::config::Cluster;
 
-use crate::support::{TestNode, WsClient, plugin_config, plugins_dir, success, within};
+use crate::support::{TestNode, WsClient, eventually, plugin_config, plugins_dir, success, within};
 
 /// A node of the cluster `name` on `redis`, with the probe plugin.
 async fn node(redis: &RedisServer, name: &str) -> TestNode {
@@ -161,6 +163,96 @@ async fn a_timer_fires_once_per_interval_in_the_cluster() {
         let gap = pair[1] - pair[0];
         assert!((0.15..0.6).contains(&gap), "heartbeats {gap} s apart");
     }
+}
+
+/// The nodes' channel connections are cut and Redis takes no new
+/// connections for a while: what is broadcast meanwhile reaches every
+/// client anyway once the channel is back, from history, in order, once.
+#[tokio::test]
+async fn a_node_that_loses_its_channel_catches_up_from_history() {
+    let redis = RedisServer::start();
+    let [a, b, _c] = three_nodes(&redis).await;
+    let mut on_b = b.ws().await;
+    let mut admin = redis.admin();
+    let cut = admin.send(
+        &[
+            "MULTI",
+            "CONFIG SET maxclients 1",
+            "CLIENT KILL TYPE pubsub",
+            "EXEC",
+        ],
+        6,
+    );
+    assert!(cut.ends_with("*2\r\n+OK\r\n:3\r\n"), "{cut:?}");
+    eventually(async || b.get_json("/health").await["status"] == "degraded").await;
+    const COUNT: u64 = 200;
+    let answer = a.call("burst", json!({"count": COUNT})).await;
+    assert_eq!(answer["result"], json!({"queued": 0}));
+    on_b.assert_quiet().await;
+
+    assert_eq!(admin.send(&["CONFIG SET maxclients 10000"], 1), "+OK\r\n");
+    for n in 0..COUNT {
+        let message = on_b.recv().await;
+        assert_eq!(message["params"]["n"], n, "{message}");
+    }
+    on_b.assert_quiet().await;
+    let metrics = metrics(&b).await;
+    for line in [
+        "rpcnode_redis_connected 1\n",
+        "rpcnode_redis_disconnects_total 1\n",
+        "rpcnode_redis_notifications_refetched_total 200\n",
+        "rpcnode_redis_notifications_missed_total 0\n",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+}
+
+/// Redis goes away under load and comes back empty: `/health` says
+/// `degraded` and then `ok`, calls that need Redis fail with an error
+/// within the request timeout and the others keep working, and the
+/// nodes deliver across each other again.
+#[tokio::test]
+async fn a_redis_outage_degrades_the_nodes_and_they_recover() {
+    let mut redis = RedisServer::start();
+    let a = node(&redis, "c").await;
+    let b = node(&redis, "c").await;
+    let mut on_b = b.ws().await;
+    assert_eq!(a.get_json("/health").await["redis"], "ok");
+
+    redis.kill();
+    eventually(async || a.get_json("/health").await["status"] == "degraded").await;
+    let health = a.get_json("/health").await;
+    assert_eq!(
+        health["redis"], "lost the connection to Redis; reconnecting",
+        "{health}"
+    );
+    // No Redis needed: answered as usual.
+    assert_eq!(
+        a.call("echo", json!([1])).await["result"]["params"],
+        json!([1])
+    );
+    // Redis needed: an error, well within the request timeout.
+    let started = Instant::now();
+    let answer = a.call("incr", json!({"key": "n"})).await;
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|text| text.contains("the store failed: redis")),
+        "{answer}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+
+    redis.restart();
+    eventually(async || a.get_json("/health").await["status"] == "ok").await;
+    eventually(async || b.get_json("/health").await["status"] == "ok").await;
+    assert_eq!(a.call("incr", json!({"key": "n"})).await["result"], 1);
+    notify(&a, json!({"method": "hello", "params": {"n": 1}})).await;
+    assert_eq!(hello(&mut on_b).await, json!({"n": 1}));
+    on_b.assert_quiet().await;
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! A `redis-server` of the test's own, on a unix socket in a temporary
 //! folder, stopped when the test drops it; never a system-wide one.
 
+use std::io::{Read as _, Write as _};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,6 +26,19 @@ impl RedisServer {
         server
     }
 
+    /// Kill it (as a crash would), leaving its socket path free.
+    pub fn kill(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        let _ = std::fs::remove_file(self.socket());
+    }
+
+    /// Start it again on the same socket, empty (it keeps nothing on disk).
+    pub fn restart(&mut self) {
+        self.process = spawn(&self.dir);
+        self.wait_ready();
+    }
+
     /// The URL nodes join it with.
     pub fn url(&self) -> String {
         format!("unix://{}", self.socket().display())
@@ -43,6 +58,16 @@ impl RedisServer {
             .expect("running redis-cli");
         assert!(output.status.success(), "redis-cli {args:?} failed");
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    /// A connection of the test's own, opened now: it stays usable when
+    /// Redis refuses new ones.
+    pub fn admin(&self) -> Admin {
+        let stream = UnixStream::connect(self.socket()).expect("connecting to redis-server");
+        stream
+            .set_read_timeout(Some(TIMEOUT))
+            .expect("setting a read timeout");
+        Admin(stream)
     }
 
     fn wait_ready(&mut self) {
@@ -70,6 +95,29 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.process.kill();
         let _ = self.process.wait();
+    }
+}
+
+/// A raw connection to Redis: inline commands, replies read as text.
+pub struct Admin(UnixStream);
+
+impl Admin {
+    /// Send the inline commands `lines` and read until the replies hold
+    /// `reply_lines` lines; the replies.
+    pub fn send(&mut self, lines: &[&str], reply_lines: usize) -> String {
+        for line in lines {
+            self.0
+                .write_all(format!("{line}\r\n").as_bytes())
+                .expect("writing to redis-server");
+        }
+        let mut replies = Vec::new();
+        let mut buffer = [0; 4096];
+        while replies.windows(2).filter(|pair| pair == b"\r\n").count() < reply_lines {
+            let read = self.0.read(&mut buffer).expect("reading from redis-server");
+            assert!(read > 0, "redis-server closed the connection");
+            replies.extend_from_slice(&buffer[..read]);
+        }
+        String::from_utf8_lossy(&replies).into_owned()
     }
 }
 

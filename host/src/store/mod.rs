@@ -22,8 +22,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use parking_lot::Mutex;
 
 use crate::config::Cluster;
+use crate::metrics::Counter;
 
 pub use state_map::{MAX_KEYS, MAX_VALUE_BYTES};
 pub use stream::{History, Notification, Position, StreamName};
@@ -158,6 +160,32 @@ pub trait Leases: Send + Sync {
     async fn claim(&self, name: &str, slot: u64, ttl: Duration) -> Result<bool, StoreError>;
 }
 
+/// How the backends are doing, for `/health` and `/metrics`.
+#[derive(Default)]
+pub struct BackendStatus {
+    /// Why the backends are degraded now, if they are.
+    problem: Mutex<Option<String>>,
+    /// Times the connection to a shared backend was lost.
+    pub disconnects: Counter,
+    /// Notifications the node's channel missed that it read back from
+    /// history.
+    pub refetched: Counter,
+    /// Notifications the node's channel missed that history no longer held.
+    pub missed: Counter,
+}
+
+impl BackendStatus {
+    /// Why the backends are degraded, if they are.
+    pub fn problem(&self) -> Option<String> {
+        self.problem.lock().clone()
+    }
+
+    /// Set (or clear, with `None`) why the backends are degraded.
+    pub fn set_problem(&self, problem: Option<String>) {
+        *self.problem.lock() = problem;
+    }
+}
+
 /// The backends a node runs on.
 #[derive(Clone)]
 pub struct Backends {
@@ -169,6 +197,8 @@ pub struct Backends {
     pub sessions: Arc<dyn SessionStore>,
     /// Who runs a timer's tick.
     pub leases: Arc<dyn Leases>,
+    /// How they are doing; `None` for a single node's own backends.
+    pub status: Option<Arc<BackendStatus>>,
 }
 
 impl Backends {
@@ -191,12 +221,15 @@ impl Backends {
             None => Arc::new(memory::MemorySessions::default()),
         };
         if let Some(cluster) = cluster {
-            let (state, streams, leases) = self::redis::connect(cluster, history, deliver).await?;
+            let status = Arc::new(BackendStatus::default());
+            let (state, streams, leases) =
+                self::redis::connect(cluster, history, deliver, Arc::clone(&status)).await?;
             return Ok(Self {
                 state: Arc::new(state),
                 streams: Arc::new(streams),
                 sessions,
                 leases: Arc::new(leases),
+                status: Some(status),
             });
         }
         let memory_streams = || Arc::new(memory::MemoryLog::new(history, Arc::clone(&deliver)));
@@ -206,6 +239,7 @@ impl Backends {
                 streams: memory_streams(),
                 sessions,
                 leases: Arc::new(memory::SoleNode),
+                status: None,
             });
         };
         let streams: Arc<dyn StreamLog> = if history.size == 0 {
@@ -218,6 +252,7 @@ impl Backends {
             streams,
             sessions,
             leases: Arc::new(memory::SoleNode),
+            status: None,
         })
     }
 }

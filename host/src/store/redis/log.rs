@@ -3,23 +3,25 @@
 //! stream, capped in length and expiring with the history's age) and
 //! publishes it on the cluster's channel, all at once. Every node,
 //! including the one that appended, delivers what arrives on its one
-//! subscribed connection, so each node's clients see each stream in offset
-//! order.
+//! subscribed connection from one task, so each node's clients see each
+//! stream in offset order; what the channel missed while it was down comes
+//! from history.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{PushInfo, PushKind, Script};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::super::{
-    Appended, Deliver, History, HistoryLimits, Notification, Position, StoreError, StreamLog,
-    StreamName,
+    Appended, BackendStatus, Deliver, History, HistoryLimits, Notification, Position, StoreError,
+    StreamLog, StreamName,
 };
 use super::{Keys, failed, manager};
 use crate::random::random_hex;
@@ -30,6 +32,8 @@ const POSITION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 /// How long an append waits for its notification to come back on the
 /// channel, to count this node's recipients.
 const ECHO_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often a lost channel is tried again.
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// KEYS: the stream's position hash, its history. ARGV: a new epoch (kept
 /// if the stream has none; its history is then stale and dropped), the
@@ -74,33 +78,36 @@ type Entry = (String, HashMap<String, String>);
 
 /// Streams shared by every node of a cluster.
 pub struct RedisLog {
-    connection: ConnectionManager,
+    reader: Arc<Reader>,
+    receiver: Arc<Receiver>,
+    channel: String,
+    append: Script,
     /// The subscribed connection, kept open for as long as the log is.
     _subscription: ConnectionManager,
-    keys: Keys,
-    channel: String,
-    limits: HistoryLimits,
-    receiver: Arc<Receiver>,
-    append: Script,
-    read: Script,
+    /// Stops the delivery task with the log.
+    _delivery: DropGuard,
 }
 
 impl RedisLog {
     /// Subscribe to the cluster's channel at `url`, delivering to
-    /// `deliver`; commands go through `connection`.
+    /// `deliver`; commands go through `connection`; `status` hears about
+    /// the channel's connection.
     pub(super) async fn connect(
         url: &str,
         connection: ConnectionManager,
         keys: Keys,
         limits: HistoryLimits,
         deliver: Arc<dyn Deliver>,
+        status: Arc<BackendStatus>,
     ) -> anyhow::Result<Self> {
+        let (events, queue) = mpsc::unbounded_channel();
         let receiver = Arc::new(Receiver {
-            deliver,
             node: random_hex(8).into(),
             sequence: AtomicU64::new(0),
             waiting: Mutex::default(),
-            subscribed: AtomicBool::new(false),
+            connected: AtomicBool::new(false),
+            events,
+            status: Arc::clone(&status),
         });
         let pushes = Arc::clone(&receiver);
         let config = ConnectionManagerConfig::new()
@@ -112,46 +119,31 @@ impl RedisLog {
         let mut subscription = manager(url, config, true).await?;
         let channel = keys.channel();
         subscription.subscribe(&channel).await?;
-        receiver.subscribed.store(true, Ordering::Release);
-        Ok(Self {
+        let reader = Arc::new(Reader {
             connection,
-            _subscription: subscription,
             keys,
-            channel,
             limits,
-            receiver,
-            append: Script::new(APPEND),
             read: Script::new(READ),
+        });
+        let stop = CancellationToken::new();
+        let mut delivery = Delivery {
+            deliver,
+            reader: Arc::clone(&reader),
+            receiver: Arc::clone(&receiver),
+            subscription: subscription.clone(),
+            last: HashMap::new(),
+            status,
+        };
+        delivery.start_at(StreamName::broadcast()).await?;
+        tokio::spawn(delivery.run(queue, stop.clone()));
+        Ok(Self {
+            reader,
+            receiver,
+            channel,
+            append: Script::new(APPEND),
+            _subscription: subscription,
+            _delivery: stop.drop_guard(),
         })
-    }
-
-    /// The position of `stream`, and its history after `from` when `from`
-    /// is in the current epoch.
-    async fn read_stream(
-        &self,
-        stream: &StreamName,
-        from: Option<&Position>,
-    ) -> Result<(Position, u64, Vec<Entry>), StoreError> {
-        let (epoch, offset): (&str, String) = match from {
-            Some(from) => (&from.epoch, from.offset.to_string()),
-            None => ("", String::new()),
-        };
-        let (epoch, top, now_ms, entries): (String, u64, u64, Vec<Entry>) = self
-            .read
-            .key(self.keys.stream(stream))
-            .key(self.keys.history(stream))
-            .arg(random_hex(4))
-            .arg(epoch)
-            .arg(offset)
-            .arg(POSITION_TTL.as_secs())
-            .invoke_async(&mut self.connection.clone())
-            .await
-            .map_err(failed)?;
-        let position = Position {
-            epoch: epoch.into(),
-            offset: top,
-        };
-        Ok((position, now_ms, entries))
     }
 }
 
@@ -172,19 +164,20 @@ impl StreamLog for RedisLog {
         ))
         .expect("strings serialise");
         let exclude = serde_json::to_string(&*notification.exclude).expect("strings serialise");
+        let keys = &self.reader.keys;
         let appended: Result<(String, u64), _> = self
             .append
-            .key(self.keys.stream(stream))
-            .key(self.keys.history(stream))
+            .key(keys.stream(stream))
+            .key(keys.history(stream))
             .arg(random_hex(4))
             .arg(header)
             .arg(&*notification.text)
             .arg(exclude)
-            .arg(self.limits.size)
-            .arg(self.limits.ttl.as_secs().max(1))
+            .arg(self.reader.limits.size)
+            .arg(self.reader.limits.ttl.as_secs().max(1))
             .arg(&self.channel)
             .arg(POSITION_TTL.as_secs())
-            .invoke_async(&mut self.connection.clone())
+            .invoke_async(&mut self.reader.connection.clone())
             .await;
         let (epoch, offset) = match appended {
             Ok(appended) => appended,
@@ -213,7 +206,7 @@ impl StreamLog for RedisLog {
     }
 
     async fn position(&self, stream: &StreamName) -> Result<Position, StoreError> {
-        Ok(self.read_stream(stream, None).await?.0)
+        Ok(self.reader.read(stream, None).await?.0)
     }
 
     async fn read_after(
@@ -221,32 +214,16 @@ impl StreamLog for RedisLog {
         stream: &StreamName,
         from: &Position,
     ) -> Result<History, StoreError> {
-        let (top, now_ms, entries) = self.read_stream(stream, Some(from)).await?;
-        if from.epoch != top.epoch || from.offset > top.offset {
-            return Ok(History::Incomplete { top });
-        }
-        let since = now_ms.saturating_sub(self.limits.ttl.as_millis() as u64);
-        let entries = entries
-            .into_iter()
-            .filter_map(|(id, fields)| {
-                let offset = id.split_once('-')?.0.parse::<u64>().ok()?;
-                let at: u64 = fields.get("at")?.parse().ok()?;
-                let exclude = serde_json::from_str::<Vec<String>>(fields.get("x")?).ok()?;
-                let notification = Notification {
-                    text: fields.get("t")?.as_str().into(),
-                    exclude: exclude.into(),
-                };
-                (offset <= top.offset && at >= since).then_some((offset, notification))
-            })
-            .collect();
+        let (top, entries) = self.reader.read(stream, Some(from)).await?;
         Ok(History::after(from, entries, top))
     }
 
     async fn remove(&self, stream: &StreamName) -> Result<(), StoreError> {
+        let keys = &self.reader.keys;
         redis::cmd("DEL")
-            .arg(self.keys.stream(stream))
-            .arg(self.keys.history(stream))
-            .query_async(&mut self.connection.clone())
+            .arg(keys.stream(stream))
+            .arg(keys.history(stream))
+            .query_async(&mut self.reader.connection.clone())
             .await
             .map_err(failed)
     }
@@ -262,24 +239,86 @@ impl StreamLog for RedisLog {
     }
 }
 
-/// The subscribed side: delivers what the channel carries to this node's
-/// clients, and tells this node's appends how many it reached.
+/// Reads positions and history.
+struct Reader {
+    connection: ConnectionManager,
+    keys: Keys,
+    limits: HistoryLimits,
+    read: Script,
+}
+
+impl Reader {
+    /// The position of `stream` and, when `from` is in its current epoch,
+    /// the notifications after `from` that history still holds, in order.
+    async fn read(
+        &self,
+        stream: &StreamName,
+        from: Option<&Position>,
+    ) -> Result<(Position, Vec<(u64, Notification)>), StoreError> {
+        let (epoch, offset): (&str, String) = match from {
+            Some(from) => (&from.epoch, from.offset.to_string()),
+            None => ("", String::new()),
+        };
+        let (epoch, top, now_ms, entries): (String, u64, u64, Vec<Entry>) = self
+            .read
+            .key(self.keys.stream(stream))
+            .key(self.keys.history(stream))
+            .arg(random_hex(4))
+            .arg(epoch)
+            .arg(offset)
+            .arg(POSITION_TTL.as_secs())
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(failed)?;
+        let since = now_ms.saturating_sub(self.limits.ttl.as_millis() as u64);
+        let entries = entries
+            .into_iter()
+            .filter_map(|(id, fields)| {
+                let offset = id.split_once('-')?.0.parse::<u64>().ok()?;
+                let at: u64 = fields.get("at")?.parse().ok()?;
+                let exclude = serde_json::from_str::<Vec<String>>(fields.get("x")?).ok()?;
+                let notification = Notification {
+                    text: fields.get("t")?.as_str().into(),
+                    exclude: exclude.into(),
+                };
+                (offset <= top && at >= since).then_some((offset, notification))
+            })
+            .collect();
+        let top = Position {
+            epoch: epoch.into(),
+            offset: top,
+        };
+        Ok((top, entries))
+    }
+}
+
+/// What the channel's connection hands the delivery task.
+enum Event {
+    /// A notification.
+    Message(Message),
+    /// The channel is subscribed again after it was lost.
+    Reconnected,
+}
+
+/// The subscribed side, called by the connection for each push: passes
+/// notifications to the delivery task and follows the connection's state.
 struct Receiver {
-    deliver: Arc<dyn Deliver>,
     /// This node's id in the channel's messages.
     node: Arc<str>,
     /// The number of this node's next append.
     sequence: AtomicU64,
     /// Appends of this node waiting for their notification to come back.
     waiting: Mutex<HashMap<u64, oneshot::Sender<u32>>>,
-    /// Whether the channel is subscribed now (false while reconnecting).
-    subscribed: AtomicBool,
+    /// Whether the channel is subscribed now.
+    connected: AtomicBool,
+    events: mpsc::UnboundedSender<Event>,
+    status: Arc<BackendStatus>,
 }
 
 impl Receiver {
     /// Wait for append `sequence` to come back, unless the channel is down.
     fn expect(&self, sequence: u64) -> Option<oneshot::Receiver<u32>> {
-        if !self.subscribed.load(Ordering::Acquire) {
+        if !self.connected.load(Ordering::Acquire) {
             return None;
         }
         let (sender, receiver) = oneshot::channel();
@@ -291,31 +330,183 @@ impl Receiver {
         self.waiting.lock().remove(&sequence);
     }
 
-    fn receive(&self, push: PushInfo) {
-        match push.kind {
-            PushKind::Message => {}
-            PushKind::Subscribe => return self.subscribed.store(true, Ordering::Release),
-            PushKind::Disconnection => {
-                tracing::warn!("lost the Redis channel; reconnecting");
-                return self.subscribed.store(false, Ordering::Release);
-            }
-            _ => return,
-        }
-        let Some(redis::Value::BulkString(payload)) = push.data.get(1) else {
-            return;
-        };
-        let Some(message) = Message::parse(payload) else {
-            tracing::warn!("ignored a malformed message on the Redis channel");
-            return;
-        };
-        let delivered =
-            self.deliver
-                .deliver(&message.stream, &message.position, &message.notification);
-        if *message.node == *self.node
-            && let Some(waiting) = self.waiting.lock().remove(&message.sequence)
-        {
+    /// Tell append `sequence` of this node how many it reached.
+    fn answer(&self, sequence: u64, delivered: u32) {
+        if let Some(waiting) = self.waiting.lock().remove(&sequence) {
             let _ = waiting.send(delivered);
         }
+    }
+
+    fn receive(&self, push: PushInfo) {
+        match push.kind {
+            PushKind::Message => {
+                let Some(redis::Value::BulkString(payload)) = push.data.get(1) else {
+                    return;
+                };
+                match Message::parse(payload) {
+                    Some(message) => {
+                        let _ = self.events.send(Event::Message(message));
+                    }
+                    None => tracing::warn!("ignored a malformed message on the Redis channel"),
+                }
+            }
+            PushKind::Subscribe if !self.connected.swap(true, Ordering::AcqRel) => {
+                self.status.set_problem(None);
+                let _ = self.events.send(Event::Reconnected);
+            }
+            PushKind::Disconnection if self.connected.swap(false, Ordering::AcqRel) => {
+                tracing::warn!("lost the connection to Redis; reconnecting");
+                self.status.disconnects.inc();
+                self.status
+                    .set_problem(Some("lost the connection to Redis; reconnecting".into()));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The delivery task: hands each stream's notifications to this node's
+/// clients in offset order, once. A notification that arrives after a gap
+/// (the channel was lost for a moment) first brings the missed ones from
+/// history; on reconnection every stream is brought up to date.
+struct Delivery {
+    deliver: Arc<dyn Deliver>,
+    reader: Arc<Reader>,
+    receiver: Arc<Receiver>,
+    /// Pinged while the channel is down: the connection reconnects (and
+    /// resubscribes) when it is used.
+    subscription: ConnectionManager,
+    /// The last position delivered on each stream, and when.
+    last: HashMap<StreamName, (Position, Instant)>,
+    status: Arc<BackendStatus>,
+}
+
+impl Delivery {
+    /// Follow `stream` from its current position.
+    async fn start_at(&mut self, stream: StreamName) -> Result<(), StoreError> {
+        let (top, _) = self.reader.read(&stream, None).await?;
+        self.last.insert(stream, (top, Instant::now()));
+        Ok(())
+    }
+
+    async fn run(mut self, mut events: mpsc::UnboundedReceiver<Event>, stop: CancellationToken) {
+        let mut ticks = tokio::time::interval(WATCH_INTERVAL);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                event = events.recv() => match event {
+                    Some(Event::Message(message)) => self.message(message).await,
+                    Some(Event::Reconnected) => self.catch_up().await,
+                    None => return,
+                },
+                _ = ticks.tick() => self.watch().await,
+            }
+        }
+    }
+
+    async fn message(&mut self, message: Message) {
+        let own = (*message.node == *self.receiver.node).then_some(message.sequence);
+        if let Some((last, _)) = self.last.get(&message.stream)
+            && last.epoch == message.position.epoch
+        {
+            let last = last.clone();
+            if message.position.offset <= last.offset {
+                // Delivered already, from history.
+                if let Some(sequence) = own {
+                    self.receiver.answer(sequence, 0);
+                }
+                return;
+            }
+            if message.position.offset > last.offset + 1 {
+                self.fill(&message.stream, &last, message.position.offset - 1)
+                    .await;
+            }
+        }
+        let delivered = self.deliver(&message.stream, message.position, &message.notification);
+        if let Some(sequence) = own {
+            self.receiver.answer(sequence, delivered);
+        }
+    }
+
+    /// Deliver what `stream` holds after `from`, up to offset `upto`.
+    async fn fill(&mut self, stream: &StreamName, from: &Position, upto: u64) {
+        let missed = upto.saturating_sub(from.offset);
+        let entries = match self.reader.read(stream, Some(from)).await {
+            Ok((top, entries)) if top.epoch == from.epoch => entries,
+            Ok(_) => Vec::new(),
+            Err(error) => {
+                tracing::warn!(
+                    stream = stream.as_str(),
+                    "reading missed notifications failed: {error}"
+                );
+                Vec::new()
+            }
+        };
+        let mut recovered = 0;
+        for (offset, notification) in entries.into_iter().filter(|(offset, _)| *offset <= upto) {
+            let position = Position {
+                epoch: Arc::clone(&from.epoch),
+                offset,
+            };
+            self.deliver(stream, position, &notification);
+            recovered += 1;
+        }
+        self.status.refetched.add(recovered);
+        if recovered < missed {
+            tracing::warn!(
+                stream = stream.as_str(),
+                missed = missed - recovered,
+                "notifications missed while the Redis channel was down are no longer in history"
+            );
+            self.status.missed.add(missed - recovered);
+        }
+    }
+
+    /// Bring every stream up to date after the channel came back.
+    async fn catch_up(&mut self) {
+        let streams: Vec<(StreamName, Position)> = self
+            .last
+            .iter()
+            .map(|(stream, (position, _))| (stream.clone(), position.clone()))
+            .collect();
+        for (stream, from) in streams {
+            match self.reader.read(&stream, None).await {
+                Ok((top, _)) if top.epoch == from.epoch && top.offset > from.offset => {
+                    self.fill(&stream, &from, top.offset).await
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(stream = stream.as_str(), "catching up failed: {error}")
+                }
+            }
+        }
+    }
+
+    /// Once a second: while the channel is down, use its connection so it
+    /// reconnects; forget streams quiet for longer than history is kept.
+    async fn watch(&mut self) {
+        if !self.receiver.connected.load(Ordering::Acquire) {
+            let ping = redis::cmd("PING");
+            let _ = tokio::time::timeout(
+                WATCH_INTERVAL,
+                ping.query_async::<()>(&mut self.subscription),
+            )
+            .await;
+        }
+        let ttl = self.reader.limits.ttl;
+        self.last
+            .retain(|stream, (_, at)| at.elapsed() <= ttl || *stream == StreamName::broadcast());
+    }
+
+    fn deliver(
+        &mut self,
+        stream: &StreamName,
+        position: Position,
+        notification: &Notification,
+    ) -> u32 {
+        let delivered = self.deliver.deliver(stream, &position, notification);
+        self.last.insert(stream.clone(), (position, Instant::now()));
+        delivered
     }
 }
 

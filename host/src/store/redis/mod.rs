@@ -24,7 +24,7 @@ pub use leases::RedisLeases;
 pub use log::RedisLog;
 pub use state::RedisState;
 
-use super::{Deliver, HistoryLimits, StoreError, StreamName};
+use super::{BackendStatus, Deliver, HistoryLimits, StoreError, StreamName};
 use crate::config::Cluster;
 
 /// How long a node waits for Redis when it starts.
@@ -33,6 +33,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a command may wait for its answer.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connection attempts after the first before a command fails (the next
+/// command tries again).
+const RETRIES: usize = 2;
 /// The longest pause between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
@@ -81,6 +84,7 @@ pub async fn connect(
     cluster: &Cluster,
     history: HistoryLimits,
     deliver: Arc<dyn Deliver>,
+    status: Arc<BackendStatus>,
 ) -> anyhow::Result<(RedisState, RedisLog, RedisLeases)> {
     let url = redacted(&cluster.redis_url);
     let keys = Keys::new(&cluster.name);
@@ -95,6 +99,7 @@ pub async fn connect(
             keys.clone(),
             history,
             deliver,
+            status,
         )
         .await
         .with_context(|| format!("cannot subscribe to Redis at {url}"))?;
@@ -139,6 +144,7 @@ async fn manager(
         info = info.set_redis_settings(settings.set_protocol(ProtocolVersion::RESP3));
     }
     let config = config
+        .set_number_of_retries(RETRIES)
         .set_connection_timeout(Some(ATTEMPT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT))
         .set_max_delay(MAX_BACKOFF);
