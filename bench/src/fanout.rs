@@ -1,6 +1,7 @@
-//! Scenario 4: broadcast fan-out. The server runs in a child process, so its
-//! resident memory per connected client and its CPU time can be read from
-//! /proc. Clients connect over WebSocket; a publisher calls `updateData` over
+//! Scenario 4: broadcast fan-out, on one node or on a cluster of nodes
+//! sharing a Redis. Each server runs in a child process, so its resident
+//! memory per connected client and its CPU time can be read from /proc (for
+//! a cluster, the sums over its nodes). Clients connect over WebSocket; a publisher calls `updateData` over
 //! HTTP, the data_service plugin broadcasts `dataUpdated` carrying the publish
 //! time, and every client records how long each notification took to arrive.
 
@@ -19,6 +20,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use crate::chart::Bar;
 use crate::cpu::CpuTime;
 use crate::peers::Peer;
+use crate::redis_server::RedisServer;
 
 /// Read and write buffer of each client, the size rpcnode uses. With
 /// tungstenite's default (128 KiB, zeroed on every read) 10,000 clients would
@@ -103,6 +105,10 @@ pub struct Load {
     /// HTTP connections publishing at once, each back to back (the
     /// broadcasts are shared among them); 1 when paced.
     pub publishers: usize,
+    /// Nodes of a cluster on one Redis (history in Redis, plain clients),
+    /// the clients spread evenly, the publishers on the first node; 1 is a
+    /// single node.
+    pub nodes: usize,
 }
 
 impl Load {
@@ -114,7 +120,13 @@ impl Load {
             per_second: None,
             durable: false,
             publishers: 1,
+            nodes: 1,
         }
+    }
+
+    /// The same load on a cluster of `nodes` nodes.
+    pub const fn cluster(self, nodes: usize) -> Self {
+        Self { nodes, ..self }
     }
 
     /// The same load published by `publishers` connections at once.
@@ -138,6 +150,7 @@ impl Load {
             per_second: Some(per_second),
             durable: false,
             publishers: 1,
+            nodes: 1,
         }
     }
 
@@ -151,8 +164,12 @@ impl Load {
             None if self.publishers == 1 => "back to back".to_owned(),
             None => format!("back to back from {} publishers", self.publishers),
         };
+        let nodes = match self.nodes {
+            1 => String::new(),
+            nodes => format!(" on {nodes} nodes with Redis"),
+        };
         format!(
-            "{} clients × {} broadcasts, {pace}, {}",
+            "{} clients{nodes} × {} broadcasts, {pace}, {}",
             self.clients,
             self.broadcasts,
             self.keeping()
@@ -161,7 +178,11 @@ impl Load {
 
     /// The chart bar's name.
     fn label(&self) -> String {
-        let sessions = if self.durable { ", sessions" } else { "" };
+        let sessions = match (self.durable, self.nodes) {
+            (true, _) => ", sessions".to_owned(),
+            (false, 1) => String::new(),
+            (false, nodes) => format!(", {nodes} nodes"),
+        };
         match self.per_second {
             Some(rate) => format!("{} clients, {rate} broadcasts/s{sessions}", self.clients),
             None => format!(
@@ -172,10 +193,10 @@ impl Load {
     }
 
     fn keeping(&self) -> &'static str {
-        if self.durable {
-            "history and sessions on"
-        } else {
-            "history and sessions off"
+        match (self.durable, self.nodes) {
+            (true, _) => "history and sessions on",
+            (false, 1) => "history and sessions off",
+            (false, _) => "history in Redis, sessions off",
         }
     }
 }
@@ -198,22 +219,37 @@ pub async fn run(plugin: &Path, load: Load) -> anyhow::Result<Bar> {
         per_second,
         durable,
         publishers,
+        nodes,
     } = load;
     let plugins = [(plugin.to_owned(), "data_service.wasm")];
-    let server = if durable {
-        Peer::rpcnode_durable(&plugins).await?
+    let redis = if nodes > 1 {
+        Some(RedisServer::start()?)
     } else {
-        Peer::rpcnode(&plugins).await?
+        None
     };
-    let (address, pid) = (server.address.to_string(), server.pid);
+    let mut servers = Vec::with_capacity(nodes);
+    for _ in 0..nodes {
+        servers.push(match &redis {
+            Some(redis) => Peer::rpcnode_cluster(&plugins, &redis.url()).await?,
+            None if durable => Peer::rpcnode_durable(&plugins).await?,
+            None => Peer::rpcnode(&plugins).await?,
+        });
+    }
+    let address = servers[0].address.to_string();
+    let pids: Vec<u32> = servers.iter().map(|server| server.pid).collect();
+    let resident = || -> anyhow::Result<u64> { pids.iter().map(|pid| resident_kib(*pid)).sum() };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let before = resident_kib(pid)?;
+    let before = resident()?;
 
     let latency = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
     let received = Arc::new(tokio::sync::Barrier::new(clients + 1));
-    let sockets = connect_many(&address, clients, durable).await?;
+    let mut sockets = Vec::with_capacity(clients);
+    for (index, server) in servers.iter().enumerate() {
+        let share = clients / nodes + usize::from(index < clients % nodes);
+        sockets.extend(connect_many(&server.address.to_string(), share, durable).await?);
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let per_client_kib = resident_kib(pid)?.saturating_sub(before) as f64 / clients as f64;
+    let per_client_kib = resident()?.saturating_sub(before) as f64 / clients as f64;
 
     for mut socket in sockets {
         let (latency, received) = (Arc::clone(&latency), Arc::clone(&received));
@@ -249,7 +285,11 @@ pub async fn run(plugin: &Path, load: Load) -> anyhow::Result<Bar> {
         connections.push(publisher::Client::new(&address).await?);
     }
     // The harness's process is the publishers and the clients.
-    let (server_from, clients_from) = (CpuTime::of(pid)?, CpuTime::of(std::process::id())?);
+    let servers_from = pids
+        .iter()
+        .map(|pid| CpuTime::of(*pid))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let clients_from = CpuTime::of(std::process::id())?;
     let started = Instant::now();
     let publishing = connections
         .into_iter()
@@ -275,7 +315,10 @@ pub async fn run(plugin: &Path, load: Load) -> anyhow::Result<Bar> {
     let per_delivery = |pid: u32, from: CpuTime| -> anyhow::Result<f64> {
         Ok(CpuTime::of(pid)?.since(from).micros_per(deliveries)[0])
     };
-    let server_cpu = per_delivery(pid, server_from)?;
+    let mut server_cpu = 0.0;
+    for (pid, from) in pids.iter().zip(servers_from) {
+        server_cpu += per_delivery(*pid, from)?;
+    }
     let clients_cpu = per_delivery(std::process::id(), clients_from)?;
     let latency = latency.lock().expect("histogram lock");
     anyhow::ensure!(

@@ -9,7 +9,8 @@
 //! - `reload`: from writing a new version of a plugin file to that version
 //!   serving, with the folder watcher on.
 //! - `fanout`: scenario 4, broadcast to 1,000 and 10,000 WebSocket clients,
-//!   back to back and at a fixed rate, with history and sessions off and on.
+//!   back to back and at a fixed rate, with history and sessions off and on;
+//!   and to 2,000 clients of a two-node cluster on Redis.
 //! - `compare`: scenarios 1-3 of BENCHMARKS.md: rpcnode (with the calculator
 //!   in each language), jsonrpsee and bare axum under the same HTTP,
 //!   WebSocket and batch load.
@@ -58,6 +59,7 @@ mod fanout;
 mod load;
 mod overhead;
 mod peers;
+mod redis_server;
 mod reload_load;
 mod resume;
 mod soak;
@@ -107,6 +109,11 @@ const FULL: Effort = Effort {
             .durable(),
         fanout::Load::paced(10_000, 250, 50),
         fanout::Load::paced(10_000, 20, 2),
+        fanout::Load::back_to_back(2_000, 400).cluster(2),
+        fanout::Load::back_to_back(2_000, 400)
+            .publishers(8)
+            .cluster(2),
+        fanout::Load::paced(2_000, 200, 100).cluster(2),
     ],
     store_callers: &[1, 16, 64, 256],
     resume: (5, 1_000, 10_000),
@@ -126,6 +133,7 @@ const SMOKE: Effort = Effort {
         fanout::Load::back_to_back(100, 10),
         fanout::Load::back_to_back(100, 10).durable().publishers(2),
         fanout::Load::paced(100, 10, 100),
+        fanout::Load::back_to_back(100, 10).cluster(2),
     ],
     store_callers: &[1, 8],
     resume: (1, 20, 50),

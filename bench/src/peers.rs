@@ -57,6 +57,23 @@ impl Peer {
         Ok(peer)
     }
 
+    /// [`Peer::rpcnode`] as a node of the cluster on the Redis at `redis_url`
+    /// (plugin state, streams and their history in Redis).
+    pub async fn rpcnode_cluster(
+        plugins: &[(PathBuf, &str)],
+        redis_url: &str,
+    ) -> anyhow::Result<Self> {
+        let folder = crate::folder(plugins)?;
+        let args = [
+            "rpcnode-cluster".as_ref(),
+            folder.path().as_os_str(),
+            redis_url.as_ref(),
+        ];
+        let mut peer = Self::start(&args).await?;
+        peer.folder = Some(folder);
+        Ok(peer)
+    }
+
     /// jsonrpsee with `add` over HTTP and WebSocket on one port.
     pub async fn jsonrpsee() -> anyhow::Result<Self> {
         Self::start(&["jsonrpsee".as_ref()]).await
@@ -130,16 +147,31 @@ pub async fn serve(args: &[String]) -> anyhow::Result<()> {
                 Some(data) => config.data_dir = Some(data.into()),
                 None => config.history.size = 0,
             }
-            config.port = 0;
-            config.watch = true;
-            config.max_connections = 100_000;
-            // JavaScript and Python components take seconds to compile: once per run.
-            config.cache_dir = Some(crate::target().join("bench-compile-cache"));
-            let server = rpcnode::Server::start(config).await?;
-            listen_until_killed(server.local_addr()).await
+            serve_rpcnode(config).await
         }
-        _ => anyhow::bail!("usage: peer jsonrpsee|axum|rpcnode PLUGINS_FOLDER [DATA_FOLDER]"),
+        [name, folder, redis_url] if name == "rpcnode-cluster" => {
+            let mut config = rpcnode::Config::new(folder);
+            config.cluster = Some(rpcnode::config::Cluster {
+                redis_url: redis_url.clone(),
+                name: "bench".into(),
+            });
+            serve_rpcnode(config).await
+        }
+        _ => anyhow::bail!(
+            "usage: peer jsonrpsee|axum|rpcnode PLUGINS_FOLDER [DATA_FOLDER]|rpcnode-cluster PLUGINS_FOLDER REDIS_URL"
+        ),
     }
+}
+
+/// Serve rpcnode with `config` and the harness's settings.
+async fn serve_rpcnode(mut config: rpcnode::Config) -> anyhow::Result<()> {
+    config.port = 0;
+    config.watch = true;
+    config.max_connections = 100_000;
+    // JavaScript and Python components take seconds to compile: once per run.
+    config.cache_dir = Some(crate::target().join("bench-compile-cache"));
+    let server = rpcnode::Server::start(config).await?;
+    listen_until_killed(server.local_addr()).await
 }
 
 async fn listen_until_killed(address: SocketAddr) -> anyhow::Result<()> {
@@ -198,7 +230,7 @@ mod tests {
         let error = super::serve(&args).await.unwrap_err();
         assert_eq!(
             error.to_string(),
-            "usage: peer jsonrpsee|axum|rpcnode PLUGINS_FOLDER [DATA_FOLDER]"
+            "usage: peer jsonrpsee|axum|rpcnode PLUGINS_FOLDER [DATA_FOLDER]|rpcnode-cluster PLUGINS_FOLDER REDIS_URL"
         );
     }
 }

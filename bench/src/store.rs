@@ -1,17 +1,22 @@
 //! Scenario 7: the backends alone. Plugin state writes, reads and increments,
-//! and notifications appended to a stream's history, on the memory backend
-//! and on the embedded store (SQLite, every commit fsynced), from 1 to 256
+//! and notifications appended to a stream's history, on the memory backend,
+//! the embedded store (SQLite, every commit fsynced) and a cluster's Redis,
+//! from 1 to 256
 //! callers at once: how far group commits carry concurrent writers, and what
 //! a read costs.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rpcnode::config::Cluster;
 use rpcnode::store::embedded::Embedded;
 use rpcnode::store::memory::{MemoryLog, MemoryState};
 use rpcnode::store::{
-    Deliver, HistoryLimits, Notification, Position, StateStore, StreamLog, StreamName,
+    BackendStatus, Deliver, HistoryLimits, Notification, Position, StateStore, StreamLog,
+    StreamName,
 };
+
+use crate::redis_server::RedisServer;
 
 /// Delivers to no one: the scenario measures the log.
 struct Nowhere;
@@ -53,6 +58,7 @@ struct Backend {
     state: Arc<dyn StateStore>,
     streams: Arc<dyn StreamLog>,
     _folder: Option<tempfile::TempDir>,
+    _redis: Option<RedisServer>,
 }
 
 impl Backend {
@@ -62,6 +68,7 @@ impl Backend {
             state: Arc::new(MemoryState::default()),
             streams: Arc::new(MemoryLog::new(LIMITS, Arc::new(Nowhere))),
             _folder: None,
+            _redis: None,
         }
     }
 
@@ -74,6 +81,27 @@ impl Backend {
             state: Arc::new(store.clone()),
             streams: Arc::new(store),
             _folder: Some(folder),
+            _redis: None,
+        })
+    }
+
+    /// A cluster's backends on a Redis of the harness's own (over a unix
+    /// socket, nothing kept on disk): every append is also published.
+    async fn redis() -> anyhow::Result<Self> {
+        let redis = RedisServer::start()?;
+        let cluster = Cluster {
+            redis_url: redis.url(),
+            name: "bench".into(),
+        };
+        let status = Arc::new(BackendStatus::default());
+        let (state, streams, _) =
+            rpcnode::store::redis::connect(&cluster, LIMITS, Arc::new(Nowhere), status).await?;
+        Ok(Self {
+            name: "Redis (a cluster's, unix socket)",
+            state: Arc::new(state),
+            streams: Arc::new(streams),
+            _folder: None,
+            _redis: Some(redis),
         })
     }
 
@@ -129,7 +157,11 @@ async fn measure(
 pub async fn run(window: Duration, callers: &[usize]) -> anyhow::Result<()> {
     println!("| Backend | Operation | Callers at once | Operations per second |");
     println!("|---|---|---|---|");
-    for backend in [Backend::memory(), Backend::embedded()?] {
+    for backend in [
+        Backend::memory(),
+        Backend::embedded()?,
+        Backend::redis().await?,
+    ] {
         let backend = Arc::new(backend);
         // Reads find keys.
         measure(&backend, Operation::Set, 64, window / 4).await?;
