@@ -15,6 +15,7 @@ use subtle::ConstantTimeEq as _;
 
 use crate::metrics::{counter, gauge, help, label};
 use crate::node::Node;
+use crate::store::BackendStatus;
 
 /// `"ok"`, or `"degraded"` when a plugin file failed to load (listed under
 /// `failed` with the reason) or, in a cluster, Redis is out of reach (the
@@ -100,6 +101,27 @@ fn admin_token_required() -> Response {
         .into_response()
 }
 
+/// A cluster node's counters of its Redis channel.
+fn redis_counters(status: &BackendStatus) -> [(&'static str, &'static str, u64); 3] {
+    [
+        (
+            "rpcnode_redis_disconnects_total",
+            "Times the node lost its Redis channel.",
+            status.disconnects.get(),
+        ),
+        (
+            "rpcnode_redis_notifications_refetched_total",
+            "Notifications the channel missed that were read back from history.",
+            status.refetched.get(),
+        ),
+        (
+            "rpcnode_redis_notifications_missed_total",
+            "Notifications the channel missed that history no longer held.",
+            status.missed.get(),
+        ),
+    ]
+}
+
 /// Every metric of `node`.
 pub fn render(node: &Node) -> String {
     let mut out = String::with_capacity(4096);
@@ -124,26 +146,6 @@ pub fn render(node: &Node) -> String {
             "1 while the node's Redis channel is connected, else 0.",
             u64::from(status.problem().is_none()),
         );
-        let redis = [
-            (
-                "rpcnode_redis_disconnects_total",
-                "Times the node lost its Redis channel.",
-                status.disconnects.get(),
-            ),
-            (
-                "rpcnode_redis_notifications_refetched_total",
-                "Notifications the channel missed that were read back from history.",
-                status.refetched.get(),
-            ),
-            (
-                "rpcnode_redis_notifications_missed_total",
-                "Notifications the channel missed that history no longer held.",
-                status.missed.get(),
-            ),
-        ];
-        for (name, text, value) in redis {
-            counter(&mut out, name, text, value);
-        }
     }
     let counters = [
         (
@@ -197,7 +199,8 @@ pub fn render(node: &Node) -> String {
             node.cache.misses(),
         ),
     ];
-    for (name, text, value) in counters {
+    let redis = node.backends.status.as_deref().map(redis_counters);
+    for (name, text, value) in counters.into_iter().chain(redis.into_iter().flatten()) {
         counter(&mut out, name, text, value);
     }
 
