@@ -307,6 +307,33 @@ async fn increments_across_two_processes_are_exact() {
     }
 }
 
+/// What a node accepted stays accepted when it is killed (kill -9) right
+/// after answering: a broadcast it made reaches the other node's clients,
+/// and the state it wrote is read on the other node.
+#[tokio::test]
+async fn what_a_killed_node_accepted_reaches_the_others() {
+    let redis = RedisServer::start();
+    let dir = plugins_dir(&["probe"]);
+    let (mut doomed, address) =
+        binary::start(dir.path(), &["--redis", &redis.url(), "--in-memory"]).await;
+    let survivor = node(&redis, "rpcnode").await;
+    let mut on_survivor = survivor.ws().await;
+    let put = r#"{"jsonrpc":"2.0","method":"put","params":{"key":"k","value":"kept"},"id":1}"#;
+    assert_eq!(binary::call(&address, put, &[]).await["result"], true);
+    let broadcast = r#"{"jsonrpc":"2.0","method":"notify","params":{"method":"hello","params":{"n":1}},"id":2}"#;
+    assert_eq!(
+        binary::call(&address, broadcast, &[]).await["result"],
+        json!({"queued": 0})
+    );
+    doomed.start_kill().expect("killing the node");
+    within(doomed.wait()).await.expect("waiting for the node");
+    assert_eq!(hello(&mut on_survivor).await, json!({"n": 1}));
+    assert_eq!(
+        survivor.call("state_read", json!({"key": "k"})).await["result"],
+        "kept"
+    );
+}
+
 #[tokio::test]
 async fn state_limits_and_errors_hold_through_redis() {
     let redis = RedisServer::start();
