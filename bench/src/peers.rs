@@ -151,10 +151,7 @@ pub async fn serve(args: &[String]) -> anyhow::Result<()> {
         }
         [name, folder, redis_url] if name == "rpcnode-cluster" => {
             let mut config = rpcnode::Config::new(folder);
-            config.cluster = Some(rpcnode::config::Cluster {
-                redis_url: redis_url.clone(),
-                name: "bench".into(),
-            });
+            config.cluster = Some(rpcnode::config::Cluster::new(redis_url.as_str()));
             serve_rpcnode(config).await
         }
         _ => anyhow::bail!(

@@ -89,17 +89,14 @@ impl Backend {
     /// socket, nothing kept on disk): every append is also published.
     async fn redis() -> anyhow::Result<Self> {
         let redis = RedisServer::start()?;
-        let cluster = Cluster {
-            redis_url: redis.url(),
-            name: "bench".into(),
-        };
+        let cluster = Cluster::new(redis.url());
         let status = Arc::new(BackendStatus::default());
-        let (state, streams, _) =
+        let joined =
             rpcnode::store::redis::connect(&cluster, LIMITS, Arc::new(Nowhere), status).await?;
         Ok(Self {
             name: "Redis (a cluster's, unix socket)",
-            state: Arc::new(state),
-            streams: Arc::new(streams),
+            state: Arc::new(joined.state),
+            streams: Arc::new(joined.streams),
             _folder: None,
             _redis: Some(redis),
         })

@@ -22,9 +22,6 @@ use crate::tls::TlsFiles;
 /// The most notifications one stream may keep.
 const MAX_HISTORY_SIZE: usize = 1_000_000;
 
-/// The cluster of nodes given no cluster name.
-const DEFAULT_CLUSTER_NAME: &str = "rpcnode";
-
 /// The longest cluster name.
 const MAX_CLUSTER_NAME_LEN: usize = 64;
 
@@ -230,6 +227,11 @@ pub struct Settings {
     #[arg(long, value_name = "NAME")]
     pub cluster_name: Option<String>,
 
+    /// Seconds a node's clients stay in the cluster's client list after the node last refreshed
+    /// it (every second): how long the clients of a node that died stay listed [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub presence_ttl: Option<f64>,
+
     /// Log format on stderr; filter with RUST_LOG (such as RUST_LOG=rpcnode=debug) [default: text].
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -316,6 +318,7 @@ impl Settings {
             max_sessions,
             redis_url,
             cluster_name,
+            presence_ttl,
             log_format,
         );
         self.plugin.extend(over.plugin);
@@ -368,6 +371,7 @@ impl Settings {
             ("ws_idle_timeout", self.ws_idle_timeout),
             ("history_ttl", self.history_ttl),
             ("session_ttl", self.session_ttl),
+            ("presence_ttl", self.presence_ttl),
         ];
         for (key, value) in seconds {
             if let Some(value) = value
@@ -419,6 +423,13 @@ impl Settings {
             && !(1..=1 << 20).contains(&mib)
         {
             bail!("cache_max_mib must be 1 to 1048576, not {mib}");
+        }
+        if let Some(ttl) = self.presence_ttl
+            && ttl < 2.0
+        {
+            bail!(
+                "presence_ttl must be at least 2 seconds (nodes refresh every second), not {ttl}"
+            );
         }
         if let Some(url) = &self.redis_url {
             crate::store::redis::check_url(url)?;
@@ -538,10 +549,16 @@ impl Settings {
         config.admin_token = self.admin_token;
         config.admin_port = self.admin_port;
         config.cluster = match (self.redis_url, self.cluster_name) {
-            (Some(redis_url), name) => Some(Cluster {
-                redis_url,
-                name: name.unwrap_or_else(|| DEFAULT_CLUSTER_NAME.into()),
-            }),
+            (Some(redis_url), name) => {
+                let mut cluster = Cluster::new(redis_url);
+                if let Some(name) = name {
+                    cluster.name = name;
+                }
+                if let Some(ttl) = self.presence_ttl {
+                    cluster.presence_ttl = seconds(ttl);
+                }
+                Some(cluster)
+            }
             (None, Some(name)) => {
                 bail!("cluster_name ({name}) is set without redis_url: a cluster needs --redis URL")
             }

@@ -90,6 +90,21 @@ pub struct Cluster {
     pub redis_url: String,
     /// The prefix of the cluster's keys and channel in Redis.
     pub name: String,
+    /// How long a node's clients stay listed after it last published them
+    /// (it does every second).
+    pub presence_ttl: Duration,
+}
+
+impl Cluster {
+    /// The cluster named `rpcnode` on the Redis at `redis_url`, with the
+    /// default presence TTL (10 s).
+    pub fn new(redis_url: impl Into<String>) -> Self {
+        Self {
+            redis_url: redis_url.into(),
+            name: "rpcnode".into(),
+            presence_ttl: Duration::from_secs(10),
+        }
+    }
 }
 
 /// A token bucket: `per_second` requests on average, `burst` at once.

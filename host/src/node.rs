@@ -88,6 +88,7 @@ impl Node {
             Arc::clone(&clients),
             Arc::clone(&backends.streams),
             Arc::clone(&sessions),
+            backends.presence.clone(),
         ));
         let registry = Arc::new(Registry::default());
         let stopping = CancellationToken::new();
@@ -200,8 +201,8 @@ impl Node {
 }
 
 /// Once a second until the node stops (or is dropped): end the sessions
-/// whose time is up (their clients' `on-disconnect` hooks run then) and drop
-/// history past its age.
+/// whose time is up (their clients' `on-disconnect` hooks run then), drop
+/// history past its age and, in a cluster, publish this node's clients.
 async fn housekeeping(node: Weak<Node>) {
     let mut ticks = tokio::time::interval(HOUSEKEEPING);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -220,6 +221,9 @@ async fn housekeeping(node: Weak<Node>) {
         }
         if let Err(error) = node.backends.streams.trim_expired().await {
             tracing::error!("trimming history failed: {error}");
+        }
+        if let Err(error) = node.broker.refresh_presence().await {
+            tracing::warn!("publishing this node's clients failed: {error}");
         }
     }
 }

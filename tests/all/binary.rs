@@ -354,6 +354,7 @@ async fn help_documents_every_flag() {
         "--log-format",
         "--redis",
         "--cluster-name",
+        "--presence-ttl",
     ];
     for flag in flags {
         assert!(help.contains(flag), "--help lacks {flag}");

@@ -15,7 +15,9 @@ use crate::sessions::drop_in_a_burst_and_resume;
 use rpcnode::Config;
 use rpcnode::config::Cluster;
 
-use crate::support::{TestNode, WsClient, eventually, plugin_config, plugins_dir, success, within};
+use crate::support::{
+    TestNode, WsClient, eventually, plugin_config, plugins_dir, success, within, ws_connect,
+};
 
 /// A node of the cluster `name` on `redis`, with the probe plugin.
 async fn node(redis: &RedisServer, name: &str) -> TestNode {
@@ -34,8 +36,8 @@ async fn node_with(
     let name = name.to_owned();
     TestNode::start_with(plugins, move |config| {
         config.cluster = Some(Cluster {
-            redis_url: url,
             name,
+            ..Cluster::new(url)
         });
         configure(config);
     })
@@ -334,6 +336,37 @@ async fn what_a_killed_node_accepted_reaches_the_others() {
     );
 }
 
+/// `clients` lists the clients of every node; those of a node killed
+/// without a goodbye drop out within its presence TTL.
+#[tokio::test]
+async fn clients_are_listed_cluster_wide_until_their_node_dies() {
+    let redis = RedisServer::start();
+    let dir = plugins_dir(&["probe"]);
+    let extra = [
+        "--redis",
+        &redis.url(),
+        "--in-memory",
+        "--presence-ttl",
+        "2",
+    ];
+    let (mut doomed, address) = binary::start(dir.path(), &extra).await;
+    let b = node(&redis, "rpcnode").await;
+    let c = node(&redis, "rpcnode").await;
+    let ws_url = format!("{}/ws", address.replace("http://", "ws://"));
+    let mut on_doomed = ws_connect(&ws_url, &[]).await;
+    let mut on_b = b.ws().await;
+    let mut everyone = vec![on_doomed.client_id().await, on_b.client_id().await];
+    everyone.sort();
+    let listed =
+        async |node: &TestNode| node.call("list_clients", json!([])).await["result"].clone();
+    eventually(async || listed(&c).await == json!(everyone)).await;
+
+    doomed.start_kill().expect("killing the node");
+    within(doomed.wait()).await.expect("waiting for the node");
+    let survivor = on_b.client_id().await;
+    eventually(async || listed(&c).await == json!([survivor])).await;
+}
+
 #[tokio::test]
 async fn state_limits_and_errors_hold_through_redis() {
     let redis = RedisServer::start();
@@ -392,6 +425,10 @@ async fn bad_redis_settings_are_clear_errors() {
         (
             vec!["--redis", "redis://localhost", "--cluster-name", "a b"],
             "cluster_name must be 1 to 64 letters, digits, '-', '_' or '.', not \"a b\"",
+        ),
+        (
+            vec!["--redis", "redis://localhost", "--presence-ttl", "1"],
+            "presence_ttl must be at least 2 seconds (nodes refresh every second), not 1",
         ),
     ];
     for (args, expected) in refused {

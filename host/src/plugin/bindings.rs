@@ -8,6 +8,8 @@ wasmtime::component::bindgen!({
     imports: {
         "rpcnode:plugin/host.broadcast-notification": async,
         "rpcnode:plugin/host.send-notification": async,
+        "rpcnode:plugin/host.clients": async,
+        "rpcnode:plugin/host.client-count": async,
         "rpcnode:plugin/host.client-set": async,
         "rpcnode:plugin/host.subscribe": async,
         "rpcnode:plugin/host.unsubscribe": async,

@@ -72,12 +72,12 @@ impl Host for StoreState {
         self.call.record()
     }
 
-    fn clients(&mut self) -> Vec<String> {
-        self.env.broker.clients().ids()
+    async fn clients(&mut self) -> Vec<String> {
+        self.env.broker.client_ids().await
     }
 
-    fn client_count(&mut self) -> u32 {
-        u32::try_from(self.env.broker.clients().count()).unwrap_or(u32::MAX)
+    async fn client_count(&mut self) -> u32 {
+        u32::try_from(self.env.broker.client_ids().await.len()).unwrap_or(u32::MAX)
     }
 
     fn client_get(&mut self, client_id: String, key: String) -> Option<String> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::clients::{ClientError, Clients, MAX_TOPIC_BYTES};
 use super::sessions::Sessions;
-use crate::store::{Notification, Position, StoreError, StreamLog, StreamName};
+use crate::store::{Notification, Position, Presence, StoreError, StreamLog, StreamName};
 
 /// Why a push operation failed; plugins get the message as an error value.
 #[derive(Debug, thiserror::Error)]
@@ -26,25 +26,52 @@ pub struct Broker {
     clients: Arc<Clients>,
     streams: Arc<dyn StreamLog>,
     sessions: Arc<Sessions>,
+    presence: Option<Arc<dyn Presence>>,
 }
 
 impl Broker {
-    /// A broker delivering to `clients` through `streams`.
+    /// A broker delivering to `clients` through `streams`; in a cluster,
+    /// `presence` lists every node's clients.
     pub fn new(
         clients: Arc<Clients>,
         streams: Arc<dyn StreamLog>,
         sessions: Arc<Sessions>,
+        presence: Option<Arc<dyn Presence>>,
     ) -> Self {
         Self {
             clients,
             streams,
             sessions,
+            presence,
         }
     }
 
-    /// The clients.
+    /// The clients of this node.
     pub fn clients(&self) -> &Clients {
         &self.clients
+    }
+
+    /// The ids of the clients: this node's, or in a cluster every node's
+    /// (this node's alone while the cluster's list cannot be read).
+    pub async fn client_ids(&self) -> Vec<String> {
+        let Some(presence) = &self.presence else {
+            return self.clients.ids();
+        };
+        match presence.clients().await {
+            Ok(ids) => ids,
+            Err(error) => {
+                tracing::warn!("listing the cluster's clients failed: {error}");
+                self.clients.ids()
+            }
+        }
+    }
+
+    /// Publish this node's clients to the cluster's list, if there is one.
+    pub async fn refresh_presence(&self) -> Result<(), StoreError> {
+        match &self.presence {
+            Some(presence) => presence.publish(self.clients.ids()).await,
+            None => Ok(()),
+        }
     }
 
     /// Send notification `text` to every client but those in `exclude`;

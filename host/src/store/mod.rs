@@ -8,7 +8,8 @@
 //!   bounded history, with delivery in offset order once a notification is
 //!   stored;
 //! - [`SessionStore`]: resumable WebSocket sessions;
-//! - [`Leases`]: work that runs once per cluster (plugin timers).
+//! - [`Leases`]: work that runs once per cluster (plugin timers);
+//! - [`Presence`]: the connected clients of every node of a cluster.
 
 pub mod embedded;
 pub mod memory;
@@ -160,6 +161,16 @@ pub trait Leases: Send + Sync {
     async fn claim(&self, name: &str, slot: u64, ttl: Duration) -> Result<bool, StoreError>;
 }
 
+/// The connected clients of every node of a cluster.
+#[async_trait]
+pub trait Presence: Send + Sync {
+    /// Publish this node's clients, replacing what it published before; they
+    /// are listed until the presence TTL passes without another publish.
+    async fn publish(&self, clients: Vec<String>) -> Result<(), StoreError>;
+    /// The clients every live node published.
+    async fn clients(&self) -> Result<Vec<String>, StoreError>;
+}
+
 /// How the backends are doing, for `/health` and `/metrics`.
 #[derive(Default)]
 pub struct BackendStatus {
@@ -199,6 +210,8 @@ pub struct Backends {
     pub leases: Arc<dyn Leases>,
     /// How they are doing; `None` for a single node's own backends.
     pub status: Option<Arc<BackendStatus>>,
+    /// The clients of every node of a cluster; `None` for a single node.
+    pub presence: Option<Arc<dyn Presence>>,
 }
 
 impl Backends {
@@ -222,14 +235,15 @@ impl Backends {
         };
         if let Some(cluster) = cluster {
             let status = Arc::new(BackendStatus::default());
-            let (state, streams, leases) =
+            let joined =
                 self::redis::connect(cluster, history, deliver, Arc::clone(&status)).await?;
             return Ok(Self {
-                state: Arc::new(state),
-                streams: Arc::new(streams),
+                state: Arc::new(joined.state),
+                streams: Arc::new(joined.streams),
                 sessions,
-                leases: Arc::new(leases),
+                leases: Arc::new(joined.leases),
                 status: Some(status),
+                presence: Some(Arc::new(joined.presence)),
             });
         }
         let memory_streams = || Arc::new(memory::MemoryLog::new(history, Arc::clone(&deliver)));
@@ -240,6 +254,7 @@ impl Backends {
                 sessions,
                 leases: Arc::new(memory::SoleNode),
                 status: None,
+                presence: None,
             });
         };
         let streams: Arc<dyn StreamLog> = if history.size == 0 {
@@ -253,6 +268,7 @@ impl Backends {
             sessions,
             leases: Arc::new(memory::SoleNode),
             status: None,
+            presence: None,
         })
     }
 }

@@ -10,6 +10,7 @@
 
 mod leases;
 mod log;
+mod presence;
 mod state;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use redis::{Client, IntoConnectionInfo, ProtocolVersion};
 
 pub use leases::RedisLeases;
 pub use log::RedisLog;
+pub use presence::RedisPresence;
 pub use state::RedisState;
 
 use super::{BackendStatus, Deliver, HistoryLimits, StoreError, StreamName};
@@ -78,14 +80,22 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
-/// The plugin state, streams and leases of the cluster `cluster` joins,
-/// once Redis answers; notifications from every node reach `deliver`.
+/// The backends of the cluster `cluster` joins.
+pub struct Joined {
+    pub state: RedisState,
+    pub streams: RedisLog,
+    pub leases: RedisLeases,
+    pub presence: RedisPresence,
+}
+
+/// The backends of the cluster `cluster` joins, once Redis answers;
+/// notifications from every node reach `deliver`.
 pub async fn connect(
     cluster: &Cluster,
     history: HistoryLimits,
     deliver: Arc<dyn Deliver>,
     status: Arc<BackendStatus>,
-) -> anyhow::Result<(RedisState, RedisLog, RedisLeases)> {
+) -> anyhow::Result<Joined> {
     let url = redacted(&cluster.redis_url);
     let keys = Keys::new(&cluster.name);
     let opened = async {
@@ -103,8 +113,12 @@ pub async fn connect(
         )
         .await
         .with_context(|| format!("cannot subscribe to Redis at {url}"))?;
-        let leases = RedisLeases::new(commands.clone(), keys.clone());
-        Ok::<_, anyhow::Error>((RedisState::new(commands, keys), streams, leases))
+        Ok::<_, anyhow::Error>(Joined {
+            leases: RedisLeases::new(commands.clone(), keys.clone()),
+            presence: RedisPresence::new(commands.clone(), keys.clone(), cluster.presence_ttl),
+            state: RedisState::new(commands, keys),
+            streams,
+        })
     };
     tokio::time::timeout(CONNECT_TIMEOUT, opened)
         .await
@@ -184,6 +198,16 @@ impl Keys {
     /// The claim on one slot of a piece of work.
     fn lease(&self, name: &str, slot: u64) -> String {
         format!("{}:lease:{name}:{slot}", self.prefix)
+    }
+
+    /// The set of a node's clients (`node` empty: the prefix of those sets).
+    fn presence(&self, node: &str) -> String {
+        format!("{}:presence:{node}", self.prefix)
+    }
+
+    /// The set of the nodes that published their clients.
+    fn nodes(&self) -> String {
+        format!("{}:nodes", self.prefix)
     }
 
     /// The channel every notification of the cluster is published on.
