@@ -293,11 +293,18 @@ async fn bad_flags_are_refused_with_the_flag_named() {
             "in the command-line flags: rate_limit must be a number of requests per second above 0",
         ),
     ];
-    for (args, expected) in bad {
+    assert_refused(plugins, bad).await;
+}
+
+/// Each set of flags (after `--plugins plugins`) stops the binary with
+/// status 2 and its message on stderr; no message shows a secret.
+pub async fn assert_refused<const N: usize>(plugins: &str, refused: [(Vec<&str>, &str); N]) {
+    for (args, expected) in refused {
         let args: Vec<&str> = ["--plugins", plugins].into_iter().chain(args).collect();
         let (code, stderr) = run_to_end(&args).await;
         assert_eq!(code, Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("secret"), "{stderr}");
     }
 }
 
