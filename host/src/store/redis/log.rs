@@ -406,19 +406,25 @@ impl Delivery {
 
     async fn message(&mut self, message: Message) {
         let own = (*message.node == *self.receiver.node).then_some(message.sequence);
-        if let Some((last, _)) = self.last.get(&message.stream)
-            && last.epoch == message.position.epoch
-        {
-            let last = last.clone();
-            if message.position.offset <= last.offset {
+        if let Some((last, _)) = self.last.get(&message.stream) {
+            // In a new epoch (Redis lost the stream), what came before this
+            // notification in it was missed too.
+            let from = match last.epoch == message.position.epoch {
+                true => last.clone(),
+                false => Position {
+                    epoch: Arc::clone(&message.position.epoch),
+                    offset: 0,
+                },
+            };
+            if message.position.offset <= from.offset {
                 // Delivered already, from history.
                 if let Some(sequence) = own {
                     self.receiver.answer(sequence, 0);
                 }
                 return;
             }
-            if message.position.offset > last.offset + 1 {
-                self.fill(&message.stream, &last, message.position.offset - 1)
+            if message.position.offset > from.offset + 1 {
+                self.fill(&message.stream, &from, message.position.offset - 1)
                     .await;
             }
         }
@@ -469,30 +475,49 @@ impl Delivery {
             .iter()
             .map(|(stream, (position, _))| (stream.clone(), position.clone()))
             .collect();
-        for (stream, from) in streams {
-            match self.reader.read(&stream, None).await {
-                Ok((top, _)) if top.epoch == from.epoch && top.offset > from.offset => {
-                    self.fill(&stream, &from, top.offset).await
-                }
-                Ok(_) => {}
+        for (stream, last) in streams {
+            let top = match self.reader.read(&stream, None).await {
+                Ok((top, _)) => top,
                 Err(error) => {
-                    tracing::warn!(stream = stream.as_str(), "catching up failed: {error}")
+                    tracing::warn!(stream = stream.as_str(), "catching up failed: {error}");
+                    continue;
                 }
+            };
+            let from = if top.epoch != last.epoch {
+                Position {
+                    epoch: Arc::clone(&top.epoch),
+                    offset: 0,
+                }
+            } else if top.offset < last.offset {
+                // Redis came back from an older copy of its data (a
+                // snapshot): its offsets repeat ones already delivered.
+                tracing::warn!(
+                    stream = stream.as_str(),
+                    delivered = last.offset,
+                    now = top.offset,
+                    "Redis holds an older position of this stream than this node delivered"
+                );
+                self.last.insert(stream, (top, Instant::now()));
+                continue;
+            } else {
+                last
+            };
+            if top.offset > from.offset {
+                self.fill(&stream, &from, top.offset).await;
             }
         }
     }
 
-    /// Once a second: while the channel is down, use its connection so it
-    /// reconnects; forget streams quiet for longer than history is kept.
+    /// Once a second: use the channel's connection, so that a connection
+    /// found broken reconnects (and resubscribes); forget streams quiet for
+    /// longer than history is kept.
     async fn watch(&mut self) {
-        if !self.receiver.connected.load(Ordering::Acquire) {
-            let ping = redis::cmd("PING");
-            let _ = tokio::time::timeout(
-                WATCH_INTERVAL,
-                ping.query_async::<()>(&mut self.subscription),
-            )
-            .await;
-        }
+        let ping = redis::cmd("PING");
+        let _ = tokio::time::timeout(
+            WATCH_INTERVAL,
+            ping.query_async::<()>(&mut self.subscription),
+        )
+        .await;
         let ttl = self.reader.limits.ttl;
         self.last
             .retain(|stream, (_, at)| at.elapsed() <= ttl || *stream == StreamName::broadcast());
