@@ -31,6 +31,8 @@ const LIMITS: HistoryLimits = HistoryLimits {
     size: 1000,
     ttl: Duration::from_secs(300),
 };
+/// How long a session outlives its node (no sessions are measured here).
+const SESSION_TTL: Duration = Duration::from_secs(60);
 
 /// One operation, made by each caller in turn.
 #[derive(Clone, Copy)]
@@ -91,8 +93,14 @@ impl Backend {
         let redis = RedisServer::start()?;
         let cluster = Cluster::new(redis.url());
         let status = Arc::new(BackendStatus::default());
-        let joined =
-            rpcnode::store::redis::connect(&cluster, LIMITS, Arc::new(Nowhere), status).await?;
+        let joined = rpcnode::store::redis::connect(
+            &cluster,
+            LIMITS,
+            SESSION_TTL,
+            Arc::new(Nowhere),
+            status,
+        )
+        .await?;
         Ok(Self {
             name: "Redis (a cluster's, unix socket)",
             state: Arc::new(joined.state),

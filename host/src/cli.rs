@@ -514,12 +514,33 @@ impl Settings {
             config.plugins.memory_limit = (mib as usize) << 20;
         }
         config.watch = self.watch.unwrap_or(true);
+        config.cluster = match (self.redis_url, self.cluster_name) {
+            (Some(redis_url), name) => {
+                let mut cluster = Cluster::new(redis_url);
+                if let Some(name) = name {
+                    cluster.name = name;
+                }
+                if let Some(ttl) = self.presence_ttl {
+                    cluster.presence_ttl = seconds(ttl);
+                }
+                Some(cluster)
+            }
+            (None, Some(name)) => {
+                bail!("cluster_name ({name}) is set without redis_url: a cluster needs --redis URL")
+            }
+            (None, None) => None,
+        };
         config.data_dir = match (self.in_memory, self.data_dir) {
             (Some(true), Some(dir)) => bail!(
                 "in_memory and data_dir ({}) are both set: keep data in memory or in a folder, not both",
                 dir.display()
             ),
+            (_, Some(dir)) if config.cluster.is_some() => bail!(
+                "data_dir ({}) is set with redis_url: a cluster node keeps its data in Redis, not in a folder",
+                dir.display()
+            ),
             (Some(true), None) => None,
+            (_, None) if config.cluster.is_some() => None,
             (_, Some(dir)) => Some(dir),
             (_, None) => Some(default_data_dir().context(
                 "no data folder: set HOME or XDG_DATA_HOME, pass --data-dir DIR, or pass --in-memory",
@@ -548,22 +569,6 @@ impl Settings {
         });
         config.admin_token = self.admin_token;
         config.admin_port = self.admin_port;
-        config.cluster = match (self.redis_url, self.cluster_name) {
-            (Some(redis_url), name) => {
-                let mut cluster = Cluster::new(redis_url);
-                if let Some(name) = name {
-                    cluster.name = name;
-                }
-                if let Some(ttl) = self.presence_ttl {
-                    cluster.presence_ttl = seconds(ttl);
-                }
-                Some(cluster)
-            }
-            (None, Some(name)) => {
-                bail!("cluster_name ({name}) is set without redis_url: a cluster needs --redis URL")
-            }
-            (None, None) => None,
-        };
         config.plugin_sections = self.plugin;
         Ok(config)
     }

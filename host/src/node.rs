@@ -70,6 +70,7 @@ impl Node {
             config.data_dir.as_deref(),
             config.cluster.as_ref(),
             config.history,
+            config.session_ttl,
             deliver,
         )
         .await?;

@@ -11,12 +11,15 @@ use serde_json::{Value, json};
 use crate::binary::{self, assert_refused, run_to_end};
 use crate::observability::metrics;
 use crate::redis_server::RedisServer;
-use crate::sessions::drop_in_a_burst_and_resume;
+use crate::sessions::{
+    RESUME_REFUSED, assert_closed_by_policy, drop_in_a_burst_and_resume, recoveries,
+};
 use rpcnode::Config;
 use rpcnode::config::Cluster;
 
 use crate::support::{
-    TestNode, WsClient, eventually, plugin_config, plugins_dir, success, within, ws_connect,
+    SessionClient, TestNode, WsClient, error, eventually, plugin_config, plugins_dir, success,
+    within, ws_connect,
 };
 
 /// A node of the cluster `name` on `redis`, with the probe plugin.
@@ -136,12 +139,176 @@ async fn each_stream_keeps_its_order_across_nodes() {
     }
 }
 
+/// A session client of A drops in a burst that B sends and resumes on C.
 #[tokio::test]
-async fn a_session_client_resumes_with_what_another_node_sent_while_it_was_away() {
+async fn a_session_client_resumes_on_another_node_with_what_was_sent_while_it_was_away() {
     let redis = RedisServer::start();
-    let home = node(&redis, "c").await;
-    let sender = node(&redis, "c").await;
-    drop_in_a_burst_and_resume(&home, &sender).await;
+    let [a, b, c] = three_nodes(&redis).await;
+    drop_in_a_burst_and_resume(&a, &b, &c).await;
+}
+
+/// The session clients of a node killed with kill -9 resume on another
+/// node with everything sent to them while they were away, on each of
+/// their streams, and go on receiving there.
+#[tokio::test]
+async fn session_clients_of_a_killed_node_resume_on_another() {
+    let redis = RedisServer::start();
+    let dir = plugins_dir(&["probe"]);
+    let (mut doomed, address) = binary::start(dir.path(), &["--redis", &redis.url()]).await;
+    let survivor = node(&redis, "rpcnode").await;
+    let mut client = SessionClient::open(address.trim_start_matches("http://")).await;
+    let answer = client
+        .ws
+        .call("rpc.subscribe", json!({"topics": ["t"]}), 1)
+        .await;
+    client
+        .positions
+        .insert("topic:t".into(), answer["result"]["streams"][0].clone());
+    notify(&survivor, json!({"method": "hello", "params": {"n": 1}})).await;
+    assert_eq!(client.next().await["params"], json!({"n": 1}));
+
+    doomed.start_kill().expect("killing the node");
+    within(doomed.wait()).await.expect("waiting for the node");
+    let id = client.client_id.clone();
+    let away = [
+        json!({"method": "hello", "params": {"n": 2}}),
+        json!({"method": "hello", "params": {"n": 3}, "topic": "t"}),
+        json!({"method": "hello", "params": {"n": 4}, "client_id": id}),
+    ];
+    let sent: Vec<Value> = join_all(away.map(|params| notify(&survivor, params))).await;
+    assert_eq!(
+        sent,
+        [
+            json!({"queued": 0}),
+            json!({"published": 0}),
+            json!({"sent": true})
+        ]
+    );
+
+    let answer = client
+        .resume(&survivor.server.local_addr().to_string())
+        .await;
+    assert_eq!(answer["result"]["resumed"], true, "{answer}");
+    let recovered: Vec<(String, bool, u64)> = recoveries(&answer)
+        .into_iter()
+        .map(|(stream, (_, recovered, missed))| (stream, recovered, missed))
+        .collect();
+    assert_eq!(
+        recovered,
+        [
+            ("broadcast".to_owned(), true, 1),
+            (format!("client:{id}"), true, 1),
+            ("topic:t".to_owned(), true, 1),
+        ]
+    );
+    let mut missed = Vec::new();
+    for _ in 0..3 {
+        let message = client.next().await;
+        missed.push((
+            message["position"]["stream"].clone(),
+            message["params"]["n"].clone(),
+        ));
+    }
+    missed.sort_by_key(|(_, n)| n.as_u64());
+    assert_eq!(
+        missed,
+        [
+            (json!("broadcast"), json!(2)),
+            (json!("topic:t"), json!(3)),
+            (json!(format!("client:{id}")), json!(4)),
+        ]
+    );
+    client.ws.assert_quiet().await;
+
+    // Its topic and its client stream live on, on the survivor.
+    notify(
+        &survivor,
+        json!({"method": "hello", "params": {"n": 5}, "topic": "t"}),
+    )
+    .await;
+    assert_eq!(client.next().await["params"], json!({"n": 5}));
+}
+
+/// A session that nobody resumes after its node died ends a session TTL
+/// later, on a node that survived: its keys and its client stream leave
+/// Redis, and its token no longer resumes it.
+#[tokio::test]
+async fn sessions_of_a_dead_node_end_after_their_ttl() {
+    let redis = RedisServer::start();
+    let dir = plugins_dir(&["probe"]);
+    let extra = ["--redis", &redis.url(), "--session-ttl", "1"];
+    let (mut doomed, address) = binary::start(dir.path(), &extra).await;
+    let survivor = node(&redis, "rpcnode").await;
+    let mut client = SessionClient::open(address.trim_start_matches("http://")).await;
+    let id = client.client_id.clone();
+    let sent = notify(
+        &survivor,
+        json!({"method": "hello", "params": {"n": 1}, "client_id": id}),
+    )
+    .await;
+    assert_eq!(sent, json!({"sent": true}));
+    assert_eq!(client.next().await["params"], json!({"n": 1}));
+    let keys = [
+        format!("rpcnode:session:{id}"),
+        format!("rpcnode:stream:client:{id}"),
+    ];
+    for key in &keys {
+        assert_eq!(redis.cli(&["EXISTS", key]).trim(), "1", "{key}");
+    }
+
+    doomed.start_kill().expect("killing the node");
+    within(doomed.wait()).await.expect("waiting for the node");
+    // One second of TTL and the three-second margin for a node's refresh.
+    eventually(async || {
+        keys.iter()
+            .all(|key| redis.cli(&["EXISTS", key]).trim() == "0")
+    })
+    .await;
+    assert_eq!(
+        client
+            .resume(&survivor.server.local_addr().to_string())
+            .await,
+        error(-32005, RESUME_REFUSED, json!(0))
+    );
+}
+
+/// A session resumed on B while its connection to A still stands: A closes
+/// that connection within a second or two, and what A sends to the client
+/// reaches it on B. A wrong token on B takes nothing.
+#[tokio::test]
+async fn a_session_resumed_elsewhere_leaves_its_old_node() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "c").await;
+    let b = node(&redis, "c").await;
+    let mut first = a.session().await;
+    let b_address = b.server.local_addr().to_string();
+    let mut thief = SessionClient {
+        token: "0".repeat(64),
+        ..SessionClient::open(&b_address).await
+    };
+    thief.client_id = first.client_id.clone();
+    assert_eq!(
+        thief.resume(&b_address).await,
+        error(-32005, RESUME_REFUSED, json!(0))
+    );
+
+    let mut second = SessionClient {
+        ws: b.ws().await,
+        client_id: first.client_id.clone(),
+        token: first.token.clone(),
+        positions: first.positions.clone(),
+    };
+    let answer = second.resume(&b_address).await;
+    assert_eq!(answer["result"]["resumed"], true, "{answer}");
+    assert_closed_by_policy(&mut first.ws, "the session was resumed on another node").await;
+    let id = second.client_id.clone();
+    let sent = notify(
+        &a,
+        json!({"method": "hello", "params": {"n": 1}, "client_id": id}),
+    )
+    .await;
+    assert_eq!(sent, json!({"sent": true}));
+    assert_eq!(second.next().await["params"], json!({"n": 1}));
 }
 
 /// Three nodes run the heartbeat timer (every 300 ms); each tick runs on
@@ -280,7 +447,7 @@ async fn increments_across_two_processes_are_exact() {
     let mut addresses = Vec::new();
     let mut processes = Vec::new();
     for _ in 0..2 {
-        let (process, address) = binary::start(dir.path(), &["--redis", &url, "--in-memory"]).await;
+        let (process, address) = binary::start(dir.path(), &["--redis", &url]).await;
         processes.push(process);
         addresses.push(address);
     }
@@ -316,8 +483,7 @@ async fn increments_across_two_processes_are_exact() {
 async fn what_a_killed_node_accepted_reaches_the_others() {
     let redis = RedisServer::start();
     let dir = plugins_dir(&["probe"]);
-    let (mut doomed, address) =
-        binary::start(dir.path(), &["--redis", &redis.url(), "--in-memory"]).await;
+    let (mut doomed, address) = binary::start(dir.path(), &["--redis", &redis.url()]).await;
     let survivor = node(&redis, "rpcnode").await;
     let mut on_survivor = survivor.ws().await;
     let put = r#"{"jsonrpc":"2.0","method":"put","params":{"key":"k","value":"kept"},"id":1}"#;
@@ -342,13 +508,7 @@ async fn what_a_killed_node_accepted_reaches_the_others() {
 async fn clients_are_listed_cluster_wide_until_their_node_dies() {
     let redis = RedisServer::start();
     let dir = plugins_dir(&["probe"]);
-    let extra = [
-        "--redis",
-        &redis.url(),
-        "--in-memory",
-        "--presence-ttl",
-        "2",
-    ];
+    let extra = ["--redis", &redis.url(), "--presence-ttl", "2"];
     let (mut doomed, address) = binary::start(dir.path(), &extra).await;
     let b = node(&redis, "rpcnode").await;
     let c = node(&redis, "rpcnode").await;
@@ -432,18 +592,27 @@ async fn bad_redis_settings_are_clear_errors() {
         ),
     ];
     assert_refused(plugins, refused).await;
-    let (code, stderr) = run_to_end(&["--plugins", plugins, "--cluster-name", "x"]).await;
-    assert_eq!(code, Some(1), "{stderr}");
-    assert!(
-        stderr.contains("cluster_name (x) is set without redis_url"),
-        "{stderr}"
-    );
+    let conflicts = [
+        (
+            vec!["--cluster-name", "x"],
+            "cluster_name (x) is set without redis_url",
+        ),
+        (
+            vec!["--redis", "redis://localhost", "--data-dir", "/tmp/d"],
+            "data_dir (/tmp/d) is set with redis_url: a cluster node keeps its data in Redis, not in a folder",
+        ),
+    ];
+    for (flags, message) in conflicts {
+        let (code, stderr) = run_to_end(&[&["--plugins", plugins], &flags[..]].concat()).await;
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(stderr.contains(message), "{stderr}");
+    }
 
     // Nothing listens there: the node does not start, and says where it looked.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("redis://127.0.0.1:{}", closed.local_addr().unwrap().port());
     drop(closed);
-    let (code, stderr) = run_to_end(&["--plugins", plugins, "--redis", &url, "--in-memory"]).await;
+    let (code, stderr) = run_to_end(&["--plugins", plugins, "--redis", &url]).await;
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains(&format!("cannot reach Redis at {url}: ")),

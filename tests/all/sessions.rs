@@ -16,12 +16,12 @@ use crate::support::{
     SessionClient, TestNode, WsClient, error, eventually, success, within, ws_connect,
 };
 
-const RESUME_REFUSED: &str = "Server error: no session matches this client_id and token (it may \
+pub const RESUME_REFUSED: &str = "Server error: no session matches this client_id and token (it may \
                               have expired); start a new one with rpc.session {}";
 
 /// What a session's streams report, without their epochs (which are random):
 /// stream name to (offset, recovered, missed).
-fn recoveries(answer: &Value) -> BTreeMap<String, (u64, bool, u64)> {
+pub fn recoveries(answer: &Value) -> BTreeMap<String, (u64, bool, u64)> {
     answer["result"]["streams"]
         .as_array()
         .unwrap_or_else(|| panic!("no streams in {answer}"))
@@ -45,7 +45,7 @@ async fn leave(node: &TestNode, client: &mut SessionClient) {
 }
 
 /// The next frame closes the connection with 1008 and `reason`.
-async fn assert_closed_by_policy(ws: &mut WsClient, reason: &str) {
+pub async fn assert_closed_by_policy(ws: &mut WsClient, reason: &str) {
     match ws.next_frame().await {
         Some(Message::Close(Some(frame))) => {
             assert_eq!(
@@ -58,10 +58,11 @@ async fn assert_closed_by_policy(ws: &mut WsClient, reason: &str) {
 }
 
 /// A session client of `node` drops mid-way through a burst of 1,000
-/// notifications (broadcast, its topic, to it) that `sender` sends, resumes,
-/// and has each exactly once, in order, with no gap in any stream.
-pub async fn drop_in_a_burst_and_resume(node: &TestNode, sender: &TestNode) {
-    let address = node.server.local_addr().to_string();
+/// notifications (broadcast, its topic, to it) that `sender` sends, resumes
+/// on `resume_on`, and has each exactly once, in order, with no gap in any
+/// stream.
+pub async fn drop_in_a_burst_and_resume(node: &TestNode, sender: &TestNode, resume_on: &TestNode) {
+    let address = resume_on.server.local_addr().to_string();
     let mut client = node.session().await;
     let answer = client
         .ws
@@ -129,13 +130,13 @@ pub async fn drop_in_a_burst_and_resume(node: &TestNode, sender: &TestNode) {
 #[tokio::test]
 async fn a_client_that_drops_in_a_burst_resumes_with_each_notification_once_in_order() {
     let node = TestNode::start(&["probe"]).await;
-    drop_in_a_burst_and_resume(&node, &node).await;
+    drop_in_a_burst_and_resume(&node, &node, &node).await;
 }
 
 #[tokio::test]
 async fn resuming_works_the_same_with_memory_only() {
     let node = TestNode::start_with(&["probe"], |config| config.data_dir = None).await;
-    drop_in_a_burst_and_resume(&node, &node).await;
+    drop_in_a_burst_and_resume(&node, &node, &node).await;
 }
 
 #[tokio::test]

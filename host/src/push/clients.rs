@@ -97,6 +97,20 @@ struct Connection {
     evicted: Arc<Notify>,
 }
 
+impl Connection {
+    /// Close the connection with a policy close frame saying `reason` (or
+    /// at once, if its queue is full).
+    fn close(&self, reason: &'static str) {
+        let frame = CloseFrame {
+            code: close_code::POLICY,
+            reason: reason.into(),
+        };
+        if self.queue.try_send(Outbound::Close(frame)).is_err() {
+            self.evicted.notify_one();
+        }
+    }
+}
+
 struct Client {
     /// `None` while a session client is away.
     connection: Option<Connection>,
@@ -247,15 +261,7 @@ impl Clients {
         let (registration, connection) = self.connection(Arc::clone(key));
         let client = registry.clients.get_mut(id)?;
         match client.connection.replace(connection) {
-            Some(previous) => {
-                let frame = CloseFrame {
-                    code: close_code::POLICY,
-                    reason: "the session was resumed on another connection".into(),
-                };
-                if previous.queue.try_send(Outbound::Close(frame)).is_err() {
-                    previous.evicted.notify_one();
-                }
-            }
+            Some(previous) => previous.close("the session was resumed on another connection"),
             None => registry.connected += 1,
         }
         Some(registration)
@@ -326,6 +332,28 @@ impl Clients {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Forget session client `id` if it is away; true if it was.
+    pub fn remove_if_away(&self, id: &str) -> bool {
+        let mut registry = self.write();
+        let away = registry
+            .clients
+            .get(id)
+            .is_some_and(|client| client.connection.is_none());
+        if away {
+            registry.remove(id);
+        }
+        away
+    }
+
+    /// Forget client `id`, closing its connection, if any, with `reason`.
+    pub fn close(&self, id: &str, reason: &'static str) {
+        let mut registry = self.write();
+        if let Some(connection) = registry.remove(id).and_then(|client| client.connection) {
+            registry.connected -= 1;
+            connection.close(reason);
         }
     }
 

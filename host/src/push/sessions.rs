@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -22,7 +22,8 @@ use super::clients::{Belongings, Clients, Registration};
 use crate::metrics::Counter;
 use crate::random::random_hex;
 use crate::store::{
-    History, Notification, Position, SessionRecord, SessionStore, StoreError, StreamLog, StreamName,
+    History, Notification, Position, SessionRecord, SessionStore, StoreError, StreamLog,
+    StreamName, now_ms,
 };
 
 /// Why a session could not be started or resumed.
@@ -100,6 +101,9 @@ pub struct ResumedAnswer {
     pub streams: Vec<Recovery>,
 }
 
+/// A session's record, locked while it changes and is saved.
+type SessionHandle = Arc<tokio::sync::Mutex<SessionRecord>>;
+
 /// The sessions of this node.
 pub struct Sessions {
     clients: Arc<Clients>,
@@ -109,7 +113,7 @@ pub struct Sessions {
     max: usize,
     /// Each session's record, locked while it changes and is saved, so that
     /// saves of one session cannot overtake each other.
-    records: Mutex<HashMap<String, Arc<tokio::sync::Mutex<SessionRecord>>>>,
+    records: Mutex<HashMap<String, SessionHandle>>,
     /// Sessions started.
     pub started: Counter,
     /// Streams recovered in resumes.
@@ -155,11 +159,7 @@ impl Sessions {
                 record.expires_at_ms = Some(self.deadline());
                 self.store.save(record.clone()).await?;
             }
-            let belongings = Belongings {
-                topics: topics(&record).map(str::to_owned).collect(),
-                metadata: record.metadata.clone().into_iter().collect(),
-            };
-            self.clients.restore(&record.client_id, belongings);
+            self.clients.restore(&record.client_id, belongings(&record));
             let id = record.client_id.clone();
             self.records
                 .lock()
@@ -221,8 +221,7 @@ impl Sessions {
         token: &str,
         positions: &[StreamPosition],
     ) -> Result<(Registration, Resumed), SessionError> {
-        let record = self.records.lock().get(client_id).cloned();
-        let Some(record) = record else {
+        let Some(record) = self.to_resume(client_id, token).await? else {
             // The same work as a wrong token, so that timing does not tell
             // whether a client id has a session.
             let _ = token_matches(&[0; 32], token);
@@ -298,19 +297,50 @@ impl Sessions {
         Ok((registration, Resumed { answer, missed }))
     }
 
+    /// The record of session `client_id` for a resume: this node's own or,
+    /// from a shared store, the one handed to this node if `token` is its
+    /// token (the client is then this node's, away until it reconnects).
+    async fn to_resume(
+        &self,
+        client_id: &str,
+        token: &str,
+    ) -> Result<Option<SessionHandle>, SessionError> {
+        if !self.store.is_shared() {
+            return Ok(self.records.lock().get(client_id).cloned());
+        }
+        let token_hash = Sha256::digest(token.as_bytes()).into();
+        let Some(record) = self.store.take(client_id, &token_hash).await? else {
+            return Ok(None);
+        };
+        if !self.clients.is_connected(client_id) {
+            self.clients.restore(client_id, belongings(&record));
+        }
+        let record = Arc::new(tokio::sync::Mutex::new(record));
+        self.records
+            .lock()
+            .insert(client_id.to_owned(), Arc::clone(&record));
+        Ok(Some(record))
+    }
+
     /// The connection of session client `client_id` is gone: its session
-    /// ends `session_ttl` from now unless resumed.
+    /// ends `session_ttl` from now unless resumed. A shared store keeps it
+    /// from then on, for whichever node the client resumes on.
     pub async fn leave(&self, client_id: &str) -> Result<(), StoreError> {
         let deadline = self.deadline();
-        self.update(client_id, |record| {
-            // A resume may have come first.
-            let away = !self.clients.is_connected(client_id);
-            if away {
-                record.expires_at_ms = Some(deadline);
-            }
-            away
-        })
-        .await
+        let saved = self
+            .update(client_id, |record| {
+                // A resume may have come first.
+                let away = !self.clients.is_connected(client_id);
+                if away {
+                    record.expires_at_ms = Some(deadline);
+                }
+                away
+            })
+            .await;
+        if self.store.is_shared() && self.clients.remove_if_away(client_id) {
+            self.records.lock().remove(client_id);
+        }
+        saved
     }
 
     /// Note that session client `client_id` now reads `stream` from
@@ -363,13 +393,31 @@ impl Sessions {
         if !change(&mut record) {
             return Ok(());
         }
-        self.store.save(record.clone()).await
+        let saved = self.store.save(record.clone()).await;
+        if saved == Err(StoreError::SessionMoved) {
+            drop(record);
+            self.forget_moved(client_id);
+        }
+        saved
     }
 
-    /// End the sessions whose time is up; their client ids.
+    /// Another node holds session `client_id` now: drop this node's copy and
+    /// close the connection that still holds it here, if any.
+    fn forget_moved(&self, client_id: &str) {
+        self.records.lock().remove(client_id);
+        self.clients
+            .close(client_id, "the session was resumed on another node");
+    }
+
+    /// End the sessions whose time is up; their client ids. With a shared
+    /// store, the store ends them (whichever node held them), and this node
+    /// first tells it which of its sessions are connected here.
     pub async fn expire(&self) -> Vec<String> {
+        if self.store.is_shared() {
+            return self.expire_shared().await;
+        }
         let now = now_ms();
-        let candidates: Vec<(String, Arc<tokio::sync::Mutex<SessionRecord>>)> = self
+        let candidates: Vec<(String, SessionHandle)> = self
             .records
             .lock()
             .iter()
@@ -397,12 +445,46 @@ impl Sessions {
         ended
     }
 
+    async fn expire_shared(&self) -> Vec<String> {
+        let held: Vec<String> = self.records.lock().keys().cloned().collect();
+        let connected = held
+            .into_iter()
+            .filter(|id| self.clients.is_connected(id))
+            .collect();
+        match self.store.keep(connected).await {
+            Ok(moved) => moved.iter().for_each(|id| self.forget_moved(id)),
+            Err(error) => tracing::warn!("keeping this node's sessions alive failed: {error}"),
+        }
+        let ended = match self.store.end_expired().await {
+            Ok(ended) => ended,
+            Err(error) => {
+                tracing::error!("ending expired sessions failed: {error}");
+                return Vec::new();
+            }
+        };
+        for id in &ended {
+            if self.clients.remove_if_away(id) {
+                self.records.lock().remove(id);
+            }
+            self.expired.inc();
+        }
+        ended
+    }
+
     fn deadline(&self) -> u64 {
         now_ms() + self.ttl.as_millis() as u64
     }
 
     fn is_over(&self, record: &SessionRecord) -> bool {
         record.expires_at_ms.is_some_and(|at| at <= now_ms())
+    }
+}
+
+/// What a session's client brings back.
+fn belongings(record: &SessionRecord) -> Belongings {
+    Belongings {
+        topics: topics(record).map(str::to_owned).collect(),
+        metadata: record.metadata.clone().into_iter().collect(),
     }
 }
 
@@ -426,10 +508,4 @@ fn protocol_position((name, position): (&String, &Position)) -> StreamPosition {
         epoch: position.epoch.to_string(),
         offset: position.offset,
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }

@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use async_trait::async_trait;
@@ -26,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::state_map::{self, StateMap};
 use super::{
     Appended, Deliver, History, HistoryLimits, Notification, Position, SessionRecord, SessionStore,
-    StateStore, StoreError, StreamLog, StreamName,
+    StateStore, StoreError, StreamLog, StreamName, now_ms,
 };
 use crate::random::random_hex;
 
@@ -746,12 +745,6 @@ fn load(connection: &Connection, committed: &Committed) -> rusqlite::Result<()> 
         tops.insert(stream, top);
     }
     Ok(())
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 fn backend(error: rusqlite::Error) -> StoreError {

@@ -20,7 +20,7 @@ mod stream;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
@@ -51,6 +51,10 @@ pub enum StoreError {
     /// that stopped). Nothing of the operation was kept.
     #[error("the store failed: {0}")]
     Backend(String),
+    /// Another node of the cluster took the session over (its client
+    /// resumed there); this node's copy is out of date and was not saved.
+    #[error("the session was resumed on another node")]
+    SessionMoved,
 }
 
 /// Plugin state: one namespace of keys and JSON values per plugin name.
@@ -65,6 +69,13 @@ pub trait StateStore: Send + Sync {
     /// Add `delta` to the integer at `key` (absent reads as 0) atomically and
     /// return the new value.
     async fn increment(&self, namespace: &str, key: &str, delta: i64) -> Result<i64, StoreError>;
+}
+
+/// Milliseconds since the Unix epoch, as deadlines and ages are stored.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 /// How much history each stream keeps.
@@ -143,14 +154,48 @@ pub struct SessionRecord {
 
 /// Where sessions are kept so that they outlive a connection (and, with a
 /// durable store, a restart).
+///
+/// A node's own store holds the sessions of that node, all loaded when it
+/// starts. A shared store ([`SessionStore::is_shared`]) holds the sessions of
+/// every node of a cluster: a node keeps only the sessions connected to it,
+/// takes a session from the store when its client resumes there, and the
+/// store itself ends the sessions whose time is up, including those of a
+/// node that died.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    /// Store `record`, replacing the one with its client id.
+    /// Store `record`, replacing the one with its client id; in a shared
+    /// store, [`StoreError::SessionMoved`] if another node took it over.
     async fn save(&self, record: SessionRecord) -> Result<(), StoreError>;
     /// Forget the session of `client_id`.
     async fn remove(&self, client_id: &str) -> Result<(), StoreError>;
-    /// Every stored session.
+    /// The sessions this node holds when it starts (none from a shared
+    /// store: they are taken when their clients resume).
     async fn load(&self) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Whether every node of a cluster sees these sessions.
+    fn is_shared(&self) -> bool {
+        false
+    }
+    /// Shared stores: hand session `client_id` to this node if `token_hash`
+    /// is its token's and its time is not up, and return it; it is kept as
+    /// connected.
+    async fn take(
+        &self,
+        _client_id: &str,
+        _token_hash: &[u8; 32],
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(None)
+    }
+    /// Shared stores: the sessions of `client_ids` are connected to this
+    /// node; keep them alive for at least another session TTL. Returns those
+    /// another node took over.
+    async fn keep(&self, _client_ids: Vec<String>) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
+    /// Shared stores: end the sessions whose time is up, whichever node held
+    /// them (their client streams go with them); their client ids.
+    async fn end_expired(&self) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Claims on work that must run once per cluster, not once per node.
@@ -215,17 +260,32 @@ pub struct Backends {
 }
 
 impl Backends {
-    /// The backends of a node: in a cluster, plugin state and streams in
-    /// its Redis; otherwise in `data_dir` (the embedded store), or in memory
-    /// when there is none. Sessions stay with the node, in `data_dir` or in
-    /// memory. Streams of a single node stay in memory when they keep no
-    /// history: there would be nothing to recover.
+    /// The backends of a node: in a cluster, everything in its Redis;
+    /// otherwise in `data_dir` (the embedded store), or in memory when there
+    /// is none. Streams of a single node stay in memory when they keep no
+    /// history: there would be nothing to recover. Sessions of a cluster
+    /// last `session_ttl` after their node is lost.
     pub async fn open(
         data_dir: Option<&Path>,
         cluster: Option<&Cluster>,
         history: HistoryLimits,
+        session_ttl: Duration,
         deliver: Arc<dyn Deliver>,
     ) -> anyhow::Result<Self> {
+        if let Some(cluster) = cluster {
+            let status = Arc::new(BackendStatus::default());
+            let joined =
+                self::redis::connect(cluster, history, session_ttl, deliver, Arc::clone(&status))
+                    .await?;
+            return Ok(Self {
+                state: Arc::new(joined.state),
+                streams: Arc::new(joined.streams),
+                sessions: Arc::new(joined.sessions),
+                leases: Arc::new(joined.leases),
+                status: Some(status),
+                presence: Some(Arc::new(joined.presence)),
+            });
+        }
         let store = data_dir
             .map(|dir| embedded::Embedded::open(dir, history, Arc::clone(&deliver)))
             .transpose()?;
@@ -233,19 +293,6 @@ impl Backends {
             Some(store) => Arc::new(store.clone()),
             None => Arc::new(memory::MemorySessions::default()),
         };
-        if let Some(cluster) = cluster {
-            let status = Arc::new(BackendStatus::default());
-            let joined =
-                self::redis::connect(cluster, history, deliver, Arc::clone(&status)).await?;
-            return Ok(Self {
-                state: Arc::new(joined.state),
-                streams: Arc::new(joined.streams),
-                sessions,
-                leases: Arc::new(joined.leases),
-                status: Some(status),
-                presence: Some(Arc::new(joined.presence)),
-            });
-        }
         let memory_streams = || Arc::new(memory::MemoryLog::new(history, Arc::clone(&deliver)));
         let Some(store) = store else {
             return Ok(Self {

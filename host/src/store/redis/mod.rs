@@ -1,7 +1,8 @@
 //! The Redis backends of a cluster: every node started with the same Redis
-//! URL and cluster name shares plugin state ([`RedisState`]) and notification
+//! URL and cluster name shares plugin state ([`RedisState`]), notification
 //! streams ([`RedisLog`]: positions, history and delivery to the clients of
-//! every node). Keys and the channel start with the cluster name, so two
+//! every node), sessions ([`RedisSessions`]), timer claims ([`RedisLeases`])
+//! and the list of connected clients ([`RedisPresence`]). Keys and the channel start with the cluster name, so two
 //! clusters can share one Redis.
 //!
 //! Each node holds two connections, both reconnecting with backoff on their
@@ -11,6 +12,7 @@
 mod leases;
 mod log;
 mod presence;
+mod sessions;
 mod state;
 
 use std::sync::Arc;
@@ -24,10 +26,12 @@ use redis::{Client, IntoConnectionInfo, ProtocolVersion};
 pub use leases::RedisLeases;
 pub use log::RedisLog;
 pub use presence::RedisPresence;
+pub use sessions::RedisSessions;
 pub use state::RedisState;
 
 use super::{BackendStatus, Deliver, HistoryLimits, StoreError, StreamName};
 use crate::config::Cluster;
+use crate::random::random_hex;
 
 /// How long a node waits for Redis when it starts.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -86,18 +90,24 @@ pub struct Joined {
     pub streams: RedisLog,
     pub leases: RedisLeases,
     pub presence: RedisPresence,
+    pub sessions: RedisSessions,
 }
 
 /// The backends of the cluster `cluster` joins, once Redis answers;
-/// notifications from every node reach `deliver`.
+/// notifications from every node reach `deliver`; sessions last
+/// `session_ttl` after their node is lost.
 pub async fn connect(
     cluster: &Cluster,
     history: HistoryLimits,
+    session_ttl: Duration,
     deliver: Arc<dyn Deliver>,
     status: Arc<BackendStatus>,
 ) -> anyhow::Result<Joined> {
     let url = redacted(&cluster.redis_url);
     let keys = Keys::new(&cluster.name);
+    // How this node is known in Redis (as the holder of its sessions and
+    // the publisher of its clients).
+    let node: Arc<str> = random_hex(8).into();
     let opened = async {
         ping_once(&cluster.redis_url)
             .await
@@ -115,7 +125,13 @@ pub async fn connect(
         .with_context(|| format!("cannot subscribe to Redis at {url}"))?;
         Ok::<_, anyhow::Error>(Joined {
             leases: RedisLeases::new(commands.clone(), keys.clone()),
-            presence: RedisPresence::new(commands.clone(), keys.clone(), cluster.presence_ttl),
+            presence: RedisPresence::new(
+                commands.clone(),
+                keys.clone(),
+                Arc::clone(&node),
+                cluster.presence_ttl,
+            ),
+            sessions: RedisSessions::new(commands.clone(), keys.clone(), node, session_ttl),
             state: RedisState::new(commands, keys),
             streams,
         })
@@ -203,6 +219,17 @@ impl Keys {
     /// The set of a node's clients (`node` empty: the prefix of those sets).
     fn presence(&self, node: &str) -> String {
         format!("{}:presence:{node}", self.prefix)
+    }
+
+    /// The hash of a session: its node, its token's hash and its record
+    /// (`client_id` empty: the prefix of those hashes).
+    fn session(&self, client_id: &str) -> String {
+        format!("{}:session:{client_id}", self.prefix)
+    }
+
+    /// The sorted set of every session's deadline.
+    fn session_deadlines(&self) -> String {
+        format!("{}:session-deadlines", self.prefix)
     }
 
     /// The set of the nodes that published their clients.

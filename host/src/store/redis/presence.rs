@@ -11,7 +11,6 @@ use redis::aio::ConnectionManager;
 
 use super::super::{Presence, StoreError};
 use super::{Keys, failed};
-use crate::random::random_hex;
 
 /// KEYS: the set of nodes. ARGV: the prefix of the nodes' client sets.
 /// Answers every live node's clients; forgets nodes whose set expired.
@@ -38,11 +37,16 @@ pub struct RedisPresence {
 }
 
 impl RedisPresence {
-    pub(super) fn new(connection: ConnectionManager, keys: Keys, ttl: Duration) -> Self {
+    pub(super) fn new(
+        connection: ConnectionManager,
+        keys: Keys,
+        node: Arc<str>,
+        ttl: Duration,
+    ) -> Self {
         Self {
             connection,
             keys,
-            node: random_hex(8).into(),
+            node,
             ttl,
             list: Script::new(LIST),
         }
