@@ -309,6 +309,17 @@ async fn a_session_resumed_elsewhere_leaves_its_old_node() {
     .await;
     assert_eq!(sent, json!({"sent": true}));
     assert_eq!(second.next().await["params"], json!({"n": 1}));
+    // The session lives on: no node ran `on-disconnect` for it.
+    let log = a.hook_log().await;
+    let (started, ended) = (format!("connect {id} "), format!("disconnect {id} "));
+    assert!(
+        log.iter().any(|entry| entry.starts_with(&started)),
+        "{log:?}"
+    );
+    assert!(
+        !log.iter().any(|entry| entry.starts_with(&ended)),
+        "{log:?}"
+    );
 }
 
 /// Three nodes run the heartbeat timer (every 300 ms); each tick runs on

@@ -348,11 +348,15 @@ impl Clients {
         away
     }
 
-    /// Forget client `id`, closing its connection, if any, with `reason`.
-    pub fn close(&self, id: &str, reason: &'static str) {
-        let mut registry = self.write();
-        if let Some(connection) = registry.remove(id).and_then(|client| client.connection) {
-            registry.connected -= 1;
+    /// Close client `id`'s connection, if it has one, saying `reason`; the
+    /// client stays until its connection task ends.
+    pub fn close_connection(&self, id: &str, reason: &'static str) {
+        let registry = self.read();
+        if let Some(connection) = registry
+            .clients
+            .get(id)
+            .and_then(|client| client.connection.as_ref())
+        {
             connection.close(reason);
         }
     }

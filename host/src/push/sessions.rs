@@ -402,11 +402,13 @@ impl Sessions {
     }
 
     /// Another node holds session `client_id` now: drop this node's copy and
-    /// close the connection that still holds it here, if any.
+    /// close the connection that still holds it here, if any (its client
+    /// goes when that connection ends, with no `on-disconnect`: the session
+    /// lives on).
     fn forget_moved(&self, client_id: &str) {
         self.records.lock().remove(client_id);
         self.clients
-            .close(client_id, "the session was resumed on another node");
+            .close_connection(client_id, "the session was resumed on another node");
     }
 
     /// End the sessions whose time is up; their client ids. With a shared
