@@ -538,6 +538,65 @@ async fn clients_are_listed_cluster_wide_until_their_node_dies() {
     eventually(async || listed(&c).await == json!([survivor])).await;
 }
 
+/// `client-get`, `client-set` and `subscribers` answer for the clients of
+/// every node: a plugin on B reads and changes the metadata of a client of
+/// A, and each node lists a topic's subscribers on both.
+#[tokio::test]
+async fn client_metadata_and_subscribers_answer_for_the_whole_cluster() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "c").await;
+    let b = node(&redis, "c").await;
+    let mut on_a = a.ws().await;
+    let mut on_b = b.ws().await;
+    for ws in [&mut on_a, &mut on_b] {
+        let answer = ws
+            .call("rpc.subscribe", json!({"topics": ["news"]}), 1)
+            .await;
+        assert_eq!(answer, success(json!({"subscribed": ["news"]}), json!(1)));
+    }
+    let x = on_a.client_id().await;
+    let y = on_b.client_id().await;
+    let meta = async |node: &TestNode, params: Value| {
+        node.call("client_meta", params).await["result"].clone()
+    };
+
+    // Set on A, read on B once A has published its clients.
+    let role = json!({"client_id": x, "key": "role"});
+    let set_role = json!({"client_id": x, "key": "role", "value": "admin"});
+    assert_eq!(meta(&a, set_role).await, json!("admin"));
+    eventually(async || meta(&b, role.clone()).await == json!("admin")).await;
+
+    // Set on B for A's client: A makes the change.
+    let set_tier = json!({"client_id": x, "key": "tier", "value": 3});
+    let answer = meta(&b, set_tier).await;
+    assert!(answer.get("error").is_none(), "{answer}");
+    let tier = json!({"client_id": x, "key": "tier"});
+    eventually(async || meta(&a, tier.clone()).await == json!(3)).await;
+    eventually(async || meta(&b, tier.clone()).await == json!(3)).await;
+
+    // A client no node has.
+    let nobody = json!({"client_id": "ws_1_1_00000000", "key": "k", "value": 1});
+    assert_eq!(
+        meta(&b, nobody).await,
+        json!({"error": "no connected client \"ws_1_1_00000000\""})
+    );
+    assert_eq!(
+        meta(&b, json!({"client_id": "ws_1_1_00000000", "key": "k"})).await,
+        Value::Null
+    );
+
+    let mut both = vec![x, y];
+    both.sort();
+    for node in [&a, &b] {
+        let listed = async || {
+            node.call("topic_subscribers", json!({"topic": "news"}))
+                .await["result"]
+                .clone()
+        };
+        eventually(async || listed().await == json!(both)).await;
+    }
+}
+
 #[tokio::test]
 async fn state_limits_and_errors_hold_through_redis() {
     let redis = RedisServer::start();

@@ -80,8 +80,8 @@ impl Host for StoreState {
         u32::try_from(self.env.broker.client_ids().await.len()).unwrap_or(u32::MAX)
     }
 
-    fn client_get(&mut self, client_id: String, key: String) -> Option<String> {
-        self.env.broker.clients().metadata(&client_id, &key)
+    async fn client_get(&mut self, client_id: String, key: String) -> Option<String> {
+        self.env.broker.metadata(&client_id, &key).await
     }
 
     async fn client_set(
@@ -137,8 +137,8 @@ impl Host for StoreState {
             .map_err(|error| error.to_string())
     }
 
-    fn subscribers(&mut self, topic: String) -> Vec<String> {
-        self.env.broker.clients().subscribers(&topic)
+    async fn subscribers(&mut self, topic: String) -> Vec<String> {
+        self.env.broker.subscribers(&topic).await
     }
 
     fn spawn(

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use super::clients::{ClientError, Clients, MAX_TOPIC_BYTES};
 use super::sessions::Sessions;
-use crate::store::{Notification, Position, Presence, StoreError, StreamLog, StreamName};
+use crate::store::{
+    MetadataChange, Notification, Position, Presence, StoreError, StreamLog, StreamName,
+};
 
 /// Why a push operation failed; plugins get the message as an error value.
 #[derive(Debug, thiserror::Error)]
@@ -51,27 +53,60 @@ impl Broker {
         &self.clients
     }
 
-    /// The ids of the clients: this node's, or in a cluster every node's
-    /// (this node's alone while the cluster's list cannot be read).
+    /// The ids of the clients: this node's, and in a cluster every other
+    /// node's (none while the cluster's list cannot be read).
     pub async fn client_ids(&self) -> Vec<String> {
-        let Some(presence) = &self.presence else {
-            return self.clients.ids();
-        };
-        match presence.clients().await {
-            Ok(ids) => ids,
-            Err(error) => {
-                tracing::warn!("listing the cluster's clients failed: {error}");
-                self.clients.ids()
+        let mut ids = self.clients.ids();
+        if let Some(presence) = &self.presence {
+            ids.extend(or_none(
+                "listing the cluster's clients",
+                presence.clients().await,
+            ));
+        }
+        ids
+    }
+
+    /// The JSON text at metadata `key` of client `client_id`, of this node
+    /// or, in a cluster, of another node (as that node last published it).
+    pub async fn metadata(&self, client_id: &str, key: &str) -> Option<String> {
+        match &self.presence {
+            Some(presence) if !self.clients.contains(client_id) => {
+                let found = presence.metadata(client_id).await.map(Vec::from_iter);
+                or_none("reading another node's client", found)
+                    .pop()?
+                    .remove(key)
             }
+            _ => self.clients.metadata(client_id, key),
         }
     }
 
-    /// Publish this node's clients to the cluster's list, if there is one.
-    pub async fn refresh_presence(&self) -> Result<(), StoreError> {
-        match &self.presence {
-            Some(presence) => presence.publish(self.clients.ids()).await,
-            None => Ok(()),
+    /// The subscribers of `topic`: this node's and, in a cluster, every
+    /// other node's.
+    pub async fn subscribers(&self, topic: &str) -> Vec<String> {
+        let mut ids = self.clients.subscribers(topic);
+        if let Some(presence) = &self.presence {
+            let found = presence.subscribers(topic).await;
+            ids.extend(or_none("listing the cluster's subscribers", found));
         }
+        ids
+    }
+
+    /// Publish this node's clients to the cluster's list, if there is one,
+    /// and make the metadata changes other nodes asked for.
+    pub async fn refresh_presence(&self) -> Result<(), StoreError> {
+        let Some(presence) = &self.presence else {
+            return Ok(());
+        };
+        for change in presence.publish(self.clients.roster()).await? {
+            let client = change.client_id.clone();
+            if let Err(error) = self.set_metadata(&client, change.key, change.value).await {
+                tracing::warn!(
+                    client,
+                    "a metadata change from another node failed: {error}"
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Send notification `text` to every client but those in `exclude`;
@@ -148,19 +183,43 @@ impl Broker {
         Ok(removed)
     }
 
-    /// Set metadata `key` of client `client_id` to JSON text `value`.
+    /// Set metadata `key` of client `client_id` to JSON text `value`. In a
+    /// cluster, a client of another node gets the change from its node,
+    /// when that node next publishes its clients (within a second).
     pub async fn set_metadata(
         &self,
         client_id: &str,
         key: String,
         value: String,
     ) -> Result<(), PushError> {
+        if let Some(presence) = &self.presence
+            && !self.clients.contains(client_id)
+        {
+            let change = MetadataChange {
+                client_id: client_id.to_owned(),
+                key,
+                value,
+            };
+            return match presence.change_metadata(change).await? {
+                true => Ok(()),
+                false => Err(ClientError::UnknownClient(client_id.to_owned()).into()),
+            };
+        }
         self.clients.set_metadata(client_id, key, value)?;
         if self.clients.is_session(client_id) {
             self.sessions.save_metadata(client_id).await?;
         }
         Ok(())
     }
+}
+
+/// What another node's list holds, or nothing (logged as `what` failing)
+/// when Redis cannot be read.
+fn or_none<T>(what: &str, found: Result<Vec<T>, StoreError>) -> Vec<T> {
+    found.unwrap_or_else(|error| {
+        tracing::warn!("{what} failed: {error}");
+        Vec::new()
+    })
 }
 
 /// Topic names are 1 to [`MAX_TOPIC_BYTES`] bytes.

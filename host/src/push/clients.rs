@@ -24,7 +24,7 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::metrics::Counter;
 use crate::random::random_hex;
-use crate::store::{Deliver, Notification, Position, StreamName};
+use crate::store::{Deliver, Notification, Position, Roster, StreamName};
 
 /// Metadata keys one client may carry.
 pub const MAX_METADATA_KEYS: usize = 64;
@@ -402,6 +402,35 @@ impl Clients {
             .keys()
             .map(|id| id.to_string())
             .collect()
+    }
+
+    /// Whether client `id` is this node's, connected or away.
+    pub fn contains(&self, id: &str) -> bool {
+        self.read().clients.contains_key(id)
+    }
+
+    /// Every client with its metadata, and every topic with its
+    /// subscribers, for the cluster's list.
+    pub fn roster(&self) -> Roster {
+        let registry = self.read();
+        Roster {
+            clients: registry
+                .clients
+                .iter()
+                .map(|(id, client)| {
+                    let metadata = client.metadata.clone().into_iter().collect();
+                    (id.to_string(), metadata)
+                })
+                .collect(),
+            topics: registry
+                .topics
+                .iter()
+                .map(|(topic, ids)| {
+                    let ids = ids.iter().map(|id| id.to_string()).collect();
+                    (topic.to_string(), ids)
+                })
+                .collect(),
+        }
     }
 
     /// How many clients there are, connected or away with a session.

@@ -206,14 +206,48 @@ pub trait Leases: Send + Sync {
     async fn claim(&self, name: &str, slot: u64, ttl: Duration) -> Result<bool, StoreError>;
 }
 
-/// The connected clients of every node of a cluster.
+/// What a node publishes of its clients.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Roster {
+    /// Each client's id and metadata (key to JSON text).
+    pub clients: Vec<(String, BTreeMap<String, String>)>,
+    /// Each topic and its subscribers.
+    pub topics: Vec<(String, Vec<String>)>,
+}
+
+/// A metadata change for a client of another node, which that node makes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MetadataChange {
+    /// The client.
+    pub client_id: String,
+    /// The metadata key.
+    pub key: String,
+    /// The new value, JSON text.
+    pub value: String,
+}
+
+/// The clients of the other nodes of a cluster, as each node publishes them
+/// every second.
 #[async_trait]
 pub trait Presence: Send + Sync {
     /// Publish this node's clients, replacing what it published before; they
     /// are listed until the presence TTL passes without another publish.
-    async fn publish(&self, clients: Vec<String>) -> Result<(), StoreError>;
-    /// The clients every live node published.
+    /// Returns the metadata changes other nodes asked for this node's
+    /// clients since the last publish.
+    async fn publish(&self, roster: Roster) -> Result<Vec<MetadataChange>, StoreError>;
+    /// The clients of every other live node.
     async fn clients(&self) -> Result<Vec<String>, StoreError>;
+    /// The metadata of `client_id`, a client of another node, if a live
+    /// node lists it.
+    async fn metadata(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, StoreError>;
+    /// The subscribers of `topic` on every other live node.
+    async fn subscribers(&self, topic: &str) -> Result<Vec<String>, StoreError>;
+    /// Ask the node that lists `change.client_id` to make `change`; false if
+    /// no other live node lists it.
+    async fn change_metadata(&self, change: MetadataChange) -> Result<bool, StoreError>;
 }
 
 /// How the backends are doing, for `/health` and `/metrics`.

@@ -216,9 +216,12 @@ impl Keys {
         format!("{}:lease:{name}:{slot}", self.prefix)
     }
 
-    /// The set of a node's clients (`node` empty: the prefix of those sets).
-    fn presence(&self, node: &str) -> String {
-        format!("{}:presence:{node}", self.prefix)
+    /// A node's presence record of `kind`: `clients` (a hash of its
+    /// clients' metadata), `topics` (a hash of its topics' subscribers) or
+    /// `inbox` (a list of metadata changes other nodes asked for). With
+    /// `node` empty: the prefix of those keys.
+    fn presence(&self, kind: &str, node: &str) -> String {
+        format!("{}:presence:{kind}:{node}", self.prefix)
     }
 
     /// The hash of a session: its node, its token's hash and its record
