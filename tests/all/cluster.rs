@@ -62,6 +62,12 @@ async fn notify(node: &TestNode, params: Value) -> Value {
     node.call("notify", params).await["result"].clone()
 }
 
+/// The probe on `node` sends `hello {n}` to client `id`, wherever it is.
+async fn hello_to(node: &TestNode, id: &str, n: u64) {
+    let params = json!({"method": "hello", "params": {"n": n}, "client_id": id});
+    assert_eq!(notify(node, params).await, json!({"sent": true}));
+}
+
 async fn hello(ws: &mut WsClient) -> Value {
     let message = ws.recv().await;
     assert_eq!(message["method"], "hello", "{message}");
@@ -241,12 +247,7 @@ async fn sessions_of_a_dead_node_end_after_their_ttl() {
     let survivor = node(&redis, "rpcnode").await;
     let mut client = SessionClient::open(address.trim_start_matches("http://")).await;
     let id = client.client_id.clone();
-    let sent = notify(
-        &survivor,
-        json!({"method": "hello", "params": {"n": 1}, "client_id": id}),
-    )
-    .await;
-    assert_eq!(sent, json!({"sent": true}));
+    hello_to(&survivor, &id, 1).await;
     assert_eq!(client.next().await["params"], json!({"n": 1}));
     let keys = [
         format!("rpcnode:session:{id}"),
@@ -302,12 +303,7 @@ async fn a_session_resumed_elsewhere_leaves_its_old_node() {
     assert_eq!(answer["result"]["resumed"], true, "{answer}");
     assert_closed_by_policy(&mut first.ws, "the session was resumed on another node").await;
     let id = second.client_id.clone();
-    let sent = notify(
-        &a,
-        json!({"method": "hello", "params": {"n": 1}, "client_id": id}),
-    )
-    .await;
-    assert_eq!(sent, json!({"sent": true}));
+    hello_to(&a, &id, 1).await;
     assert_eq!(second.next().await["params"], json!({"n": 1}));
     // The session lives on: no node ran `on-disconnect` for it.
     let log = a.hook_log().await;
