@@ -18,9 +18,13 @@ use serde::Deserialize;
 use crate::config::{Cluster, Config, RateLimit};
 use crate::plugin::{MemoryBudget, PluginFile};
 use crate::tls::TlsFiles;
+use crate::webhook::AllowList;
 
 /// The most notifications one stream may keep.
 const MAX_HISTORY_SIZE: usize = 1_000_000;
+
+/// The longest wait or give-up period of webhook retries: 30 days.
+const MAX_WEBHOOK_SECONDS: f64 = 30.0 * 86_400.0;
 
 /// The longest cluster name.
 const MAX_CLUSTER_NAME_LEN: usize = 64;
@@ -232,6 +236,39 @@ pub struct Settings {
     #[arg(long, value_name = "SECS")]
     pub presence_ttl: Option<f64>,
 
+    /// Hosts and networks webhook callbacks may reach besides public addresses, comma-separated
+    /// (`127.0.0.1,10.0.0.0/8,hooks.internal`); loopback, private, link-local and reserved
+    /// addresses are refused otherwise [default: none].
+    #[arg(long, value_name = "LIST")]
+    pub webhook_allow: Option<String>,
+
+    /// Seconds to wait before each retry of a failing webhook delivery, comma-separated; the last
+    /// repeats [default: 5,300,1800,7200,18000,36000,50400,72000,86400].
+    #[arg(long, value_name = "SECS,...")]
+    pub webhook_retry: Option<String>,
+
+    /// Seconds a webhook subscription may fail continuously before it is dropped with its queue
+    /// [default: the sum of the retry schedule, 272105].
+    #[arg(long, value_name = "SECS")]
+    pub webhook_give_up: Option<f64>,
+
+    /// Seconds one webhook delivery may take, connecting included [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub webhook_timeout: Option<f64>,
+
+    /// Seconds a webhook subscription waits for its receiver's confirmation [default: 600].
+    #[arg(long, value_name = "SECS")]
+    pub webhook_confirm_timeout: Option<f64>,
+
+    /// Notifications queued for one webhook subscription; one more ends the subscription
+    /// [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub webhook_max_queue: Option<usize>,
+
+    /// The most webhook subscriptions, confirmed or not [default: 10000].
+    #[arg(long, value_name = "N")]
+    pub webhook_max_subscriptions: Option<usize>,
+
     /// Log format on stderr; filter with RUST_LOG (such as RUST_LOG=rpcnode=debug) [default: text].
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -319,6 +356,13 @@ impl Settings {
             redis_url,
             cluster_name,
             presence_ttl,
+            webhook_allow,
+            webhook_retry,
+            webhook_give_up,
+            webhook_timeout,
+            webhook_confirm_timeout,
+            webhook_max_queue,
+            webhook_max_subscriptions,
             log_format,
         );
         self.plugin.extend(over.plugin);
@@ -372,6 +416,8 @@ impl Settings {
             ("history_ttl", self.history_ttl),
             ("session_ttl", self.session_ttl),
             ("presence_ttl", self.presence_ttl),
+            ("webhook_timeout", self.webhook_timeout),
+            ("webhook_confirm_timeout", self.webhook_confirm_timeout),
         ];
         for (key, value) in seconds {
             if let Some(value) = value
@@ -388,6 +434,8 @@ impl Settings {
             ("plugin_max_instances", self.plugin_max_instances),
             ("max_background_calls", self.max_background_calls),
             ("max_sessions", self.max_sessions),
+            ("webhook_max_queue", self.webhook_max_queue),
+            ("webhook_max_subscriptions", self.webhook_max_subscriptions),
         ];
         for (key, value) in counts {
             if value == Some(0) {
@@ -433,6 +481,19 @@ impl Settings {
         }
         if let Some(url) = &self.redis_url {
             crate::store::redis::check_url(url)?;
+        }
+        if let Some(list) = &self.webhook_allow {
+            AllowList::parse(list).map_err(|error| anyhow::anyhow!("webhook_allow: {error}"))?;
+        }
+        if let Some(schedule) = &self.webhook_retry {
+            retry_schedule(schedule)?;
+        }
+        if let Some(give_up) = self.webhook_give_up
+            && !(give_up.is_finite() && give_up > 0.0 && give_up <= MAX_WEBHOOK_SECONDS)
+        {
+            bail!(
+                "webhook_give_up must be a number of seconds above 0 and at most {MAX_WEBHOOK_SECONDS}, not {give_up}"
+            );
         }
         if let Some(name) = &self.cluster_name
             && !valid_cluster_name(name)
@@ -567,11 +628,51 @@ impl Settings {
                 .rate_limit_burst
                 .unwrap_or_else(|| per_second.ceil().max(1.0) as u32),
         });
+        let webhooks = &mut config.webhooks;
+        if let Some(list) = &self.webhook_allow {
+            webhooks.allow = AllowList::parse(list).map_err(anyhow::Error::msg)?;
+        }
+        if let Some(schedule) = &self.webhook_retry {
+            webhooks.retry_schedule = retry_schedule(schedule)?;
+            webhooks.give_up_after = webhooks.retry_schedule.iter().sum();
+        }
+        let webhook_durations = [
+            (self.webhook_give_up, &mut webhooks.give_up_after),
+            (self.webhook_timeout, &mut webhooks.timeout),
+            (self.webhook_confirm_timeout, &mut webhooks.confirm_within),
+        ];
+        for (value, target) in webhook_durations {
+            if let Some(value) = value {
+                *target = seconds(value);
+            }
+        }
+        set! {
+            webhook_max_queue => webhooks.max_queue,
+            webhook_max_subscriptions => webhooks.max_subscriptions,
+        }
         config.admin_token = self.admin_token;
         config.admin_port = self.admin_port;
         config.plugin_sections = self.plugin;
         Ok(config)
     }
+}
+
+/// Read a retry schedule: comma-separated seconds, each above 0 and at most
+/// [`MAX_WEBHOOK_SECONDS`].
+fn retry_schedule(text: &str) -> anyhow::Result<Vec<Duration>> {
+    let waits = text
+        .split(',')
+        .map(|wait| match wait.trim().parse::<f64>() {
+            Ok(secs) if secs.is_finite() && secs > 0.0 && secs <= MAX_WEBHOOK_SECONDS => {
+                Ok(Duration::from_secs_f64(secs))
+            }
+            _ => bail!(
+                "webhook_retry must be comma-separated seconds, each above 0 and at most \
+                 {MAX_WEBHOOK_SECONDS}, such as 5,300,1800; not {text:?}"
+            ),
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(waits)
 }
 
 /// A cluster name is a safe prefix for Redis keys.

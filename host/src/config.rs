@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::plugin::{PluginFile, PluginSettings};
+pub use crate::ratelimit::RateLimit;
 use crate::store::HistoryLimits;
 use crate::tls::TlsFiles;
+pub use crate::webhook::WebhookSettings;
 
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
@@ -81,6 +83,8 @@ pub struct Config {
     pub max_sessions: usize,
     /// The cluster this node joins; a single node when `None`.
     pub cluster: Option<Cluster>,
+    /// Webhook subscriptions and deliveries.
+    pub webhooks: WebhookSettings,
 }
 
 /// A cluster: every node using the same Redis and cluster name.
@@ -105,15 +109,6 @@ impl Cluster {
             presence_ttl: Duration::from_secs(10),
         }
     }
-}
-
-/// A token bucket: `per_second` requests on average, `burst` at once.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RateLimit {
-    /// Requests per second, on average.
-    pub per_second: f64,
-    /// Requests allowed at once.
-    pub burst: u32,
 }
 
 impl Config {
@@ -156,6 +151,7 @@ impl Config {
             session_ttl: Duration::from_secs(300),
             max_sessions: 100_000,
             cluster: None,
+            webhooks: WebhookSettings::default(),
         }
     }
 }

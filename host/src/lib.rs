@@ -12,8 +12,10 @@
 //!   their background work; [`watcher`]: hot reload of the plugins folder.
 //! - [`push`]: the clients, the broker that puts every notification in its
 //!   stream and delivers it, and resumable sessions.
-//! - [`store`]: the backends (plugin state, notification streams, sessions)
-//!   in memory or in the embedded durable store.
+//! - [`webhook`]: notifications delivered over HTTP to subscribed callback
+//!   URLs, confirmed, signed and retried.
+//! - [`store`]: the backends (plugin state, notification streams, sessions,
+//!   webhook queues) in memory, in the embedded durable store or in Redis.
 //! - [`node`]: the composition root that builds and wires all of it;
 //!   [`config`], [`cli`]: settings; [`metrics`]: counters; [`random`]:
 //!   tokens and epochs.
@@ -35,6 +37,7 @@ pub mod store;
 pub mod tls;
 pub mod transport;
 pub mod watcher;
+pub mod webhook;
 
 pub use config::Config;
 pub use node::Node;

@@ -21,6 +21,7 @@ use crate::rpc::openrpc::About;
 use crate::rpc::{Caller, Dispatcher};
 use crate::scheduler::Scheduler;
 use crate::store::{Backends, Deliver};
+use crate::webhook::Webhooks;
 
 /// How often sessions are checked for expiry and history for age.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
@@ -85,14 +86,24 @@ impl Node {
         if restored > 0 {
             tracing::info!(sessions = restored, "sessions restored");
         }
+        let stopping = CancellationToken::new();
+        let webhooks = Arc::new(Webhooks::new(
+            backends.webhooks.clone(),
+            config.webhooks.clone(),
+            stopping.child_token(),
+        ));
+        let resumed = webhooks.resume().await?;
+        if resumed > 0 {
+            tracing::info!(subscriptions = resumed, "webhook subscriptions resumed");
+        }
         let broker = Arc::new(Broker::new(
             Arc::clone(&clients),
             Arc::clone(&backends.streams),
             Arc::clone(&sessions),
             backends.presence.clone(),
+            webhooks,
         ));
         let registry = Arc::new(Registry::default());
-        let stopping = CancellationToken::new();
         let scheduler = Arc::new(Scheduler::new(
             Arc::downgrade(&registry),
             Arc::clone(&backends.leases),

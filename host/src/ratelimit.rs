@@ -7,7 +7,14 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use crate::config::RateLimit;
+/// A token bucket: `per_second` requests on average, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Requests per second, on average.
+    pub per_second: f64,
+    /// Requests allowed at once.
+    pub burst: u32,
+}
 
 /// Buckets kept before idle ones are swept.
 const SWEEP_AT: usize = 10_000;

@@ -16,6 +16,7 @@ use subtle::ConstantTimeEq as _;
 use crate::metrics::{counter, gauge, help, label};
 use crate::node::Node;
 use crate::store::BackendStatus;
+use crate::webhook::Webhooks;
 
 /// `"ok"`, or `"degraded"` when a plugin file failed to load (listed under
 /// `failed` with the reason) or, in a cluster, Redis is out of reach (the
@@ -62,6 +63,9 @@ pub async fn health(State(node): State<Arc<Node>>, headers: HeaderMap) -> Respon
     });
     if node.backends.status.is_some() {
         report["redis"] = json!(backend_problem.as_deref().unwrap_or("ok"));
+    }
+    if let Some(webhooks) = node.broker.webhooks().status() {
+        report["webhooks"] = json!(webhooks);
     }
     Json(report).into_response()
 }
@@ -120,6 +124,81 @@ fn redis_counters(status: &BackendStatus) -> [(&'static str, &'static str, u64);
             status.missed.get(),
         ),
     ]
+}
+
+/// The webhook subscriptions by state, their queues and what happened to
+/// them; nothing on a node without webhooks.
+fn render_webhooks(out: &mut String, webhooks: &Webhooks) {
+    let Some(status) = webhooks.status() else {
+        return;
+    };
+    help(
+        out,
+        "rpcnode_webhook_subscriptions",
+        "gauge",
+        "Webhook subscriptions by state.",
+    );
+    for (state, count) in [
+        ("pending", status.pending),
+        ("active", status.active),
+        ("retrying", status.retrying),
+    ] {
+        let _ = writeln!(
+            out,
+            "rpcnode_webhook_subscriptions{{state=\"{state}\"}} {count}"
+        );
+    }
+    gauge(
+        out,
+        "rpcnode_webhook_queued",
+        "Notifications waiting in webhook queues.",
+        status.queued,
+    );
+    let counts = &webhooks.counts;
+    for (name, text, value) in [
+        (
+            "rpcnode_webhook_deliveries_total",
+            "Webhook deliveries the receiver accepted.",
+            &counts.delivered,
+        ),
+        (
+            "rpcnode_webhook_failures_total",
+            "Webhook attempts that failed (each is retried or ends its subscription).",
+            &counts.failed,
+        ),
+        (
+            "rpcnode_webhook_confirmed_total",
+            "Webhook subscriptions their receiver confirmed.",
+            &counts.confirmed,
+        ),
+        (
+            "rpcnode_webhook_refused_total",
+            "Webhook subscriptions their receiver refused to confirm.",
+            &counts.refused,
+        ),
+        (
+            "rpcnode_webhook_gone_total",
+            "Webhook subscriptions ended by a 410 Gone answer.",
+            &counts.gone,
+        ),
+        (
+            "rpcnode_webhook_give_ups_total",
+            "Webhook subscriptions dropped after failing for the give-up period.",
+            &counts.given_up,
+        ),
+        (
+            "rpcnode_webhook_expired_total",
+            "Webhook subscriptions whose lease or confirmation time ran out.",
+            &counts.expired,
+        ),
+        (
+            "rpcnode_webhook_overflows_total",
+            "Webhook subscriptions dropped because their queue was full.",
+            &counts.overflowed,
+        ),
+    ] {
+        counter(out, name, text, value.get());
+    }
 }
 
 /// Every metric of `node`.
@@ -203,6 +282,7 @@ pub fn render(node: &Node) -> String {
     for (name, text, value) in counters.into_iter().chain(redis.into_iter().flatten()) {
         counter(&mut out, name, text, value);
     }
+    render_webhooks(&mut out, node.broker.webhooks());
 
     let budget = &node.config.plugins.memory_budget;
     gauge(

@@ -27,3 +27,5 @@ mod settings;
 mod support;
 mod tls;
 mod transports;
+mod webhook_receiver;
+mod webhooks;

@@ -175,6 +175,8 @@ async fn the_document_lists_every_method_and_passes_the_official_validator() {
         "rpc.subscribe",
         "rpc.unsubscribe",
         "rpc.session",
+        "rpc.webhook.subscribe",
+        "rpc.webhook.unsubscribe",
         "add",
         "multiply",
         "divide",

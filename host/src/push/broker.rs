@@ -5,11 +5,13 @@
 
 use std::sync::Arc;
 
-use super::clients::{ClientError, Clients, MAX_TOPIC_BYTES};
+use super::clients::{ClientError, Clients};
 use super::sessions::Sessions;
 use crate::store::{
-    MetadataChange, Notification, Position, Presence, StoreError, StreamLog, StreamName,
+    MAX_TOPIC_BYTES, MetadataChange, Notification, Position, Presence, StoreError, StreamLog,
+    StreamName,
 };
+use crate::webhook::Webhooks;
 
 /// Why a push operation failed; plugins get the message as an error value.
 #[derive(Debug, thiserror::Error)]
@@ -29,23 +31,32 @@ pub struct Broker {
     streams: Arc<dyn StreamLog>,
     sessions: Arc<Sessions>,
     presence: Option<Arc<dyn Presence>>,
+    webhooks: Arc<Webhooks>,
 }
 
 impl Broker {
-    /// A broker delivering to `clients` through `streams`; in a cluster,
-    /// `presence` lists every node's clients.
+    /// A broker delivering to `clients` through `streams`, and to
+    /// `webhooks` subscribers; in a cluster, `presence` lists every node's
+    /// clients.
     pub fn new(
         clients: Arc<Clients>,
         streams: Arc<dyn StreamLog>,
         sessions: Arc<Sessions>,
         presence: Option<Arc<dyn Presence>>,
+        webhooks: Arc<Webhooks>,
     ) -> Self {
         Self {
             clients,
             streams,
             sessions,
             presence,
+            webhooks,
         }
+    }
+
+    /// The webhook subscriptions.
+    pub fn webhooks(&self) -> &Arc<Webhooks> {
+        &self.webhooks
     }
 
     /// The clients of this node.
@@ -109,28 +120,34 @@ impl Broker {
         Ok(())
     }
 
-    /// Send notification `text` to every client but those in `exclude`;
-    /// how many connected clients of this node it was queued for.
+    /// Send notification `text` to every client but those in `exclude`,
+    /// and queue it for the webhooks subscribed to broadcasts; how many
+    /// connected clients of this node it was queued for.
     pub async fn broadcast(&self, text: String, exclude: Vec<String>) -> Result<u32, PushError> {
         let notification = Notification {
             text: text.into(),
             exclude: exclude.into(),
         };
+        let body = Arc::clone(&notification.text);
         let appended = self
             .streams
             .append(&StreamName::broadcast(), notification)
             .await?;
+        self.webhooks.enqueue(None, &body).await?;
         Ok(appended.delivered)
     }
 
-    /// Send notification `text` to the subscribers of `topic`; how many
-    /// connected clients of this node it was queued for.
+    /// Send notification `text` to the subscribers of `topic`, webhooks
+    /// included; how many connected clients of this node it was queued for.
     pub async fn publish(&self, topic: &str, text: String) -> Result<u32, PushError> {
         check_topic(topic)?;
+        let notification = Notification::new(text);
+        let body = Arc::clone(&notification.text);
         let appended = self
             .streams
-            .append(&StreamName::topic(topic), Notification::new(text))
+            .append(&StreamName::topic(topic), notification)
             .await?;
+        self.webhooks.enqueue(Some(topic), &body).await?;
         Ok(appended.delivered)
     }
 

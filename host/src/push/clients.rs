@@ -24,14 +24,12 @@ use tokio::sync::{Notify, mpsc};
 
 use crate::metrics::Counter;
 use crate::random::random_hex;
-use crate::store::{Deliver, Notification, Position, Roster, StreamName};
+use crate::store::{Deliver, MAX_TOPIC_BYTES, Notification, Position, Roster, StreamName};
 
 /// Metadata keys one client may carry.
 pub const MAX_METADATA_KEYS: usize = 64;
 /// Topics one client may subscribe to.
 pub const MAX_TOPICS_PER_CLIENT: usize = 1024;
-/// The longest topic name, in bytes.
-pub const MAX_TOPIC_BYTES: usize = 256;
 
 /// Why a client operation failed; plugins get the message as an error value.
 #[derive(Debug, thiserror::Error, PartialEq)]

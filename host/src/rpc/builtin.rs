@@ -9,10 +9,14 @@ use serde_json::json;
 
 use super::caller::Caller;
 use super::openrpc::{self, About};
-use super::wire::{self, INVALID_PARAMS, RpcError, SESSION_FIRST, WEBSOCKET_REQUIRED};
+use super::wire::{
+    self, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RpcError, SERVER_BUSY, SESSION_FIRST,
+    WEBSOCKET_REQUIRED,
+};
 use crate::plugin::MethodTable;
 use crate::push::{Broker, PushError};
 use crate::store::StreamName;
+use crate::webhook::WebhookError;
 
 /// What the built-in methods act on.
 pub struct Builtins<'a> {
@@ -33,7 +37,12 @@ struct Topics {
 pub fn is_builtin(method: &str) -> bool {
     matches!(
         method,
-        "rpc.subscribe" | "rpc.unsubscribe" | "rpc.session" | "rpc.discover"
+        "rpc.subscribe"
+            | "rpc.unsubscribe"
+            | "rpc.session"
+            | "rpc.discover"
+            | "rpc.webhook.subscribe"
+            | "rpc.webhook.unsubscribe"
     )
 }
 
@@ -59,9 +68,31 @@ pub async fn call(
                  with GET /ws?session",
             )));
         }
+        "rpc.webhook.subscribe" | "rpc.webhook.unsubscribe" => {
+            return Some(webhook(builtins.broker, method, params).await);
+        }
         _ => return None,
     };
     Some(topics(builtins.broker, method, subscribe, params, caller).await)
+}
+
+async fn webhook(broker: &Broker, method: &str, params: Option<&str>) -> Result<String, RpcError> {
+    let params: serde_json::Value = wire::params(params.unwrap_or("{}"))?;
+    let webhooks = broker.webhooks();
+    let answer = if method == "rpc.webhook.subscribe" {
+        webhooks.subscribe(params).await
+    } else {
+        webhooks.unsubscribe(params).await
+    };
+    answer.map(|answer| answer.to_string()).map_err(|error| {
+        let code = match error {
+            WebhookError::Invalid(_) => INVALID_PARAMS,
+            WebhookError::Busy(_) => SERVER_BUSY,
+            WebhookError::Unavailable => METHOD_NOT_FOUND,
+            WebhookError::Store(_) => INTERNAL_ERROR,
+        };
+        RpcError::new(code, error)
+    })
 }
 
 async fn topics(

@@ -155,5 +155,38 @@ fn builtin_methods() -> Vec<Value> {
             "result": {"name": "result", "schema": {"type": "object"}},
             "paramStructure": "by-name",
         }),
+        json!({
+            "name": "rpc.webhook.subscribe",
+            "summary": "Subscribe a callback URL to topics, delivered as signed HTTP requests",
+            "description": "The callback first receives rpc.webhook.confirm with a challenge, and \
+                nothing else until it answers with that challenge. Subscribing the same callback \
+                with its secret renews it. See docs/webhooks.md.",
+            "params": [
+                {"name": "callback", "required": true, "schema": {"type": "string", "format": "uri", "maxLength": 2048}},
+                {"name": "topics", "schema": {"type": "array", "maxItems": 100, "items": {"type": "string", "minLength": 1, "maxLength": 256}}},
+                {"name": "broadcast", "schema": {"type": "boolean"}},
+                {"name": "lease_seconds", "schema": {"type": "integer", "minimum": 1, "maximum": 2_592_000}},
+                {"name": "secret", "schema": {"type": "string", "pattern": "^whsec_"}},
+            ],
+            "result": {"name": "result", "schema": {"type": "object", "properties": {
+                "id": {"type": "string"},
+                "state": {"enum": ["pending", "active"]},
+                "lease_seconds": {"type": "integer"},
+                "secret": {"type": "string"},
+            }}},
+            "paramStructure": "by-name",
+        }),
+        json!({
+            "name": "rpc.webhook.unsubscribe",
+            "summary": "End the webhook subscription of a callback URL, given its secret",
+            "params": [
+                {"name": "callback", "required": true, "schema": {"type": "string"}},
+                {"name": "secret", "required": true, "schema": {"type": "string"}},
+            ],
+            "result": {"name": "result", "schema": {"type": "object", "properties": {
+                "unsubscribed": {"type": "boolean"},
+            }}},
+            "paramStructure": "by-name",
+        }),
     ]
 }

@@ -19,13 +19,14 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, OptionalExtension as _, Transaction, params};
 use tokio::sync::{mpsc, oneshot};
 
 use super::state_map::{self, StateMap};
 use super::{
-    Appended, Deliver, History, HistoryLimits, Notification, Position, SessionRecord, SessionStore,
-    StateStore, StoreError, StreamLog, StreamName, now_ms,
+    Appended, Deliver, History, HistoryLimits, Notification, Outgoing, Position, Queued,
+    SessionRecord, SessionStore, StateStore, StoreError, StoredWebhook, StreamLog, StreamName,
+    WebhookStore, now_ms,
 };
 use crate::random::random_hex;
 
@@ -34,7 +35,7 @@ pub const DATABASE_FILE: &str = "rpcnode.db";
 /// The lock file in the data folder.
 pub const LOCK_FILE: &str = "LOCK";
 /// The schema this build writes.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 /// The most changes in one transaction.
 const MAX_BATCH: usize = 512;
 /// Changes waiting for the writer before callers wait to hand theirs over.
@@ -70,6 +71,23 @@ CREATE TABLE sessions (
 ) WITHOUT ROWID;
 ";
 
+/// The tables schema version 2 added to version 1.
+const WEBHOOK_TABLES: &str = "
+CREATE TABLE webhooks (
+    id TEXT PRIMARY KEY,
+    record TEXT NOT NULL,
+    last_seq INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE webhook_queue (
+    subscription TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    message_id TEXT NOT NULL,
+    topic TEXT,
+    body TEXT NOT NULL,
+    PRIMARY KEY (subscription, seq)
+) WITHOUT ROWID;
+";
+
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 /// One change for the writer thread, with where its outcome goes.
@@ -83,6 +101,10 @@ enum Write {
     Trim(Reply<()>),
     SaveSession(SessionRecord, Reply<()>),
     RemoveSession(String, Reply<()>),
+    SaveWebhook(String, String, Reply<()>),
+    RemoveWebhook(String, Reply<()>),
+    Enqueue(Vec<String>, Outgoing, Reply<Vec<(String, u64)>>),
+    Acknowledge(String, u64, Reply<()>),
 }
 
 /// What the writer answers once its transaction is committed (or not).
@@ -92,6 +114,7 @@ enum Finish {
     Int(Reply<i64>, Result<i64, StoreError>),
     Position(Reply<Position>, Position),
     Append(Reply<Appended>, StreamName, Position, Notification),
+    Enqueued(Reply<Vec<(String, u64)>>, Vec<(String, u64)>),
 }
 
 /// What readers see: only committed changes.
@@ -305,6 +328,75 @@ impl SessionStore for Embedded {
     }
 }
 
+#[async_trait]
+impl WebhookStore for Embedded {
+    async fn save_webhook(&self, id: &str, record: String) -> Result<(), StoreError> {
+        self.write(|reply| Write::SaveWebhook(id.into(), record, reply))
+            .await
+    }
+
+    async fn remove_webhook(&self, id: &str) -> Result<(), StoreError> {
+        self.write(|reply| Write::RemoveWebhook(id.into(), reply))
+            .await
+    }
+
+    async fn load_webhooks(&self) -> Result<Vec<StoredWebhook>, StoreError> {
+        self.read(|reader| {
+            let mut rows = reader.prepare(
+                "SELECT id, record, last_seq,
+                    (SELECT MIN(seq) FROM webhook_queue WHERE subscription = id)
+                 FROM webhooks",
+            )?;
+            let rows = rows.query_map([], |row| {
+                Ok(StoredWebhook {
+                    id: row.get(0)?,
+                    record: row.get(1)?,
+                    last_seq: row.get(2)?,
+                    first_queued: row.get(3)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn enqueue(
+        &self,
+        subscriptions: Vec<String>,
+        message: Outgoing,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        self.write(|reply| Write::Enqueue(subscriptions, message, reply))
+            .await
+    }
+
+    async fn queued(&self, id: &str, after: u64, limit: usize) -> Result<Vec<Queued>, StoreError> {
+        let id = id.to_owned();
+        self.read(move |reader| {
+            let mut rows = reader.prepare_cached(
+                "SELECT seq, message_id, topic, body FROM webhook_queue
+                 WHERE subscription = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )?;
+            let rows = rows.query_map(params![id, after, limit as u64], |row| {
+                Ok(Queued {
+                    seq: row.get(0)?,
+                    message: Outgoing {
+                        message_id: row.get(1)?,
+                        topic: row.get(2)?,
+                        body: row.get::<_, String>(3)?.into(),
+                    },
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn acknowledge(&self, id: &str, upto: u64) -> Result<(), StoreError> {
+        self.write(|reply| Write::Acknowledge(id.into(), upto, reply))
+            .await
+    }
+}
+
 /// The writer thread: the one connection that changes the file.
 struct Writer {
     connection: Connection,
@@ -375,6 +467,7 @@ fn answer(batch: Vec<Finish>, deliver: &dyn Deliver) {
             Finish::Bool(reply, value) => drop(reply.send(Ok(value))),
             Finish::Int(reply, result) => drop(reply.send(result)),
             Finish::Position(reply, position) => drop(reply.send(Ok(position))),
+            Finish::Enqueued(reply, queued) => drop(reply.send(Ok(queued))),
             Finish::Append(reply, stream, position, notification) => {
                 let delivered = deliver.deliver(&stream, &position, &notification);
                 let _ = reply.send(Ok(Appended {
@@ -543,6 +636,33 @@ impl Stage<'_> {
                     .execute("DELETE FROM sessions WHERE client_id = ?1", [client_id])?;
                 Finish::Unit(reply, Ok(()))
             }
+            Write::SaveWebhook(id, record, reply) => {
+                self.transaction.execute(
+                    "INSERT INTO webhooks (id, record) VALUES (?1, ?2)
+                     ON CONFLICT (id) DO UPDATE SET record = excluded.record",
+                    params![id, record],
+                )?;
+                Finish::Unit(reply, Ok(()))
+            }
+            Write::RemoveWebhook(id, reply) => {
+                self.transaction
+                    .execute("DELETE FROM webhooks WHERE id = ?1", [&id])?;
+                self.transaction
+                    .execute("DELETE FROM webhook_queue WHERE subscription = ?1", [&id])?;
+                Finish::Unit(reply, Ok(()))
+            }
+            Write::Enqueue(subscriptions, message, reply) => {
+                let queued = self.enqueue(subscriptions, &message)?;
+                Finish::Enqueued(reply, queued)
+            }
+            Write::Acknowledge(id, upto, reply) => {
+                self.transaction
+                    .prepare_cached(
+                        "DELETE FROM webhook_queue WHERE subscription = ?1 AND seq <= ?2",
+                    )?
+                    .execute(params![id, upto])?;
+                Finish::Unit(reply, Ok(()))
+            }
         })
     }
 
@@ -614,6 +734,36 @@ impl Stage<'_> {
         )?;
         self.pending.tops.insert(stream.clone(), Some(top.clone()));
         Ok(top)
+    }
+
+    /// Queue `message` behind the last one of each subscription that exists.
+    fn enqueue(
+        &mut self,
+        subscriptions: Vec<String>,
+        message: &Outgoing,
+    ) -> rusqlite::Result<Vec<(String, u64)>> {
+        let mut queued = Vec::with_capacity(subscriptions.len());
+        for id in subscriptions {
+            let seq: Option<u64> = self
+                .transaction
+                .prepare_cached(
+                    "UPDATE webhooks SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING last_seq",
+                )?
+                .query_row([&id], |row| row.get(0))
+                .optional()?;
+            let Some(seq) = seq else { continue };
+            self.transaction
+                .prepare_cached("INSERT INTO webhook_queue VALUES (?1, ?2, ?3, ?4, ?5)")?
+                .execute(params![
+                    id,
+                    seq,
+                    message.message_id,
+                    message.topic,
+                    &*message.body
+                ])?;
+            queued.push((id, seq));
+        }
+        Ok(queued)
     }
 
     /// Give `notification` the stream's next offset and keep it in history.
@@ -708,9 +858,14 @@ fn migrate(connection: &Connection, file: &Path) -> anyhow::Result<()> {
     match version {
         0 => connection
             .execute_batch(&format!(
-                "BEGIN; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                "BEGIN; {SCHEMA} {WEBHOOK_TABLES} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
             ))
             .with_context(|| format!("creating the tables of {}", file.display())),
+        1 => connection
+            .execute_batch(&format!(
+                "BEGIN; {WEBHOOK_TABLES} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))
+            .with_context(|| format!("adding the webhook tables to {}", file.display())),
         SCHEMA_VERSION => Ok(()),
         newer => bail!(
             "the store {} has schema version {newer}; this rpcnode understands version \
@@ -863,5 +1018,32 @@ mod tests {
             store.read_after(&stream, &from).await.unwrap(),
             History::Incomplete { top }
         );
+    }
+
+    #[tokio::test]
+    async fn a_version_1_file_gains_the_webhook_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let old = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+            old.execute_batch(&format!("{SCHEMA} PRAGMA user_version = 1;"))
+                .unwrap();
+            old.execute("INSERT INTO state VALUES ('p', 'k', '1')", [])
+                .unwrap();
+        }
+        let store = open(dir.path()).unwrap();
+        assert_eq!(store.get("p", "k").await, Ok(Some("1".into())));
+        store.save_webhook("wh_1", "{}".into()).await.unwrap();
+        let message = Outgoing {
+            message_id: "msg_1".into(),
+            topic: Some("t".into()),
+            body: "{}".into(),
+        };
+        let queued = store.enqueue(vec!["wh_1".into(), "wh_gone".into()], message.clone());
+        assert_eq!(queued.await, Ok(vec![("wh_1".into(), 1)]));
+        store.acknowledge("wh_1", 1).await.unwrap();
+        let queued = store.enqueue(vec!["wh_1".into()], message).await;
+        assert_eq!(queued, Ok(vec![("wh_1".into(), 2)]));
+        let stored = store.load_webhooks().await.unwrap();
+        assert_eq!((stored[0].last_seq, stored[0].first_queued), (2, Some(2)));
     }
 }

@@ -1,7 +1,7 @@
 //! The memory backends: nothing outlives the process. A node runs on them
 //! when asked to (`--in-memory`), and a stream log without history uses them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,8 +10,9 @@ use parking_lot::Mutex;
 
 use super::state_map::{self, StateMap};
 use super::{
-    Appended, Deliver, History, HistoryLimits, Leases, Notification, Position, SessionRecord,
-    SessionStore, StateStore, StoreError, StreamLog, StreamName,
+    Appended, Deliver, History, HistoryLimits, Leases, Notification, Outgoing, Position, Queued,
+    SessionRecord, SessionStore, StateStore, StoreError, StoredWebhook, StreamLog, StreamName,
+    WebhookStore,
 };
 use crate::random::random_hex;
 
@@ -286,4 +287,95 @@ mod tests {
     }
 
     const MAX_VALUE: usize = super::super::MAX_VALUE_BYTES;
+}
+
+/// One webhook subscription in memory, with its queue.
+struct MemoryWebhook {
+    record: String,
+    last_seq: u64,
+    queue: BTreeMap<u64, Outgoing>,
+}
+
+/// Webhook subscriptions and their queues in memory.
+#[derive(Default)]
+pub struct MemoryWebhooks {
+    subscriptions: Mutex<HashMap<String, MemoryWebhook>>,
+}
+
+#[async_trait]
+impl WebhookStore for MemoryWebhooks {
+    async fn save_webhook(&self, id: &str, record: String) -> Result<(), StoreError> {
+        let mut subscriptions = self.subscriptions.lock();
+        match subscriptions.get_mut(id) {
+            Some(existing) => existing.record = record,
+            None => {
+                let new = MemoryWebhook {
+                    record,
+                    last_seq: 0,
+                    queue: BTreeMap::new(),
+                };
+                subscriptions.insert(id.to_owned(), new);
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove_webhook(&self, id: &str) -> Result<(), StoreError> {
+        self.subscriptions.lock().remove(id);
+        Ok(())
+    }
+
+    async fn load_webhooks(&self) -> Result<Vec<StoredWebhook>, StoreError> {
+        let subscriptions = self.subscriptions.lock();
+        Ok(subscriptions
+            .iter()
+            .map(|(id, subscription)| StoredWebhook {
+                id: id.clone(),
+                record: subscription.record.clone(),
+                last_seq: subscription.last_seq,
+                first_queued: subscription.queue.keys().next().copied(),
+            })
+            .collect())
+    }
+
+    async fn enqueue(
+        &self,
+        subscriptions: Vec<String>,
+        message: Outgoing,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stored = self.subscriptions.lock();
+        let mut queued = Vec::with_capacity(subscriptions.len());
+        for id in subscriptions {
+            if let Some(subscription) = stored.get_mut(&id) {
+                subscription.last_seq += 1;
+                let seq = subscription.last_seq;
+                subscription.queue.insert(seq, message.clone());
+                queued.push((id, seq));
+            }
+        }
+        Ok(queued)
+    }
+
+    async fn queued(&self, id: &str, after: u64, limit: usize) -> Result<Vec<Queued>, StoreError> {
+        let subscriptions = self.subscriptions.lock();
+        let Some(subscription) = subscriptions.get(id) else {
+            return Ok(Vec::new());
+        };
+        Ok(subscription
+            .queue
+            .range(after + 1..)
+            .take(limit)
+            .map(|(seq, message)| Queued {
+                seq: *seq,
+                message: message.clone(),
+            })
+            .collect())
+    }
+
+    async fn acknowledge(&self, id: &str, upto: u64) -> Result<(), StoreError> {
+        if let Some(subscription) = self.subscriptions.lock().get_mut(id) {
+            subscription.queue = subscription.queue.split_off(&(upto + 1));
+        }
+        Ok(())
+    }
 }

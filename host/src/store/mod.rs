@@ -9,7 +9,8 @@
 //!   stored;
 //! - [`SessionStore`]: resumable WebSocket sessions;
 //! - [`Leases`]: work that runs once per cluster (plugin timers);
-//! - [`Presence`]: the connected clients of every node of a cluster.
+//! - [`Presence`]: the connected clients of every node of a cluster;
+//! - [`WebhookStore`]: webhook subscriptions and their delivery queues.
 
 pub mod embedded;
 pub mod memory;
@@ -29,7 +30,7 @@ use crate::config::Cluster;
 use crate::metrics::Counter;
 
 pub use state_map::{MAX_KEYS, MAX_VALUE_BYTES};
-pub use stream::{History, Notification, Position, StreamName};
+pub use stream::{History, MAX_TOPIC_BYTES, Notification, Position, StreamName};
 
 /// Why a backend refused or failed an operation. The messages reach plugins
 /// as error values, so they say what was wrong.
@@ -206,6 +207,66 @@ pub trait Leases: Send + Sync {
     async fn claim(&self, name: &str, slot: u64, ttl: Duration) -> Result<bool, StoreError>;
 }
 
+/// A webhook subscription as it is stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredWebhook {
+    /// The subscription's id.
+    pub id: String,
+    /// Its record, JSON text the webhook module writes and reads.
+    pub record: String,
+    /// The sequence number of the last message queued for it (0 before the
+    /// first); numbers are never reused.
+    pub last_seq: u64,
+    /// The sequence number of the first message still queued, if any.
+    pub first_queued: Option<u64>,
+}
+
+/// A notification to deliver to webhook subscribers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    /// The `webhook-id` it is delivered with, the same on every retry and
+    /// for every subscriber.
+    pub message_id: String,
+    /// The topic it was published to; `None` for a broadcast.
+    pub topic: Option<String>,
+    /// The JSON-RPC notification.
+    pub body: Arc<str>,
+}
+
+/// A message in a subscription's queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Queued {
+    /// Its place in the queue.
+    pub seq: u64,
+    /// What to deliver.
+    pub message: Outgoing,
+}
+
+/// Webhook subscriptions and one ordered queue per subscription.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Store subscription `id` with `record`, replacing its record if it
+    /// exists (its queue stays).
+    async fn save_webhook(&self, id: &str, record: String) -> Result<(), StoreError>;
+    /// Forget subscription `id` and everything queued for it.
+    async fn remove_webhook(&self, id: &str) -> Result<(), StoreError>;
+    /// Every stored subscription.
+    async fn load_webhooks(&self) -> Result<Vec<StoredWebhook>, StoreError>;
+    /// Queue `message` for each of `subscriptions` that still exists; once
+    /// this returns, it is kept. Each one's new sequence number.
+    async fn enqueue(
+        &self,
+        subscriptions: Vec<String>,
+        message: Outgoing,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Up to `limit` messages of subscription `id` after sequence number
+    /// `after`, in order.
+    async fn queued(&self, id: &str, after: u64, limit: usize) -> Result<Vec<Queued>, StoreError>;
+    /// Drop the messages of subscription `id` up to sequence number `upto`:
+    /// they were delivered.
+    async fn acknowledge(&self, id: &str, upto: u64) -> Result<(), StoreError>;
+}
+
 /// What a node publishes of its clients.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Roster {
@@ -291,6 +352,9 @@ pub struct Backends {
     pub status: Option<Arc<BackendStatus>>,
     /// The clients of every node of a cluster; `None` for a single node.
     pub presence: Option<Arc<dyn Presence>>,
+    /// Webhook subscriptions and queues; `None` in a cluster, which does
+    /// not deliver webhooks.
+    pub webhooks: Option<Arc<dyn WebhookStore>>,
 }
 
 impl Backends {
@@ -318,6 +382,7 @@ impl Backends {
                 leases: Arc::new(joined.leases),
                 status: Some(status),
                 presence: Some(Arc::new(joined.presence)),
+                webhooks: None,
             });
         }
         let store = data_dir
@@ -336,6 +401,7 @@ impl Backends {
                 leases: Arc::new(memory::SoleNode),
                 status: None,
                 presence: None,
+                webhooks: Some(Arc::new(memory::MemoryWebhooks::default())),
             });
         };
         let streams: Arc<dyn StreamLog> = if history.size == 0 {
@@ -344,12 +410,13 @@ impl Backends {
             Arc::new(store.clone())
         };
         Ok(Self {
-            state: Arc::new(store),
+            state: Arc::new(store.clone()),
             streams,
             sessions,
             leases: Arc::new(memory::SoleNode),
             status: None,
             presence: None,
+            webhooks: Some(Arc::new(store)),
         })
     }
 }

@@ -3,6 +3,9 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+/// The longest topic name, in bytes.
+pub const MAX_TOPIC_BYTES: usize = 256;
+
 /// A notification stream: `broadcast`, `topic:NAME` (one per topic) or
 /// `client:ID` (targeted notifications to one session client).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
