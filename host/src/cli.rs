@@ -18,7 +18,7 @@ use serde::Deserialize;
 use crate::config::{Cluster, Config, RateLimit};
 use crate::plugin::{MemoryBudget, PluginFile};
 use crate::tls::TlsFiles;
-use crate::webhook::AllowList;
+use crate::webhook::{AllowList, Upstream, UpstreamFile};
 
 /// The most notifications one stream may keep.
 const MAX_HISTORY_SIZE: usize = 1_000_000;
@@ -284,6 +284,11 @@ pub struct Settings {
     #[arg(skip)]
     #[serde(default)]
     pub plugin: BTreeMap<String, PluginFile>,
+
+    /// Upstream nodes to follow over webhooks, by name (config file only).
+    #[arg(skip)]
+    #[serde(default)]
+    pub upstream: BTreeMap<String, UpstreamFile>,
 }
 
 /// Overlay `$over`'s settings that are set on `$base`'s.
@@ -366,6 +371,7 @@ impl Settings {
             log_format,
         );
         self.plugin.extend(over.plugin);
+        self.upstream.extend(over.upstream);
     }
 
     fn from_file(path: &Path) -> anyhow::Result<Self> {
@@ -653,6 +659,12 @@ impl Settings {
         config.admin_token = self.admin_token;
         config.admin_port = self.admin_port;
         config.plugin_sections = self.plugin;
+        config.upstreams = self
+            .upstream
+            .into_iter()
+            .map(|(name, file)| Upstream::from_file(&name, file))
+            .collect::<Result<_, _>>()
+            .map_err(anyhow::Error::msg)?;
         Ok(config)
     }
 }

@@ -8,7 +8,7 @@ use crate::plugin::{PluginFile, PluginSettings};
 pub use crate::ratelimit::RateLimit;
 use crate::store::HistoryLimits;
 use crate::tls::TlsFiles;
-pub use crate::webhook::WebhookSettings;
+pub use crate::webhook::{Upstream, WebhookSettings};
 
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
@@ -85,6 +85,8 @@ pub struct Config {
     pub cluster: Option<Cluster>,
     /// Webhook subscriptions and deliveries.
     pub webhooks: WebhookSettings,
+    /// Upstream nodes whose topics this node follows over webhooks.
+    pub upstreams: Vec<Upstream>,
 }
 
 /// A cluster: every node using the same Redis and cluster name.
@@ -152,6 +154,7 @@ impl Config {
             max_sessions: 100_000,
             cluster: None,
             webhooks: WebhookSettings::default(),
+            upstreams: Vec::new(),
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::rpc::openrpc::About;
 use crate::rpc::{Caller, Dispatcher};
 use crate::scheduler::Scheduler;
 use crate::store::{Backends, Deliver};
-use crate::webhook::Webhooks;
+use crate::webhook::{Upstreams, Webhooks};
 
 /// How often sessions are checked for expiry and history for age.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
@@ -53,6 +53,8 @@ pub struct Node {
     pub websockets: TaskTracker,
     /// What `/metrics` reports.
     pub metrics: Arc<Metrics>,
+    /// The upstream nodes this node follows.
+    pub upstreams: Upstreams,
     library: tokio::sync::Mutex<Library>,
 }
 
@@ -121,6 +123,7 @@ impl Node {
             title: config.node_name.clone(),
             url: format!("{scheme}://{}:{}", config.host, config.port),
         };
+        let upstreams = Upstreams::new(config.upstreams.clone(), &about.url);
         let dispatcher = Arc::new(Dispatcher::new(
             Arc::clone(&registry),
             Arc::clone(&broker),
@@ -158,6 +161,7 @@ impl Node {
             stopping,
             websockets: TaskTracker::new(),
             metrics,
+            upstreams,
             library: tokio::sync::Mutex::new(library),
         });
         node.reload().await?;
@@ -175,6 +179,7 @@ impl Node {
             });
         }
         tokio::spawn(housekeeping(Arc::downgrade(&node)));
+        node.upstreams.start(&node.stopping);
         Ok(node)
     }
 

@@ -1,5 +1,5 @@
-//! The server: one port, five routes (`POST /`, `GET /ws`, `GET /openrpc.json`,
-//! `GET /health` and `GET /metrics`), plain or TLS, with a cap on connections, a deadline for
+//! The server: one port, six routes (`POST /`, `GET /ws`, `GET /openrpc.json`,
+//! `POST /webhook/NAME`, `GET /health` and `GET /metrics`), plain or TLS, with a cap on connections, a deadline for
 //! request headers, and a graceful stop. `POST /` is answered before the
 //! router (see [`transport::http`]); the router serves the rest. With an
 //! admin port, `/health` and `/metrics` move to a plain HTTP listener of
@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::ConnectInfo;
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use futures_util::future::Either;
 use http_body_util::Either as EitherBody;
 use hyper::body::Incoming;
@@ -38,7 +38,11 @@ pub fn router(node: Arc<Node>) -> Router {
     let router = Router::new()
         .route("/", any(transport::http::not_post))
         .route("/ws", get(transport::ws::upgrade))
-        .route("/openrpc.json", get(transport::http::openrpc));
+        .route("/openrpc.json", get(transport::http::openrpc))
+        .route(
+            "/webhook/{name}",
+            post(transport::upstream::receive).layer(transport::upstream::body_limit(&node)),
+        );
     let router = if node.config.admin_port.is_none() {
         router.merge(admin_routes())
     } else {

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use rpcnode::Config;
-use rpcnode::webhook::AllowList;
+use rpcnode::webhook::{AllowList, Secret, Upstream, UpstreamFile};
 use serde_json::{Value, json};
 
 use crate::binary::{assert_refused, start, terminate};
@@ -692,4 +692,177 @@ async fn queued_notifications_survive_kill_9_and_sigterm() {
     publish(&address, 151).await;
     assert_eq!(receiver.next().await.json()["params"]["n"], 151);
     terminate(child).await;
+}
+
+/// A section following `topics` (and broadcasts) of the node at `url`.
+fn upstream(url: String, topics: &[&str], call_plugins: bool) -> Upstream {
+    let file = UpstreamFile {
+        url,
+        callback: None,
+        topics: topics.iter().map(|topic| topic.to_string()).collect(),
+        broadcast: true,
+        secret: Secret::generate().text(),
+        lease_seconds: Some(3600),
+        relay: Some(true),
+        call_plugins: Some(call_plugins),
+    };
+    Upstream::from_file("a", file).unwrap()
+}
+
+#[tokio::test]
+async fn a_follower_node_relays_an_upstream_to_its_websocket_clients() {
+    let a = node_with(loopback).await;
+    let b =
+        node_with(|config| config.upstreams = vec![upstream(a.url("/"), &["news"], true)]).await;
+    let mut client = b.ws().await;
+    client
+        .call("rpc.subscribe", json!({"topics": ["news"]}), 1)
+        .await;
+    // B subscribes itself and answers A's confirmation.
+    eventually(async || webhook_health(&a).await["active"] == 1).await;
+
+    for n in 1..=20 {
+        publish(&a, Some("news"), n).await;
+    }
+    publish(&a, Some("sport"), 21).await;
+    publish(&a, None, 22).await;
+    for n in (1..=20).chain([22]) {
+        assert_eq!(
+            client.recv().await,
+            json!({"jsonrpc": "2.0", "method": "tick", "params": {"n": n}})
+        );
+    }
+    // With call_plugins, B's plugins get each notification as a call:
+    // probe's incr, as a notification, counts.
+    for _ in 0..3 {
+        let params = json!({"method": "incr", "params": {"key": "relayed"}, "topic": "news"});
+        a.call("notify", params).await;
+    }
+    for _ in 0..3 {
+        client.recv().await;
+    }
+    eventually(async || b.call("state_read", json!({"key": "relayed"})).await["result"] == 3).await;
+    client.assert_quiet().await;
+}
+
+/// POST `body` to `node`'s `/webhook/NAME` with `headers`; the status.
+async fn deliver_to(
+    node: &TestNode,
+    name: &str,
+    body: &str,
+    headers: &[(&str, String)],
+) -> (u16, String) {
+    let mut request = reqwest::Client::new()
+        .post(node.url(&format!("/webhook/{name}")))
+        .body(body.to_owned());
+    for (header, value) in headers {
+        request = request.header(*header, value);
+    }
+    let response = within(request.send()).await.unwrap();
+    (
+        response.status().as_u16(),
+        within(response.text()).await.unwrap(),
+    )
+}
+
+/// Standard Webhooks headers for `body` signed with `secret` at `timestamp`.
+fn signed(secret: &Secret, id: &str, timestamp: u64, body: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("webhook-id", id.to_owned()),
+        ("webhook-timestamp", timestamp.to_string()),
+        (
+            "webhook-signature",
+            secret.sign(id, timestamp, body.as_bytes()),
+        ),
+        ("rpcnode-topic", "news".to_owned()),
+    ]
+}
+
+#[tokio::test]
+async fn a_follower_takes_only_signed_recent_new_deliveries() {
+    // The upstream's address refuses connections: B's own subscribing
+    // fails and retries, while the test plays the upstream.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}/", closed.local_addr().unwrap());
+    drop(closed);
+    let section = upstream(nowhere, &["news"], false);
+    let secret = section.secret.clone();
+    let b = node_with(|config| config.upstreams = vec![section]).await;
+    let mut client = b.ws().await;
+    client
+        .call("rpc.subscribe", json!({"topics": ["news"]}), 1)
+        .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let body = r#"{"jsonrpc":"2.0","method":"tick","params":{"n":1}}"#;
+
+    for (headers, status, reason) in [
+        (
+            vec![],
+            401,
+            "webhook-id, webhook-timestamp and webhook-signature are required",
+        ),
+        (
+            signed(&Secret::generate(), "msg_1", now, body),
+            401,
+            "webhook-signature does not match",
+        ),
+        (
+            signed(&secret, "msg_1", now - 600, body),
+            401,
+            "webhook-timestamp is more than 300 s away",
+        ),
+        (
+            signed(&secret, "msg_1", now + 600, body),
+            401,
+            "webhook-timestamp is more than 300 s away",
+        ),
+    ] {
+        assert_eq!(
+            deliver_to(&b, "a", body, &headers).await,
+            (status, reason.to_owned())
+        );
+    }
+    let mut bad_timestamp = signed(&secret, "msg_1", now, body);
+    bad_timestamp[1].1 = "yesterday".into();
+    assert_eq!(deliver_to(&b, "a", body, &bad_timestamp).await.0, 400);
+    let not_json = "not json";
+    assert_eq!(
+        deliver_to(&b, "a", not_json, &signed(&secret, "msg_2", now, not_json))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        deliver_to(&b, "other", body, &signed(&secret, "msg_1", now, body))
+            .await
+            .0,
+        410
+    );
+    client.assert_quiet().await;
+
+    // A good one is relayed once, however often it is sent.
+    for _ in 0..3 {
+        assert_eq!(
+            deliver_to(&b, "a", body, &signed(&secret, "msg_1", now, body))
+                .await
+                .0,
+            204
+        );
+    }
+    assert_eq!(client.recv().await["params"]["n"], 1);
+    client.assert_quiet().await;
+
+    // The confirmation is answered with its challenge.
+    let confirm = r#"{"jsonrpc":"2.0","method":"rpc.webhook.confirm","params":{"challenge":"c0ffee"},"id":"wh_1"}"#;
+    let (status, answer) =
+        deliver_to(&b, "a", confirm, &signed(&secret, "msg_3", now, confirm)).await;
+    assert_eq!(status, 200);
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(
+        answer,
+        json!({"jsonrpc": "2.0", "result": "c0ffee", "id": "wh_1"})
+    );
 }

@@ -1,5 +1,6 @@
 //! The two transports on one port: JSON-RPC over HTTP POST and over
-//! WebSocket (with resumable sessions), and what connections share.
+//! WebSocket (with resumable sessions), and what connections share; and
+//! the webhook deliveries of upstream nodes ([`upstream`]).
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use tokio::sync::OwnedSemaphorePermit;
 pub mod head_deadline;
 pub mod http;
 pub mod session;
+pub mod upstream;
 pub mod ws;
 
 /// One of the server's connection slots (`max_connections`), held by the

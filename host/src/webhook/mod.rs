@@ -13,12 +13,15 @@
 //! - [`callback`]: which URLs deliveries may reach (SSRF protection);
 //! - [`subscription`]: a subscription's record and live state;
 //! - [`delivery`]: the task that confirms a subscription and delivers its
-//!   queue.
+//!   queue;
+//! - [`upstream`]: the receiving side, following the topics of other rpcnode
+//!   nodes.
 
 pub mod callback;
 mod delivery;
 pub mod signature;
 mod subscription;
+pub mod upstream;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use callback::AllowList;
 pub use signature::Secret;
+pub use upstream::{Upstream, UpstreamFile, Upstreams};
 
 use crate::metrics::Counter;
 use crate::random::random_hex;
