@@ -377,9 +377,23 @@ pub mod publisher {
         /// POST `body` to `/` and read the whole answer.
         pub async fn post(&mut self, body: String) -> anyhow::Result<Bytes> {
             let request = hyper::Request::post("/")
-                .header("host", "localhost")
                 .header("content-type", "application/json")
                 .body(Full::new(Bytes::from(body)))?;
+            self.send(request).await
+        }
+
+        /// GET `path` and read the whole answer.
+        pub async fn get(&mut self, path: &str) -> anyhow::Result<Bytes> {
+            self.send(hyper::Request::get(path).body(Full::default())?)
+                .await
+        }
+
+        async fn send(
+            &mut self,
+            mut request: hyper::Request<Full<Bytes>>,
+        ) -> anyhow::Result<Bytes> {
+            let host = hyper::header::HeaderValue::from_static("localhost");
+            request.headers_mut().insert(hyper::header::HOST, host);
             self.sender.ready().await?;
             Ok(self
                 .sender

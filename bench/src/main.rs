@@ -65,6 +65,7 @@ mod resume;
 mod soak;
 mod startup;
 mod store;
+mod webhooks;
 
 /// Each plugin language and the `target/` folder its examples are built into.
 const LANGUAGES: [(&str, &str); 3] = [
@@ -90,6 +91,9 @@ struct Effort {
     /// Resume rounds, notifications missed in each, and sessions whose
     /// memory is measured.
     resume: (usize, usize, usize),
+    /// Webhook notifications to one subscriber, to each of 100, through a
+    /// restart, and subscriptions whose memory is measured.
+    webhooks: (usize, usize, usize, usize),
 }
 
 const FULL: Effort = Effort {
@@ -117,6 +121,7 @@ const FULL: Effort = Effort {
     ],
     store_callers: &[1, 16, 64, 256],
     resume: (5, 1_000, 10_000),
+    webhooks: (20_000, 1_000, 100_000, 1_000),
     window: load::Window {
         warmup: Duration::from_secs(1),
         measure: Duration::from_secs(5),
@@ -137,6 +142,7 @@ const SMOKE: Effort = Effort {
     ],
     store_callers: &[1, 8],
     resume: (1, 20, 50),
+    webhooks: (100, 5, 200, 20),
     window: load::Window {
         warmup: Duration::from_millis(100),
         measure: Duration::from_millis(400),
@@ -230,6 +236,10 @@ async fn main() -> anyhow::Result<()> {
         let (rounds, missed, sessions) = effort.resume;
         let plugin = built("plugins", "data_service.wasm")?;
         resume::run(&plugin, rounds, missed, sessions).await?;
+    }
+    if wanted("webhooks") {
+        let plugin = built("plugins", "data_service.wasm")?;
+        webhooks::run(&plugin, effort.webhooks).await?;
     }
     if named("soak") || (smoke && args.is_empty()) {
         let (duration, sample_every) = match smoke {

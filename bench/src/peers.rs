@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -23,7 +24,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 pub struct Peer {
     pub address: SocketAddr,
     pub pid: u32,
-    _process: tokio::process::Child,
+    process: tokio::process::Child,
     /// rpcnode's plugins folder, removed after the process is killed.
     folder: Option<tempfile::TempDir>,
     /// rpcnode's data folder, when it keeps its data.
@@ -74,6 +75,18 @@ impl Peer {
         Ok(peer)
     }
 
+    /// rpcnode on `folder` and `data` (neither removed with the peer, so a
+    /// node can be killed and started again on them), delivering webhooks to
+    /// any loopback address with a 50 ms retry and queues of 200,000.
+    pub async fn rpcnode_webhooks(folder: &Path, data: &Path) -> anyhow::Result<Self> {
+        let args = [
+            "rpcnode-webhooks".as_ref(),
+            folder.as_os_str(),
+            data.as_os_str(),
+        ];
+        Self::start(&args).await
+    }
+
     /// jsonrpsee with `add` over HTTP and WebSocket on one port.
     pub async fn jsonrpsee() -> anyhow::Result<Self> {
         Self::start(&["jsonrpsee".as_ref()]).await
@@ -106,10 +119,15 @@ impl Peer {
         Ok(Self {
             address,
             pid,
-            _process: process,
+            process,
             folder: None,
             _data: None,
         })
+    }
+
+    /// Kill the process with SIGKILL and wait until it is gone.
+    pub async fn kill_9(mut self) -> anyhow::Result<()> {
+        Ok(self.process.kill().await?)
     }
 
     /// rpcnode's plugins folder.
@@ -149,13 +167,24 @@ pub async fn serve(args: &[String]) -> anyhow::Result<()> {
             }
             serve_rpcnode(config).await
         }
+        [name, folder, data] if name == "rpcnode-webhooks" => {
+            let mut config = rpcnode::Config::new(folder);
+            config.data_dir = Some(data.into());
+            let webhooks = &mut config.webhooks;
+            webhooks.allow =
+                rpcnode::webhook::AllowList::parse("127.0.0.0/8").map_err(anyhow::Error::msg)?;
+            webhooks.retry_schedule = vec![Duration::from_millis(50)];
+            webhooks.give_up_after = Duration::from_secs(3600);
+            webhooks.max_queue = 200_000;
+            serve_rpcnode(config).await
+        }
         [name, folder, redis_url] if name == "rpcnode-cluster" => {
             let mut config = rpcnode::Config::new(folder);
             config.cluster = Some(rpcnode::config::Cluster::new(redis_url.as_str()));
             serve_rpcnode(config).await
         }
         _ => anyhow::bail!(
-            "usage: peer jsonrpsee|axum|rpcnode PLUGINS_FOLDER [DATA_FOLDER]|rpcnode-cluster PLUGINS_FOLDER REDIS_URL"
+            "usage: peer jsonrpsee|axum|rpcnode PLUGINS_FOLDER [DATA_FOLDER]|rpcnode-webhooks PLUGINS_FOLDER DATA_FOLDER|rpcnode-cluster PLUGINS_FOLDER REDIS_URL"
         ),
     }
 }
@@ -227,7 +256,7 @@ mod tests {
         let error = super::serve(&args).await.unwrap_err();
         assert_eq!(
             error.to_string(),
-            "usage: peer jsonrpsee|axum|rpcnode PLUGINS_FOLDER [DATA_FOLDER]|rpcnode-cluster PLUGINS_FOLDER REDIS_URL"
+            "usage: peer jsonrpsee|axum|rpcnode PLUGINS_FOLDER [DATA_FOLDER]|rpcnode-webhooks PLUGINS_FOLDER DATA_FOLDER|rpcnode-cluster PLUGINS_FOLDER REDIS_URL"
         );
     }
 }
