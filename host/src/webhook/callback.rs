@@ -342,4 +342,16 @@ mod tests {
             assert!(error.contains(why), "{url}: {error}");
         }
     }
+
+    #[tokio::test]
+    async fn connections_resolve_only_to_allowed_addresses() {
+        let name = |text: &str| text.parse::<Name>().unwrap();
+        let strict = Checked(AllowList::default());
+        let error = strict.resolve(name("localhost")).await.err().unwrap();
+        assert!(error.to_string().contains("refused address"), "{error}");
+        let open = Checked(AllowList::parse("127.0.0.0/8,::1").unwrap());
+        let addresses: Vec<SocketAddr> = open.resolve(name("localhost")).await.unwrap().collect();
+        assert!(!addresses.is_empty());
+        assert!(addresses.iter().all(|address| address.ip().is_loopback()));
+    }
 }

@@ -274,11 +274,13 @@ async fn failed(
             record.failed_attempts + 1,
         )
     };
-    if now - since >= give_up_ms && subscription.record.lock().confirmed() {
+    // A clock that went back counts as no time failing.
+    let failing_ms = now.saturating_sub(since);
+    if failing_ms >= give_up_ms && subscription.record.lock().confirmed() {
         webhooks.counts.given_up.inc();
         return Some(format!(
             "deliveries failed for {} s ({attempts} attempts), the last: {reason}",
-            (now - since) / 1000
+            failing_ms / 1000
         ));
     }
     let schedule = &settings.retry_schedule;
