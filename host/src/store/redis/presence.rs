@@ -94,6 +94,22 @@ impl RedisPresence {
     }
 }
 
+/// Queue on `pipe` the replacement of hash `key` by `fields`, expiring
+/// `ttl` milliseconds later.
+fn replace_hash<'a>(
+    pipe: &mut redis::Pipeline,
+    key: &str,
+    fields: impl Iterator<Item = (&'a String, String)>,
+    ttl: i64,
+) {
+    let fields: Vec<(&String, String)> = fields.collect();
+    pipe.del(key).ignore();
+    if !fields.is_empty() {
+        pipe.hset_multiple(key, &fields).ignore();
+    }
+    pipe.pexpire(key, ttl).ignore();
+}
+
 #[async_trait]
 impl Presence for RedisPresence {
     async fn publish(&self, roster: Roster) -> Result<Vec<MetadataChange>, StoreError> {
@@ -102,27 +118,15 @@ impl Presence for RedisPresence {
         let topics = self.keys.presence("topics", &self.node);
         let inbox = self.keys.presence("inbox", &self.node);
         let mut pipe = redis::pipe();
-        pipe.atomic().del(&clients).ignore();
-        if !roster.clients.is_empty() {
-            let fields: Vec<(String, String)> = roster
-                .clients
-                .into_iter()
-                .map(|(id, metadata)| (id, encode(&metadata)))
-                .collect();
-            pipe.hset_multiple(&clients, &fields).ignore();
-        }
-        pipe.pexpire(&clients, ttl).ignore().del(&topics).ignore();
-        if !roster.topics.is_empty() {
-            let fields: Vec<(String, String)> = roster
-                .topics
-                .into_iter()
-                .map(|(topic, ids)| (topic, encode(&ids)))
-                .collect();
-            pipe.hset_multiple(&topics, &fields).ignore();
-        }
-        pipe.pexpire(&topics, ttl)
-            .ignore()
-            .sadd(self.keys.nodes(), &*self.node)
+        pipe.atomic();
+        let client_fields = roster.clients.iter().map(|(id, meta)| (id, encode(meta)));
+        replace_hash(&mut pipe, &clients, client_fields, ttl);
+        let topic_fields = roster
+            .topics
+            .iter()
+            .map(|(topic, ids)| (topic, encode(ids)));
+        replace_hash(&mut pipe, &topics, topic_fields, ttl);
+        pipe.sadd(self.keys.nodes(), &*self.node)
             .ignore()
             .lrange(&inbox, 0, -1)
             .del(&inbox)
