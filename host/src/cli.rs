@@ -16,6 +16,7 @@ use clap::Parser;
 use serde::Deserialize;
 
 use crate::config::{Cluster, Config, RateLimit};
+use crate::cors::CorsOrigins;
 use crate::plugin::{MemoryBudget, PluginFile};
 use crate::tls::TlsFiles;
 use crate::webhook::{AllowList, Upstream, UpstreamFile};
@@ -52,7 +53,7 @@ pub enum LogFormat {
 #[command(
     name = "rpcnode",
     version,
-    after_help = "Plugin projects:\n  rpcnode new NAME --lang rust|js|ts|python   start one (see `rpcnode new --help`)\n  rpcnode build DIR --out FOLDER [--watch]     build it into a plugins folder (see `rpcnode build --help`)"
+    after_help = "Plugin projects:\n  rpcnode new NAME --lang rust|js|ts|python   start one (see `rpcnode new --help`)\n  rpcnode build DIR --out FOLDER [--watch]     build it into a plugins folder (see `rpcnode build --help`)\n\nClients:\n  rpcnode call URL METHOD [PARAMS...]          call a method (see `rpcnode call --help`)\n  rpcnode listen URL [--topics A,B]            print notifications as JSON lines\n  rpcnode discover URL [--json]                list the methods"
 )]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -269,6 +270,12 @@ pub struct Settings {
     #[arg(long, value_name = "N")]
     pub webhook_max_subscriptions: Option<usize>,
 
+    /// Origins whose browser pages may call POST / and GET /openrpc.json, comma-separated
+    /// (`https://app.example.com,http://localhost:5173`), or `*` for any [default: none, same
+    /// origin only].
+    #[arg(long, value_name = "LIST")]
+    pub cors_origins: Option<String>,
+
     /// Log format on stderr; filter with RUST_LOG (such as RUST_LOG=rpcnode=debug) [default: text].
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -368,6 +375,7 @@ impl Settings {
             webhook_confirm_timeout,
             webhook_max_queue,
             webhook_max_subscriptions,
+            cors_origins,
             log_format,
         );
         self.plugin.extend(over.plugin);
@@ -490,6 +498,9 @@ impl Settings {
         }
         if let Some(list) = &self.webhook_allow {
             AllowList::parse(list).map_err(|error| anyhow::anyhow!("webhook_allow: {error}"))?;
+        }
+        if let Some(list) = &self.cors_origins {
+            CorsOrigins::parse(list).map_err(anyhow::Error::msg)?;
         }
         if let Some(schedule) = &self.webhook_retry {
             retry_schedule(schedule)?;
@@ -655,6 +666,9 @@ impl Settings {
         set! {
             webhook_max_queue => webhooks.max_queue,
             webhook_max_subscriptions => webhooks.max_subscriptions,
+        }
+        if let Some(list) = &self.cors_origins {
+            config.cors_origins = CorsOrigins::parse(list).map_err(anyhow::Error::msg)?;
         }
         config.admin_token = self.admin_token;
         config.admin_port = self.admin_port;

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::cors::CorsOrigins;
 use crate::plugin::{PluginFile, PluginSettings};
 pub use crate::ratelimit::RateLimit;
 use crate::store::HistoryLimits;
@@ -87,6 +88,9 @@ pub struct Config {
     pub webhooks: WebhookSettings,
     /// Upstream nodes whose topics this node follows over webhooks.
     pub upstreams: Vec<Upstream>,
+    /// The origins whose browser pages may call `POST /` and read
+    /// `GET /openrpc.json`; none by default (same origin only).
+    pub cors_origins: CorsOrigins,
 }
 
 /// A cluster: every node using the same Redis and cluster name.
@@ -155,6 +159,7 @@ impl Config {
             cluster: None,
             webhooks: WebhookSettings::default(),
             upstreams: Vec::new(),
+            cors_origins: CorsOrigins::default(),
         }
     }
 }

@@ -4,7 +4,8 @@
 //! From the wire inwards:
 //! - [`server`]: the port, its routes, TLS ([`tls`]) and graceful stop;
 //!   [`transport`]: HTTP `POST /` and WebSocket `GET /ws` with resumable
-//!   sessions; [`status`]: `GET /health` and `GET /metrics`.
+//!   sessions; [`status`]: `GET /health` and `GET /metrics`; [`cors`]: which
+//!   other origins' browser pages may call.
 //! - [`rpc`]: the JSON-RPC wire format, dispatch through hooks to handlers,
 //!   and the host's own `rpc.` methods; [`headers`]: the request headers
 //!   plugins can read; [`ratelimit`]: optional per-client rate limiting.
@@ -18,10 +19,13 @@
 //!   webhook queues) in memory, in the embedded durable store or in Redis.
 //! - [`node`]: the composition root that builds and wires all of it;
 //!   [`config`], [`cli`]: settings; [`metrics`]: counters; [`random`]:
-//!   tokens and epochs.
+//!   tokens, epochs and jitter.
+//! - [`client`]: the `rpcnode call`, `listen` and `discover` commands.
 
 pub mod cli;
+pub mod client;
 pub mod config;
+pub mod cors;
 pub mod headers;
 pub mod metrics;
 pub mod node;

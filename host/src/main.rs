@@ -1,7 +1,8 @@
 //! The `rpcnode` binary: read settings, start the server, print the address,
 //! serve until SIGINT or SIGTERM; or, with `--check`, load the plugins once
 //! and report; or, as `rpcnode new` and `rpcnode build`, start and build
-//! plugin projects.
+//! plugin projects; or, as `rpcnode call`, `listen` and `discover`, talk to
+//! a node.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
@@ -21,6 +22,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     if rpcnode_plugin_tools::command::is_tool_command(std::env::args_os().nth(1).as_deref()) {
         return rpcnode_plugin_tools::command::main(std::env::args_os());
+    }
+    if rpcnode::client::is_client_command(std::env::args_os().nth(1).as_deref()) {
+        return rpcnode::client::main(std::env::args_os());
     }
     serve()
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::ConnectInfo;
-use axum::routing::{any, get, post};
+use axum::routing::{get, options, post};
 use futures_util::future::Either;
 use http_body_util::Either as EitherBody;
 use hyper::body::Incoming;
@@ -36,9 +36,15 @@ use crate::{status, tls, transport};
 /// they have a port of their own.
 pub fn router(node: Arc<Node>) -> Router {
     let router = Router::new()
-        .route("/", any(transport::http::not_post))
+        .route(
+            "/",
+            options(transport::http::preflight_rpc).fallback(transport::http::not_post),
+        )
         .route("/ws", get(transport::ws::upgrade))
-        .route("/openrpc.json", get(transport::http::openrpc))
+        .route(
+            "/openrpc.json",
+            get(transport::http::openrpc).options(transport::http::preflight_openrpc),
+        )
         .route(
             "/webhook/{name}",
             post(transport::upstream::receive).layer(transport::upstream::body_limit(&node)),

@@ -1,6 +1,7 @@
 //! HTTPS and WSS on the server's one port (rustls, no OpenSSL), with optional
 //! mutual TLS: when a client CA is given, every client must present a
-//! certificate it signed.
+//! certificate it signed. The client commands (`rpcnode call`, `listen`,
+//! `discover`) connect with [`client_config`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
-use tokio_rustls::rustls::{RootCertStore, ServerConfig, crypto};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore, ServerConfig, crypto};
 
 /// Where the server's certificate and key, and the client CA, are.
 #[derive(Debug, Clone)]
@@ -27,12 +28,7 @@ pub struct TlsFiles {
 /// Build the TLS acceptor; every error names the file at fault.
 pub fn acceptor(files: &TlsFiles) -> anyhow::Result<TlsAcceptor> {
     let certs = certificates(&files.cert, "certificate")?;
-    let key = PrivateKeyDer::from_pem_file(&files.key).with_context(|| {
-        format!(
-            "reading private key file {}: expected a PEM private key",
-            files.key.display()
-        )
-    })?;
+    let key = private_key(&files.key)?;
     let provider = Arc::new(crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
@@ -41,14 +37,7 @@ pub fn acceptor(files: &TlsFiles) -> anyhow::Result<TlsAcceptor> {
         None => builder.with_no_client_auth(),
         Some(ca) => {
             let mut roots = RootCertStore::empty();
-            for cert in certificates(ca, "client CA")? {
-                roots.add(cert).with_context(|| {
-                    format!(
-                        "client CA file {} holds an unusable certificate",
-                        ca.display()
-                    )
-                })?;
-            }
+            add_roots(&mut roots, ca, "client CA")?;
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
                 .with_context(|| format!("client CA file {}", ca.display()))?;
@@ -65,6 +54,61 @@ pub fn acceptor(files: &TlsFiles) -> anyhow::Result<TlsAcceptor> {
     // HTTP/1.1 only: WebSocket upgrades need it.
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// The TLS settings of a client: the public web's roots and those in
+/// `ca_file`, and, when given, a client certificate and its key.
+pub fn client_config(
+    ca_file: Option<&Path>,
+    identity: Option<(&Path, &Path)>,
+) -> anyhow::Result<ClientConfig> {
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(ca) = ca_file {
+        add_roots(&mut roots, ca, "CA")?;
+    }
+    let provider = Arc::new(crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("setting up TLS")?
+        .with_root_certificates(roots);
+    let mut config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => builder
+            .with_client_auth_cert(certificates(cert, "client certificate")?, private_key(key)?)
+            .with_context(|| {
+                format!(
+                    "client certificate {} and key {} do not belong together",
+                    cert.display(),
+                    key.display()
+                )
+            })?,
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Trust the certificates of the PEM file `path` (`what` names it in errors).
+fn add_roots(roots: &mut RootCertStore, path: &Path, what: &str) -> anyhow::Result<()> {
+    for cert in certificates(path, what)? {
+        roots.add(cert).with_context(|| {
+            format!(
+                "{what} file {} holds an unusable certificate",
+                path.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn private_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_file(path).with_context(|| {
+        format!(
+            "reading private key file {}: expected a PEM private key",
+            path.display()
+        )
+    })
 }
 
 fn certificates(path: &Path, what: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {

@@ -4,56 +4,17 @@
 //! notification once and in order.
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::net::TcpListener;
 use tokio::process::{ChildStdout, Command};
-use tokio::task::AbortHandle;
 
-use crate::support::{TestNode, success, within};
-
-/// A TCP proxy whose connections can all be cut at once: a network blink.
-struct Blinker {
-    address: SocketAddr,
-    connections: Arc<Mutex<Vec<AbortHandle>>>,
-}
-
-impl Blinker {
-    async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let connections = Arc::new(Mutex::new(Vec::new()));
-        let handles = Arc::clone(&connections);
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let relay = tokio::spawn(async move {
-                    let mut server = tokio::net::TcpStream::connect(target).await?;
-                    tokio::io::copy_bidirectional(&mut client, &mut server).await
-                });
-                handles.lock().unwrap().push(relay.abort_handle());
-            }
-        });
-        Self {
-            address,
-            connections,
-        }
-    }
-
-    /// Drop every connection through the proxy, without a close frame.
-    fn blink(&self) {
-        for connection in self.connections.lock().unwrap().drain(..) {
-            connection.abort();
-        }
-    }
-}
+use crate::support::{Blinker, TestNode, success, within};
 
 /// The next line the client printed, as JSON.
-async fn line(lines: &mut Lines<BufReader<ChildStdout>>) -> Value {
+pub async fn line(lines: &mut Lines<BufReader<ChildStdout>>) -> Value {
     let line = within(lines.next_line())
         .await
         .unwrap()

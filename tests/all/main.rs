@@ -5,8 +5,10 @@
 mod background;
 mod binary;
 mod cache;
+mod cli_client;
 mod client_examples;
 mod cluster;
+mod cors;
 mod durability;
 mod examples;
 mod faults;

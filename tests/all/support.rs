@@ -3,13 +3,16 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use rpcnode::{Config, Server};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::AbortHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -437,5 +440,40 @@ impl SessionClient {
             .expect("a notification with a position");
         self.positions.insert(stream.to_owned(), position.clone());
         message
+    }
+}
+
+/// A TCP proxy whose connections can all be cut at once: a network blink.
+pub struct Blinker {
+    pub address: SocketAddr,
+    connections: Arc<Mutex<Vec<AbortHandle>>>,
+}
+
+impl Blinker {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let connections = Arc::new(Mutex::new(Vec::new()));
+        let handles = Arc::clone(&connections);
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let relay = tokio::spawn(async move {
+                    let mut server = tokio::net::TcpStream::connect(target).await?;
+                    tokio::io::copy_bidirectional(&mut client, &mut server).await
+                });
+                handles.lock().unwrap().push(relay.abort_handle());
+            }
+        });
+        Self {
+            address,
+            connections,
+        }
+    }
+
+    /// Drop every connection through the proxy, without a close frame.
+    pub fn blink(&self) {
+        for connection in self.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
     }
 }

@@ -12,6 +12,7 @@ use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::binary::run_to_end;
 use crate::support::{TestNode, start_error, success, within};
 
 /// A throwaway certificate authority, and files it signed.
@@ -230,4 +231,38 @@ async fn bad_certificate_files_are_startup_errors_naming_the_file() {
             "{message}\nexpected: {expected}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_client_commands_speak_https_and_wss_with_a_ca_file_and_a_client_certificate() {
+    let pki = Pki::new("test ca");
+    let files = pki.server_files(true);
+    let node = TestNode::start_with(&["calculator"], move |config| config.tls = Some(files)).await;
+    pki.issue("client", &["client"]);
+    let port = node.server.local_addr().port();
+    let ca = pki.path("ca.pem").display().to_string();
+    let cert = pki.path("client.pem").display().to_string();
+    let key = pki.path("client.key").display().to_string();
+    for url in [
+        format!("https://localhost:{port}/"),
+        format!("wss://localhost:{port}/ws"),
+    ] {
+        let (code, stderr) = run_to_end(&[
+            "call", &url, "add", "a=1", "b=2", "--cacert", &ca, "--cert", &cert, "--key", &key,
+        ])
+        .await;
+        assert_eq!(code, Some(0), "{url}: {stderr}");
+        // Without the CA file the node's certificate is not trusted.
+        let (code, stderr) =
+            run_to_end(&["call", &url, "add", "--cert", &cert, "--key", &key]).await;
+        assert_eq!(code, Some(3), "{url}: {stderr}");
+        assert!(stderr.contains("UnknownIssuer"), "{url}: {stderr}");
+        // Without a client certificate the node refuses the connection.
+        let (code, stderr) = run_to_end(&["call", &url, "add", "--cacert", &ca]).await;
+        assert_eq!(code, Some(3), "{url}: {stderr}");
+    }
+    let (code, stderr) =
+        run_to_end(&["call", "https://localhost:1/", "add", "--cert", &cert]).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--key"), "{stderr}");
 }

@@ -10,10 +10,12 @@ use std::sync::Arc;
 
 use axum::BoxError;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt as _, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 
+use crate::cors::CorsOrigins;
 use crate::headers::RequestHeaders;
 use crate::node::Node;
 use crate::plugin::Transport;
@@ -50,8 +52,15 @@ impl Connection {
         }
     }
 
-    /// Answer `POST /`.
+    /// Answer `POST /`, with the CORS headers its origin gets.
     pub async fn post(&self, request: Request<Incoming>) -> Answer {
+        let allowed = self.node.config.cors_origins.allowed(request.headers());
+        let mut answer = self.answer(request).await;
+        CorsOrigins::expose(allowed, &mut answer);
+        answer
+    }
+
+    async fn answer(&self, request: Request<Incoming>) -> Answer {
         let (parts, body) = request.into_parts();
         if !is_json(&parts.headers) {
             let error = RpcError::new(INVALID_REQUEST, "Content-Type must be application/json");
@@ -109,8 +118,20 @@ pub fn is_rpc(request: &Request<Incoming>) -> bool {
 }
 
 /// `GET /openrpc.json`: the OpenRPC document, as `rpc.discover` answers it.
-pub async fn openrpc(axum::extract::State(node): axum::extract::State<Arc<Node>>) -> Answer {
-    reply(StatusCode::OK, node.dispatcher.discover().to_string())
+pub async fn openrpc(State(node): State<Arc<Node>>, headers: HeaderMap) -> Answer {
+    let mut answer = reply(StatusCode::OK, node.dispatcher.discover().to_string());
+    CorsOrigins::expose(node.config.cors_origins.allowed(&headers), &mut answer);
+    answer
+}
+
+/// `OPTIONS /`: a CORS preflight for `POST /`.
+pub async fn preflight_rpc(State(node): State<Arc<Node>>, headers: HeaderMap) -> Answer {
+    node.config.cors_origins.preflight(&headers, "POST")
+}
+
+/// `OPTIONS /openrpc.json`: a CORS preflight for `GET /openrpc.json`.
+pub async fn preflight_openrpc(State(node): State<Arc<Node>>, headers: HeaderMap) -> Answer {
+    node.config.cors_origins.preflight(&headers, "GET")
 }
 
 /// `/` answers only `POST`: `405` with a JSON-RPC error saying so.

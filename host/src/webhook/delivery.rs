@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::subscription::{Record, Subscription};
 use super::{Webhooks, callback, to_json};
-use crate::random::random_hex;
+use crate::random::{jittered, random_hex};
 use crate::store::{Queued, WebhookStore, now_ms};
 
 /// Messages read from the store at a time.
@@ -417,15 +417,6 @@ fn describe(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// `delay` moved by up to a fifth either way, so receivers that failed
-/// together are not all retried at once.
-fn jittered(delay: Duration) -> Duration {
-    let mut bytes = [0u8; 2];
-    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
-    let unit = f64::from(u16::from_le_bytes(bytes)) / f64::from(u16::MAX);
-    delay.mul_f64(0.8 + 0.4 * unit)
 }
 
 /// `text` with `%`, spaces, controls and non-ASCII bytes percent-encoded,
