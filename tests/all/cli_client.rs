@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt as _, BufReader};
 
 use crate::binary::rpcnode;
 use crate::client_examples::line;
-use crate::support::{Blinker, TestNode, eventually, within};
+use crate::support::{Blinker, TestNode, eventually, send_mixed, within};
 
 /// Run `rpcnode ARGS` with `stdin`; its exit code, stdout and stderr.
 async fn client(args: &[&str], stdin: &str) -> (Option<i32>, String, String) {
@@ -244,22 +244,7 @@ async fn listen_prints_each_notification_once_in_order_through_a_dropped_connect
     .await;
 
     const COUNT: u64 = 300;
-    let burst = {
-        let (url, id) = (node.url("/"), id.clone());
-        tokio::spawn(async move {
-            let body = json!({"jsonrpc": "2.0", "method": "mixed", "id": 1,
-                              "params": {"count": COUNT, "topic": "news", "client_id": id}});
-            reqwest::Client::new()
-                .post(url)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        })
-    };
+    let burst = send_mixed(&node.url("/"), &id, COUNT);
     let mut seen = Vec::new();
     while (seen.len() as u64) < COUNT {
         let message = line(&mut lines).await;

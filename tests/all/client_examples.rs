@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{ChildStdout, Command};
 
-use crate::support::{Blinker, TestNode, success, within};
+use crate::support::{Blinker, TestNode, send_mixed, success, within};
 
 /// The next line the client printed, as JSON.
 pub async fn line(lines: &mut Lines<BufReader<ChildStdout>>) -> Value {
@@ -42,15 +42,7 @@ async fn resumes_through_a_blink(mut client: Command) {
     );
 
     const COUNT: u64 = 300;
-    let burst = {
-        let (url, id) = (node.url("/"), id.clone());
-        tokio::spawn(async move {
-            let body = json!({"jsonrpc": "2.0", "method": "mixed", "id": 1,
-                              "params": {"count": COUNT, "topic": "news", "client_id": id}});
-            let response = reqwest::Client::new().post(url).json(&body).send().await;
-            response.unwrap().json::<Value>().await.unwrap()
-        })
-    };
+    let burst = send_mixed(&node.url("/"), &id, COUNT);
     let mut notifications = Vec::new();
     let mut events = Vec::new();
     while (notifications.len() as u64) < COUNT {

@@ -7,6 +7,7 @@ mod binary;
 mod cache;
 mod cli_client;
 mod client_examples;
+mod client_libraries;
 mod cluster;
 mod cors;
 mod durability;

@@ -477,3 +477,13 @@ impl Blinker {
         }
     }
 }
+
+/// Ask the probe plugin at `url` (`POST /`) to send `count` notifications
+/// `seq {n}` by turns to the broadcast, topic `news` and client `id`; its
+/// answer, once it comes.
+pub fn send_mixed(url: &str, id: &str, count: u64) -> tokio::task::JoinHandle<Value> {
+    let body = json!({"jsonrpc": "2.0", "method": "mixed", "id": 1,
+                      "params": {"count": count, "topic": "news", "client_id": id}});
+    let request = reqwest::Client::new().post(url).json(&body).send();
+    tokio::spawn(async move { request.await.unwrap().json::<Value>().await.unwrap() })
+}
