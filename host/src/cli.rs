@@ -276,6 +276,11 @@ pub struct Settings {
     #[arg(long, value_name = "LIST")]
     pub cors_origins: Option<String>,
 
+    /// Serve the live dashboard at GET /dashboard: to loopback callers only, or, with --admin-token,
+    /// to callers with the token [default: false].
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub dashboard: Option<bool>,
+
     /// Log format on stderr; filter with RUST_LOG (such as RUST_LOG=rpcnode=debug) [default: text].
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -376,6 +381,7 @@ impl Settings {
             webhook_max_queue,
             webhook_max_subscriptions,
             cors_origins,
+            dashboard,
             log_format,
         );
         self.plugin.extend(over.plugin);
@@ -562,6 +568,7 @@ impl Settings {
             ws_queue_capacity => config.ws_queue_capacity,
             ws_max_in_flight => config.ws_max_in_flight,
             welcome => config.welcome,
+            dashboard => config.dashboard,
             plugin_max_instances => config.plugins.max_instances,
             recycle_after_calls => config.plugins.recycle_after_calls,
             max_background_calls => config.max_background_calls,

@@ -91,6 +91,8 @@ pub struct Config {
     /// The origins whose browser pages may call `POST /` and read
     /// `GET /openrpc.json`; none by default (same origin only).
     pub cors_origins: CorsOrigins,
+    /// Serve the live dashboard at `GET /dashboard`.
+    pub dashboard: bool,
 }
 
 /// A cluster: every node using the same Redis and cluster name.
@@ -160,6 +162,7 @@ impl Config {
             webhooks: WebhookSettings::default(),
             upstreams: Vec::new(),
             cors_origins: CorsOrigins::default(),
+            dashboard: false,
         }
     }
 }

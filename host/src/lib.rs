@@ -5,7 +5,7 @@
 //! - [`server`]: the port, its routes, TLS ([`tls`]) and graceful stop;
 //!   [`transport`]: HTTP `POST /` and WebSocket `GET /ws` with resumable
 //!   sessions; [`status`]: `GET /health` and `GET /metrics`; [`cors`]: which
-//!   other origins' browser pages may call.
+//!   other origins' browser pages may call; [`dashboard`]: the live page.
 //! - [`rpc`]: the JSON-RPC wire format, dispatch through hooks to handlers,
 //!   and the host's own `rpc.` methods; [`headers`]: the request headers
 //!   plugins can read; [`ratelimit`]: optional per-client rate limiting.
@@ -26,6 +26,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod cors;
+pub mod dashboard;
 pub mod headers;
 pub mod metrics;
 pub mod node;

@@ -149,11 +149,26 @@ impl Histogram {
     }
 }
 
-/// Requests to one method: answered with a result, and with an error.
+/// Requests to one method: answered with a result, and with an error, and
+/// the time their answers took.
 #[derive(Debug, Default)]
 pub struct MethodCounts {
     ok: Counter,
     error: Counter,
+    nanos: Counter,
+}
+
+/// One method's counts at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct MethodStats {
+    /// The method name.
+    pub method: String,
+    /// Requests answered with a result.
+    pub ok: u64,
+    /// Requests answered with an error.
+    pub error: u64,
+    /// The time all its answers took, in microseconds.
+    pub total_us: u64,
 }
 
 /// Everything the node counts.
@@ -195,7 +210,25 @@ impl Metrics {
     /// Count one request answered after `elapsed`, in `counts`.
     pub fn request(&self, counts: &MethodCounts, ok: bool, elapsed: Duration) {
         if ok { &counts.ok } else { &counts.error }.inc();
+        counts.nanos.add(elapsed.as_nanos() as u64);
         self.request_duration.observe(elapsed);
+    }
+
+    /// Every method's counts, by name.
+    pub fn methods(&self) -> Vec<MethodStats> {
+        let mut stats: Vec<MethodStats> = self
+            .methods
+            .lock()
+            .iter()
+            .map(|(method, counts)| MethodStats {
+                method: method.clone(),
+                ok: counts.ok.get(),
+                error: counts.error.get(),
+                total_us: counts.nanos.get() / 1_000,
+            })
+            .collect();
+        stats.sort();
+        stats
     }
 }
 
@@ -244,14 +277,10 @@ impl Metrics {
             "counter",
             "JSON-RPC requests by method and outcome.",
         );
-        let mut requests: Vec<(String, u64, u64)> = self
-            .methods
-            .lock()
-            .iter()
-            .map(|(method, counts)| (method.clone(), counts.ok.get(), counts.error.get()))
-            .collect();
-        requests.sort();
-        for (method, ok, error) in requests {
+        for MethodStats {
+            method, ok, error, ..
+        } in self.methods()
+        {
             let method = label(&method);
             let _ = writeln!(
                 out,

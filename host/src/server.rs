@@ -1,5 +1,6 @@
-//! The server: one port, six routes (`POST /`, `GET /ws`, `GET /openrpc.json`,
-//! `POST /webhook/NAME`, `GET /health` and `GET /metrics`), plain or TLS, with a cap on connections, a deadline for
+//! The server: one port and its routes (`POST /`, `GET /ws`, `GET /openrpc.json`,
+//! `POST /webhook/NAME`, `GET /health` and `GET /metrics`, and the dashboard's
+//! when it is on), plain or TLS, with a cap on connections, a deadline for
 //! request headers, and a graceful stop. `POST /` is answered before the
 //! router (see [`transport::http`]); the router serves the rest. With an
 //! admin port, `/health` and `/metrics` move to a plain HTTP listener of
@@ -30,7 +31,7 @@ use crate::config::Config;
 use crate::node::Node;
 use crate::rpc::wire::{self, RpcError, SERVER_BUSY};
 use crate::transport::ConnectionSlot;
-use crate::{status, tls, transport};
+use crate::{dashboard, status, tls, transport};
 
 /// The routes but `POST /`, over a node; the operators' routes too unless
 /// they have a port of their own.
@@ -51,6 +52,11 @@ pub fn router(node: Arc<Node>) -> Router {
         );
     let router = if node.config.admin_port.is_none() {
         router.merge(admin_routes())
+    } else {
+        router
+    };
+    let router = if node.config.dashboard {
+        router.merge(dashboard::routes(&node))
     } else {
         router
     };

@@ -84,7 +84,7 @@ pub async fn metrics(State(node): State<Arc<Node>>, headers: HeaderMap) -> Respo
 
 /// Whether no admin token is set, or the request carries it (compared in
 /// constant time).
-fn admitted(node: &Node, headers: &HeaderMap) -> bool {
+pub fn admitted(node: &Node, headers: &HeaderMap) -> bool {
     let Some(token) = &node.config.admin_token else {
         return true;
     };
@@ -96,7 +96,7 @@ fn admitted(node: &Node, headers: &HeaderMap) -> bool {
 }
 
 /// The answer to a request without the admin token: 401, saying what to send.
-fn admin_token_required() -> Response {
+pub fn admin_token_required() -> Response {
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Bearer")],

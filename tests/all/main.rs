@@ -10,6 +10,7 @@ mod client_examples;
 mod client_libraries;
 mod cluster;
 mod cors;
+mod dashboard;
 mod durability;
 mod examples;
 mod faults;

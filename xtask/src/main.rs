@@ -27,11 +27,11 @@ use std::process::Command;
 
 use anyhow::{Context as _, bail};
 use rpcnode_plugin_tools::command::folder_name;
-use rpcnode_plugin_tools::toolchains::require;
+use rpcnode_plugin_tools::toolchains::{js_tools, require};
 use rpcnode_plugin_tools::{Kit, Language, run, scaffold};
 
 /// Programs the tests start that the build does not fetch.
-const TEST_PREREQUISITES: [(&str, &str); 2] = [
+const TEST_PREREQUISITES: [(&str, &str); 3] = [
     (
         "redis-server",
         "The cluster tests start Redis servers of their own (Debian: apt install redis-server)",
@@ -39,6 +39,10 @@ const TEST_PREREQUISITES: [(&str, &str); 2] = [
     (
         "redis-cli",
         "The cluster tests check their Redis servers with redis-cli (Debian: apt install redis-server)",
+    ),
+    (
+        "chromium",
+        "The dashboard test drives Chromium at /usr/bin/chromium (Debian: apt install chromium)",
     ),
 ];
 
@@ -109,6 +113,9 @@ fn main() -> anyhow::Result<()> {
                 require(program, why)?;
             }
             examples::build_plugins(&root)?;
+            // The tests use the pinned JavaScript tools too (the OpenRPC
+            // validator, playwright-core): bring them up to date.
+            js_tools(&Kit::checkout(&root))?;
             run(&mut cargo(
                 &root,
                 &["build", "--release", "--workspace", "--all-targets"],

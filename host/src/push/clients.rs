@@ -22,6 +22,7 @@ use axum::extract::ws::{CloseFrame, Utf8Bytes, close_code};
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tokio::sync::{Notify, mpsc};
 
+use super::tail::Tail;
 use crate::metrics::Counter;
 use crate::random::random_hex;
 use crate::store::{Deliver, MAX_TOPIC_BYTES, Notification, Position, Roster, StreamName};
@@ -175,6 +176,8 @@ pub struct Clients {
     pub sent: Counter,
     /// Notifications lost with an evicted client.
     pub dropped: Counter,
+    /// A copy of every notification delivered, for the dashboard.
+    pub tail: Tail,
 }
 
 impl Clients {
@@ -191,6 +194,7 @@ impl Clients {
             queued: Counter::default(),
             sent: Counter::default(),
             dropped: Counter::default(),
+            tail: Tail::default(),
         }
     }
 
@@ -378,6 +382,8 @@ impl Clients {
         let Some(queue) = queue else {
             return Err(ClientError::UnknownClient(id.to_owned()));
         };
+        self.tail
+            .offer(|| format!("client:{id}"), || Arc::from(message.as_str()));
         match queue.try_send(Outbound::Notification(message)) {
             Ok(()) => {
                 self.queued.inc();
@@ -585,6 +591,10 @@ impl Deliver for Clients {
         position: &Position,
         notification: &Notification,
     ) -> u32 {
+        self.tail.offer(
+            || stream.as_str().to_owned(),
+            || Arc::clone(&notification.text),
+        );
         let mut message = Message::new(stream, position, notification);
         let (queued, too_slow) = {
             let registry = self.read();
