@@ -25,8 +25,11 @@ async fn get(url: &str, token: Option<&str>) -> (u16, String) {
 
 #[tokio::test]
 async fn the_state_lists_plugins_methods_counts_and_clients() {
-    let node =
-        TestNode::start_with(&["calculator", "pubsub"], |config| config.dashboard = true).await;
+    let node = TestNode::start_with(&["calculator", "pubsub"], |config| {
+        config.dashboard = true;
+        std::fs::write(config.plugins_dir.join("garbage.wasm"), b"this is not wasm").unwrap();
+    })
+    .await;
     let mut ws = node.ws().await;
     ws.call("rpc.subscribe", json!({"topics": ["news", "sport"]}), 1)
         .await;
@@ -44,6 +47,15 @@ async fn the_state_lists_plugins_methods_counts_and_clients() {
         .map(|p| p["name"].as_str().unwrap())
         .collect();
     assert_eq!(plugins, ["calculator", "pubsub"]);
+    let failed = state["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(
+        failed[0]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("garbage.wasm")
+    );
+    assert!(!failed[0]["reason"].as_str().unwrap().is_empty());
     let add = state["methods"]
         .as_array()
         .unwrap()
@@ -220,6 +232,7 @@ async fn the_page_works_in_a_real_browser() {
         json!(r#"dataUpdated {"id":"7","value":"from the test"}"#)
     );
     assert_eq!(seen["tail_stream"], "broadcast");
+    assert_eq!(seen["filtered"], json!([true, true, true]));
     assert_eq!(
         serde_json::from_str::<Value>(seen["answer"].as_str().unwrap()).unwrap(),
         json!({"sum": 5})

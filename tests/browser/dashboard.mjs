@@ -35,6 +35,14 @@ try {
   await row.waitFor();
   const tail = await row.locator('code').nth(1).textContent();
   const tailStream = await row.locator('.tag').textContent();
+  // The filter matches the method or the stream as you type.
+  await page.fill('#filter', 'topic:other');
+  const filtered = [await row.isHidden()];
+  await page.fill('#filter', 'broadcast');
+  filtered.push(await row.isVisible());
+  await page.fill('#filter', 'dataUp');
+  filtered.push(await row.isVisible());
+  await page.fill('#filter', '');
 
   // The form calls methods over WebSocket with the client library.
   await page.selectOption('#method', 'add');
@@ -61,7 +69,7 @@ try {
   await page.locator('#methods tr', { hasText: 'divide' }).locator('td.bad', { hasText: '1' }).waitFor();
   await page.screenshot({ path: screenshot, fullPage: true });
   if (errors.length > 0) throw new Error(`errors on the page: ${errors.join('; ')}`);
-  console.log(JSON.stringify({ plugins, tail, tail_stream: tailStream, answer, error, bad_params: badParams }));
+  console.log(JSON.stringify({ plugins, tail, tail_stream: tailStream, filtered, answer, error, bad_params: badParams }));
 } finally {
   await browser.close();
 }
