@@ -64,9 +64,7 @@ pub async fn health(State(node): State<Arc<Node>>, headers: HeaderMap) -> Respon
     if node.backends.status.is_some() {
         report["redis"] = json!(backend_problem.as_deref().unwrap_or("ok"));
     }
-    if let Some(webhooks) = node.broker.webhooks().status() {
-        report["webhooks"] = json!(webhooks);
-    }
+    report["webhooks"] = json!(node.broker.webhooks().status());
     Json(report).into_response()
 }
 
@@ -127,11 +125,9 @@ fn redis_counters(status: &BackendStatus) -> [(&'static str, &'static str, u64);
 }
 
 /// The webhook subscriptions by state, their queues and what happened to
-/// them; nothing on a node without webhooks.
+/// them.
 fn render_webhooks(out: &mut String, webhooks: &Webhooks) {
-    let Some(status) = webhooks.status() else {
-        return;
-    };
+    let status = webhooks.status();
     help(
         out,
         "rpcnode_webhook_subscriptions",
@@ -153,6 +149,12 @@ fn render_webhooks(out: &mut String, webhooks: &Webhooks) {
         "rpcnode_webhook_queued",
         "Notifications waiting in webhook queues.",
         status.queued,
+    );
+    gauge(
+        out,
+        "rpcnode_webhook_delivering",
+        "Webhook subscriptions this node delivers (in a cluster, one node delivers each).",
+        status.delivering,
     );
     let counts = &webhooks.counts;
     for (name, text, value) in [

@@ -359,7 +359,8 @@ async fn a_node_that_loses_its_channel_catches_up_from_history() {
         ],
         6,
     );
-    assert!(cut.ends_with("*2\r\n+OK\r\n:3\r\n"), "{cut:?}");
+    // Each node has two subscribed connections: notifications and webhooks.
+    assert!(cut.ends_with("*2\r\n+OK\r\n:6\r\n"), "{cut:?}");
     eventually(async || b.get_json("/health").await["status"] == "degraded").await;
     const COUNT: u64 = 200;
     let answer = a.call("burst", json!({"count": COUNT})).await;

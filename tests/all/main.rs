@@ -31,5 +31,6 @@ mod settings;
 mod support;
 mod tls;
 mod transports;
+mod webhook_cluster;
 mod webhook_receiver;
 mod webhooks;

@@ -266,7 +266,7 @@ async fn health_reports_the_node_and_its_plugins() {
                 {"name": "users", "version": "0.1.0", "methods": ["user_create", "user_get"]},
             ],
             "failed": [],
-            "webhooks": {"pending": 0, "active": 0, "retrying": 0, "queued": 0},
+            "webhooks": {"pending": 0, "active": 0, "retrying": 0, "queued": 0, "delivering": 0},
         })
     );
     ws.close().await;

@@ -16,7 +16,7 @@ use crate::support::{TestNode, eventually, plugins_dir, within};
 use crate::webhook_receiver::{Answer, Received, Receiver};
 
 /// Loopback allowed, retries every 50 ms, giving up after a minute.
-fn loopback(config: &mut Config) {
+pub fn loopback(config: &mut Config) {
     config.webhooks.allow = AllowList::parse("127.0.0.1").unwrap();
     config.webhooks.retry_schedule = vec![Duration::from_millis(50)];
     config.webhooks.give_up_after = Duration::from_secs(60);
@@ -27,7 +27,7 @@ async fn node_with(configure: impl FnOnce(&mut Config)) -> TestNode {
 }
 
 /// Publish notification `tick {"n": n}` to `topic` (a broadcast for `None`).
-async fn publish(node: &TestNode, topic: Option<&str>, n: u64) {
+pub async fn publish(node: &TestNode, topic: Option<&str>, n: u64) {
     let mut params = json!({"method": "tick", "params": {"n": n}});
     if let Some(topic) = topic {
         params["topic"] = json!(topic);
@@ -37,7 +37,7 @@ async fn publish(node: &TestNode, topic: Option<&str>, n: u64) {
 }
 
 /// The webhook counts `/health` reports.
-async fn webhook_health(node: &TestNode) -> Value {
+pub async fn webhook_health(node: &TestNode) -> Value {
     node.get_json("/health").await["webhooks"].clone()
 }
 
@@ -61,7 +61,7 @@ async fn subscribe_confirmed(node: &TestNode, receiver: &mut Receiver, topics: &
 
 /// The `tick` numbers of accepted deliveries in the order they were
 /// accepted, each `webhook-id` once (as a receiver deduplicating would).
-fn accepted_ticks(requests: &[Received]) -> Vec<u64> {
+pub fn accepted_ticks(requests: &[Received]) -> Vec<u64> {
     let mut seen = std::collections::HashSet::new();
     requests
         .iter()
@@ -170,7 +170,7 @@ async fn a_confirmed_subscription_gets_signed_deliveries() {
     let health = webhook_health(&node).await;
     assert_eq!(
         health,
-        json!({"pending": 0, "active": 1, "retrying": 0, "queued": 0})
+        json!({"pending": 0, "active": 1, "retrying": 0, "queued": 0, "delivering": 1})
     );
     let metrics = crate::observability::metrics(&node).await;
     for line in [
@@ -285,7 +285,7 @@ async fn a_receiver_that_was_down_gets_everything_once_and_in_order() {
     assert_eq!(ids.len(), 50);
     eventually(async || {
         webhook_health(&node).await
-            == json!({"pending": 0, "active": 1, "retrying": 0, "queued": 0})
+            == json!({"pending": 0, "active": 1, "retrying": 0, "queued": 0, "delivering": 1})
     })
     .await;
 }
@@ -345,7 +345,7 @@ async fn a_receiver_failing_past_the_give_up_period_is_dropped() {
     publish(&node, Some("news"), 1).await;
     eventually(async || {
         webhook_health(&node).await
-            == json!({"pending": 0, "active": 0, "retrying": 0, "queued": 0})
+            == json!({"pending": 0, "active": 0, "retrying": 0, "queued": 0, "delivering": 0})
     })
     .await;
     assert!(started.elapsed() >= Duration::from_millis(500));
@@ -469,7 +469,7 @@ async fn a_full_queue_ends_its_subscription() {
     publish(&node, Some("news"), 6).await;
     assert_eq!(
         webhook_health(&node).await,
-        json!({"pending": 0, "active": 0, "retrying": 0, "queued": 0})
+        json!({"pending": 0, "active": 0, "retrying": 0, "queued": 0, "delivering": 0})
     );
     let metrics = crate::observability::metrics(&node).await;
     assert!(
@@ -622,24 +622,30 @@ async fn bad_webhook_settings_are_refused() {
     .await;
 }
 
+/// The binary's flags for loopback callbacks and fast retries.
+pub const FAST_LOOPBACK_FLAGS: [&str; 6] = [
+    "--webhook-allow",
+    "127.0.0.1",
+    "--webhook-retry",
+    "0.05",
+    "--webhook-give-up",
+    "60",
+];
+
 /// The real binary with a data folder, loopback allowed, fast retries.
 async fn start_sender(
     plugins: &std::path::Path,
     data: &std::path::Path,
 ) -> (tokio::process::Child, String) {
     let data = data.to_str().unwrap();
-    let flags = [
-        "--webhook-allow",
-        "127.0.0.1",
-        "--webhook-retry",
-        "0.05",
-        "--webhook-give-up",
-        "60",
-    ];
-    start(plugins, &[&["--data-dir", data][..], &flags].concat()).await
+    start(
+        plugins,
+        &[&["--data-dir", data][..], &FAST_LOOPBACK_FLAGS].concat(),
+    )
+    .await
 }
 
-async fn call_binary(address: &str, method: &str, params: Value) -> Value {
+pub async fn call_binary(address: &str, method: &str, params: Value) -> Value {
     let body = json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1});
     let response = within(reqwest::Client::new().post(address).json(&body).send())
         .await

@@ -10,8 +10,7 @@ use serde_json::json;
 use super::caller::Caller;
 use super::openrpc::{self, About};
 use super::wire::{
-    self, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, RpcError, SERVER_BUSY, SESSION_FIRST,
-    WEBSOCKET_REQUIRED,
+    self, INTERNAL_ERROR, INVALID_PARAMS, RpcError, SERVER_BUSY, SESSION_FIRST, WEBSOCKET_REQUIRED,
 };
 use crate::plugin::MethodTable;
 use crate::push::{Broker, PushError};
@@ -88,7 +87,6 @@ async fn webhook(broker: &Broker, method: &str, params: Option<&str>) -> Result<
         let code = match error {
             WebhookError::Invalid(_) => INVALID_PARAMS,
             WebhookError::Busy(_) => SERVER_BUSY,
-            WebhookError::Unavailable => METHOD_NOT_FOUND,
             WebhookError::Store(_) => INTERNAL_ERROR,
         };
         RpcError::new(code, error)

@@ -102,6 +102,7 @@ enum Write {
     SaveSession(SessionRecord, Reply<()>),
     RemoveSession(String, Reply<()>),
     SaveWebhook(String, String, Reply<()>),
+    UpdateWebhook(String, String, Reply<()>),
     RemoveWebhook(String, Reply<()>),
     Enqueue(Vec<String>, Outgoing, Reply<Vec<(String, u64)>>),
     Acknowledge(String, u64, Reply<()>),
@@ -328,26 +329,16 @@ impl SessionStore for Embedded {
     }
 }
 
-#[async_trait]
-impl WebhookStore for Embedded {
-    async fn save_webhook(&self, id: &str, record: String) -> Result<(), StoreError> {
-        self.write(|reply| Write::SaveWebhook(id.into(), record, reply))
-            .await
-    }
-
-    async fn remove_webhook(&self, id: &str) -> Result<(), StoreError> {
-        self.write(|reply| Write::RemoveWebhook(id.into(), reply))
-            .await
-    }
-
-    async fn load_webhooks(&self) -> Result<Vec<StoredWebhook>, StoreError> {
-        self.read(|reader| {
-            let mut rows = reader.prepare(
+impl Embedded {
+    /// Subscription `id`, or every subscription for `None`.
+    async fn stored_webhooks(&self, id: Option<String>) -> Result<Vec<StoredWebhook>, StoreError> {
+        self.read(move |reader| {
+            let mut rows = reader.prepare_cached(
                 "SELECT id, record, last_seq,
                     (SELECT MIN(seq) FROM webhook_queue WHERE subscription = id)
-                 FROM webhooks",
+                 FROM webhooks WHERE ?1 IS NULL OR id = ?1",
             )?;
-            let rows = rows.query_map([], |row| {
+            let rows = rows.query_map([id], |row| {
                 Ok(StoredWebhook {
                     id: row.get(0)?,
                     record: row.get(1)?,
@@ -358,6 +349,33 @@ impl WebhookStore for Embedded {
             rows.collect()
         })
         .await
+    }
+}
+
+#[async_trait]
+impl WebhookStore for Embedded {
+    async fn save_webhook(&self, id: &str, record: String) -> Result<(), StoreError> {
+        self.write(|reply| Write::SaveWebhook(id.into(), record, reply))
+            .await
+    }
+
+    async fn update_webhook(&self, id: &str, changes: String) -> Result<(), StoreError> {
+        self.write(|reply| Write::UpdateWebhook(id.into(), changes, reply))
+            .await
+    }
+
+    async fn remove_webhook(&self, id: &str) -> Result<(), StoreError> {
+        self.write(|reply| Write::RemoveWebhook(id.into(), reply))
+            .await
+    }
+
+    async fn load_webhooks(&self) -> Result<Vec<StoredWebhook>, StoreError> {
+        self.stored_webhooks(None).await
+    }
+
+    async fn load_webhook(&self, id: &str) -> Result<Option<StoredWebhook>, StoreError> {
+        let mut found = self.stored_webhooks(Some(id.to_owned())).await?;
+        Ok(found.pop())
     }
 
     async fn enqueue(
@@ -641,6 +659,13 @@ impl Stage<'_> {
                     "INSERT INTO webhooks (id, record) VALUES (?1, ?2)
                      ON CONFLICT (id) DO UPDATE SET record = excluded.record",
                     params![id, record],
+                )?;
+                Finish::Unit(reply, Ok(()))
+            }
+            Write::UpdateWebhook(id, changes, reply) => {
+                self.transaction.execute(
+                    "UPDATE webhooks SET record = json_patch(record, ?2) WHERE id = ?1",
+                    params![id, changes],
                 )?;
                 Finish::Unit(reply, Ok(()))
             }
@@ -1045,5 +1070,27 @@ mod tests {
         assert_eq!(queued, Ok(vec![("wh_1".into(), 2)]));
         let stored = store.load_webhooks().await.unwrap();
         assert_eq!((stored[0].last_seq, stored[0].first_queued), (2, Some(2)));
+    }
+
+    #[tokio::test]
+    async fn a_webhook_update_changes_only_its_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).unwrap();
+        let record = r#"{"topics":["a"],"challenge":"c","failed_attempts":0}"#;
+        store.save_webhook("wh_1", record.into()).await.unwrap();
+        let changes = r#"{"topics":["b","c"],"challenge":null}"#;
+        store.update_webhook("wh_1", changes.into()).await.unwrap();
+        store
+            .update_webhook("wh_gone", changes.into())
+            .await
+            .unwrap();
+        let stored = store.load_webhook("wh_1").await.unwrap().unwrap();
+        let record: serde_json::Value = serde_json::from_str(&stored.record).unwrap();
+        // A null field is removed, which reads back as none.
+        assert_eq!(
+            record,
+            serde_json::json!({"topics": ["b", "c"], "failed_attempts": 0})
+        );
+        assert_eq!(store.load_webhook("wh_gone").await, Ok(None));
     }
 }

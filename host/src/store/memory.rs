@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
+use serde_json::{Map, Value};
 
 use super::state_map::{self, StateMap};
 use super::{
@@ -296,6 +297,17 @@ struct MemoryWebhook {
     queue: BTreeMap<u64, Outgoing>,
 }
 
+impl MemoryWebhook {
+    fn stored(&self, id: &str) -> StoredWebhook {
+        StoredWebhook {
+            id: id.to_owned(),
+            record: self.record.clone(),
+            last_seq: self.last_seq,
+            first_queued: self.queue.keys().next().copied(),
+        }
+    }
+}
+
 /// Webhook subscriptions and their queues in memory.
 #[derive(Default)]
 pub struct MemoryWebhooks {
@@ -320,6 +332,21 @@ impl WebhookStore for MemoryWebhooks {
         Ok(())
     }
 
+    async fn update_webhook(&self, id: &str, changes: String) -> Result<(), StoreError> {
+        if let Some(subscription) = self.subscriptions.lock().get_mut(id) {
+            let parse = |text: &str| serde_json::from_str::<Map<String, Value>>(text);
+            let (Ok(mut record), Ok(changes)) = (parse(&subscription.record), parse(&changes))
+            else {
+                return Err(StoreError::Backend(
+                    "a webhook record is not an object".into(),
+                ));
+            };
+            record.extend(changes);
+            subscription.record = Value::Object(record).to_string();
+        }
+        Ok(())
+    }
+
     async fn remove_webhook(&self, id: &str) -> Result<(), StoreError> {
         self.subscriptions.lock().remove(id);
         Ok(())
@@ -329,13 +356,15 @@ impl WebhookStore for MemoryWebhooks {
         let subscriptions = self.subscriptions.lock();
         Ok(subscriptions
             .iter()
-            .map(|(id, subscription)| StoredWebhook {
-                id: id.clone(),
-                record: subscription.record.clone(),
-                last_seq: subscription.last_seq,
-                first_queued: subscription.queue.keys().next().copied(),
-            })
+            .map(|(id, subscription)| subscription.stored(id))
             .collect())
+    }
+
+    async fn load_webhook(&self, id: &str) -> Result<Option<StoredWebhook>, StoreError> {
+        let subscriptions = self.subscriptions.lock();
+        Ok(subscriptions
+            .get(id)
+            .map(|subscription| subscription.stored(id)))
     }
 
     async fn enqueue(

@@ -221,6 +221,13 @@ pub struct StoredWebhook {
     pub first_queued: Option<u64>,
 }
 
+impl StoredWebhook {
+    /// The sequence number of the last message delivered.
+    pub fn delivered(&self) -> u64 {
+        self.first_queued.map_or(self.last_seq, |first| first - 1)
+    }
+}
+
 /// A notification to deliver to webhook subscribers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outgoing {
@@ -242,16 +249,39 @@ pub struct Queued {
     pub message: Outgoing,
 }
 
+/// What another node of a cluster did to the webhook subscriptions it
+/// shares with this node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WebhookEvent {
+    /// Subscription `id` was stored, changed or removed.
+    Changed(String),
+    /// Messages were queued: each subscription and its new sequence number.
+    Queued(Vec<(String, u64)>),
+    /// Subscription `id`'s messages up to a sequence number were delivered.
+    Acknowledged(String, u64),
+}
+
 /// Webhook subscriptions and one ordered queue per subscription.
+///
+/// A shared store ([`WebhookStore::is_shared`]) holds the subscriptions of
+/// every node of a cluster: each node knows every subscription, any node
+/// queues for them, and one node at a time delivers each subscription's
+/// queue, the one that [holds](WebhookStore::hold) it.
 #[async_trait]
 pub trait WebhookStore: Send + Sync {
-    /// Store subscription `id` with `record`, replacing its record if it
-    /// exists (its queue stays).
+    /// Store subscription `id` with `record` (a JSON object), replacing its
+    /// record if it exists (its queue stays).
     async fn save_webhook(&self, id: &str, record: String) -> Result<(), StoreError>;
+    /// Set the fields of `changes` (a JSON object) in the record of
+    /// subscription `id`, leaving its other fields as they are; nothing if
+    /// it is gone. Two nodes changing different fields both keep theirs.
+    async fn update_webhook(&self, id: &str, changes: String) -> Result<(), StoreError>;
     /// Forget subscription `id` and everything queued for it.
     async fn remove_webhook(&self, id: &str) -> Result<(), StoreError>;
     /// Every stored subscription.
     async fn load_webhooks(&self) -> Result<Vec<StoredWebhook>, StoreError>;
+    /// Subscription `id`, if it is stored.
+    async fn load_webhook(&self, id: &str) -> Result<Option<StoredWebhook>, StoreError>;
     /// Queue `message` for each of `subscriptions` that still exists; once
     /// this returns, it is kept. Each one's new sequence number.
     async fn enqueue(
@@ -265,6 +295,21 @@ pub trait WebhookStore: Send + Sync {
     /// Drop the messages of subscription `id` up to sequence number `upto`:
     /// they were delivered.
     async fn acknowledge(&self, id: &str, upto: u64) -> Result<(), StoreError>;
+    /// Whether every node of a cluster shares these subscriptions.
+    fn is_shared(&self) -> bool {
+        false
+    }
+    /// Claim, or keep, the delivery of subscription `id` for this node for
+    /// `ttl`: false while another node holds it. A node's own store always
+    /// answers true.
+    async fn hold(&self, _id: &str, _ttl: Duration) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+    /// Shared stores: what the nodes do to the subscriptions, once (the
+    /// first call takes the receiver).
+    fn events(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<WebhookEvent>> {
+        None
+    }
 }
 
 /// What a node publishes of its clients.
@@ -352,9 +397,8 @@ pub struct Backends {
     pub status: Option<Arc<BackendStatus>>,
     /// The clients of every node of a cluster; `None` for a single node.
     pub presence: Option<Arc<dyn Presence>>,
-    /// Webhook subscriptions and queues; `None` in a cluster, which does
-    /// not deliver webhooks.
-    pub webhooks: Option<Arc<dyn WebhookStore>>,
+    /// Webhook subscriptions and queues.
+    pub webhooks: Arc<dyn WebhookStore>,
 }
 
 impl Backends {
@@ -382,7 +426,7 @@ impl Backends {
                 leases: Arc::new(joined.leases),
                 status: Some(status),
                 presence: Some(Arc::new(joined.presence)),
-                webhooks: None,
+                webhooks: Arc::new(joined.webhooks),
             });
         }
         let store = data_dir
@@ -401,7 +445,7 @@ impl Backends {
                 leases: Arc::new(memory::SoleNode),
                 status: None,
                 presence: None,
-                webhooks: Some(Arc::new(memory::MemoryWebhooks::default())),
+                webhooks: Arc::new(memory::MemoryWebhooks::default()),
             });
         };
         let streams: Arc<dyn StreamLog> = if history.size == 0 {
@@ -416,7 +460,7 @@ impl Backends {
             leases: Arc::new(memory::SoleNode),
             status: None,
             presence: None,
-            webhooks: Some(Arc::new(store)),
+            webhooks: Arc::new(store),
         })
     }
 }

@@ -4,6 +4,10 @@
 //! the receiver's `Retry-After` says) and the messages behind it wait. What
 //! was delivered is dropped from the store once per batch, so a node that
 //! dies delivers at most one batch again, with the same `webhook-id`s.
+//!
+//! In a cluster the task first takes the subscription's lease in the store
+//! and renews it while it delivers; a node that cannot renew it stops, and
+//! the node that takes it over goes on from what was acknowledged.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,7 +17,7 @@ use reqwest::{StatusCode, Url, header};
 use serde_json::{Value, json};
 
 use super::subscription::{Record, Subscription};
-use super::{Webhooks, callback, to_json};
+use super::{Webhooks, callback};
 use crate::random::{jittered, random_hex};
 use crate::store::{Queued, WebhookStore, now_ms};
 
@@ -23,6 +27,11 @@ const BATCH: usize = 256;
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// The wait after the store failed to read a queue.
 const STORE_RETRY: Duration = Duration::from_secs(1);
+/// How long a cluster node holds a subscription's lease without renewing
+/// it: the longest a lost node's subscriptions wait for another node.
+const LEASE: Duration = Duration::from_secs(6);
+/// How often the lease is renewed, or tried for while another node has it.
+const LEASE_RENEWAL: Duration = Duration::from_secs(2);
 
 /// What a receiver answered.
 enum Answer {
@@ -50,9 +59,66 @@ pub(super) async fn run(
     let ended = subscription.ended.clone();
     let reason = tokio::select! {
         () = ended.cancelled() => return,
-        reason = serve(&webhooks, store.as_ref(), &subscription) => reason,
+        reason = hold_and_serve(&webhooks, store.as_ref(), &subscription) => reason,
     };
     webhooks.end(&subscription, &reason).await;
+}
+
+/// Serve `subscription` while this node holds its lease; why it must end.
+async fn hold_and_serve(
+    webhooks: &Webhooks,
+    store: &dyn WebhookStore,
+    subscription: &Subscription,
+) -> String {
+    loop {
+        while !store.hold(&subscription.id, LEASE).await.unwrap_or(false) {
+            tokio::time::sleep(LEASE_RENEWAL).await;
+        }
+        if store.is_shared() {
+            // Go on from what the node that held it before acknowledged.
+            match store.load_webhook(&subscription.id).await {
+                Ok(Some(stored)) => {
+                    subscription
+                        .delivered
+                        .store(stored.delivered(), Ordering::Release);
+                }
+                Ok(None) => return "it was removed".into(),
+                Err(_) => continue,
+            }
+        }
+        subscription.delivering.store(true, Ordering::Release);
+        let outcome = tokio::select! {
+            reason = serve(webhooks, store, subscription) => Some(reason),
+            () = lease_lost(store, &subscription.id) => None,
+        };
+        subscription.delivering.store(false, Ordering::Release);
+        if let Some(reason) = outcome {
+            return reason;
+        }
+        tracing::warn!(
+            subscription = subscription.id,
+            "lost the lease of a webhook subscription; another node delivers it"
+        );
+    }
+}
+
+/// Renew the lease of subscription `id` until it is lost: another node
+/// took it, or renewing failed for half the lease. Never, in a node's own
+/// store.
+async fn lease_lost(store: &dyn WebhookStore, id: &str) {
+    if !store.is_shared() {
+        return std::future::pending().await;
+    }
+    let mut renewed = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(LEASE_RENEWAL).await;
+        match store.hold(id, LEASE).await {
+            Ok(true) => renewed = std::time::Instant::now(),
+            Ok(false) => return,
+            Err(_) if renewed.elapsed() >= LEASE / 2 => return,
+            Err(_) => {}
+        }
+    }
 }
 
 /// Confirm, then deliver, until the subscription must end; why it must.
@@ -312,18 +378,14 @@ fn succeeded(record: &mut Record) {
     record.retry_at_ms = 0;
 }
 
-/// Change the subscription's record and save it.
+/// Change the subscription's record and save the change.
 async fn update(
     store: &dyn WebhookStore,
     subscription: &Subscription,
     change: impl FnOnce(&mut Record),
 ) {
-    let record = {
-        let mut record = subscription.record.lock();
-        change(&mut record);
-        to_json(&record)
-    };
-    if let Err(error) = store.save_webhook(&subscription.id, record).await {
+    let (_, changes) = subscription.change(change);
+    if let Err(error) = store.update_webhook(&subscription.id, changes).await {
         tracing::error!(
             subscription = subscription.id,
             "saving a webhook subscription failed: {error}"

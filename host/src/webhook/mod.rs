@@ -9,6 +9,11 @@
 //! unsubscribed at once; one that keeps failing past the give-up period, or
 //! whose queue overflows, or whose lease ends, is dropped with its queue.
 //!
+//! In a cluster the store is shared: every node knows every subscription
+//! (it hears the others' changes from the store) and queues for them, and
+//! the node holding a subscription's lease in the store delivers it; when
+//! that node is lost, another takes the lease and goes on from the queue.
+//!
 //! - [`signature`]: Standard Webhooks signatures and secrets;
 //! - [`callback`]: which URLs deliveries may reach (SSRF protection);
 //! - [`subscription`]: a subscription's record and live state;
@@ -23,7 +28,7 @@ pub mod signature;
 mod subscription;
 pub mod upstream;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -31,6 +36,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use callback::AllowList;
@@ -40,7 +46,9 @@ pub use upstream::{Upstream, UpstreamFile, Upstreams};
 use crate::metrics::Counter;
 use crate::random::random_hex;
 use crate::ratelimit::{RateLimit, RateLimiter};
-use crate::store::{MAX_TOPIC_BYTES, Outgoing, StoreError, WebhookStore, now_ms};
+use crate::store::{
+    MAX_TOPIC_BYTES, Outgoing, StoreError, StoredWebhook, WebhookEvent, WebhookStore, now_ms,
+};
 use subscription::{Record, Subscription};
 
 /// The longest lease, and the lease of a subscription that asks for none.
@@ -104,6 +112,10 @@ impl Default for WebhookSettings {
     }
 }
 
+/// How often a cluster node reads every subscription again, in case it
+/// missed a change while its connection to the store was down.
+const RESYNC_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Why a subscribe or unsubscribe request was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
@@ -113,9 +125,6 @@ pub enum WebhookError {
     /// A limit was reached; trying later may work.
     #[error("{0}")]
     Busy(String),
-    /// The node does not deliver webhooks.
-    #[error("webhook subscriptions are not available on a cluster node")]
-    Unavailable,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -153,6 +162,9 @@ pub struct WebhookStatus {
     pub retrying: u64,
     /// Messages waiting to be delivered.
     pub queued: u64,
+    /// Subscriptions this node delivers (in a cluster, each subscription
+    /// is delivered by one node).
+    pub delivering: u64,
 }
 
 /// The parameters of `rpc.webhook.subscribe`.
@@ -178,7 +190,7 @@ struct UnsubscribeParams {
 
 /// The node's webhook subscriptions and their deliveries.
 pub struct Webhooks {
-    store: Option<Arc<dyn WebhookStore>>,
+    store: Arc<dyn WebhookStore>,
     settings: WebhookSettings,
     client: reqwest::Client,
     subscriptions: Mutex<HashMap<String, Arc<Subscription>>>,
@@ -189,11 +201,10 @@ pub struct Webhooks {
 }
 
 impl Webhooks {
-    /// Webhooks kept in `store` (none: a node that refuses subscriptions),
-    /// delivered until `stopping` is cancelled. Call [`Webhooks::resume`] to
-    /// take back the stored subscriptions.
+    /// Webhooks kept in `store`, delivered until `stopping` is cancelled.
+    /// Call [`Webhooks::resume`] to take back the stored subscriptions.
     pub fn new(
-        store: Option<Arc<dyn WebhookStore>>,
+        store: Arc<dyn WebhookStore>,
         settings: WebhookSettings,
         stopping: CancellationToken,
     ) -> Self {
@@ -208,69 +219,145 @@ impl Webhooks {
         }
     }
 
-    /// Load the stored subscriptions and start delivering their queues;
-    /// how many there were.
+    /// Load the stored subscriptions and start delivering their queues (in
+    /// a cluster, also follow the other nodes' changes); how many there
+    /// were.
     pub async fn resume(self: &Arc<Self>) -> Result<usize, StoreError> {
-        let Some(store) = &self.store else {
-            return Ok(0);
-        };
-        let stored = store.load_webhooks().await?;
+        let stored = self.store.load_webhooks().await?;
         let count = stored.len();
         for webhook in stored {
-            let record = serde_json::from_str::<Record>(&webhook.record)
-                .map_err(|error| error.to_string())
-                .and_then(|record| Secret::parse(&record.secret).map(|secret| (record, secret)));
-            let (record, secret) = match record {
-                Ok(parsed) => parsed,
-                Err(error) => {
-                    tracing::error!(
-                        subscription = webhook.id,
-                        "a stored webhook subscription cannot be read, skipped: {error}"
-                    );
-                    continue;
-                }
-            };
-            let delivered = webhook
-                .first_queued
-                .map_or(webhook.last_seq, |first| first - 1);
-            let subscription = self.serve(webhook.id, secret, record);
-            subscription
-                .last_seq
-                .store(webhook.last_seq, Ordering::Release);
-            subscription.delivered.store(delivered, Ordering::Release);
+            self.adopt(webhook);
+        }
+        if let Some(events) = self.store.events() {
+            tokio::spawn(Arc::clone(self).follow(events));
         }
         Ok(count)
     }
 
-    /// Track `record` as subscription `id` and start its delivery task.
+    /// Serve a stored subscription, or bring this node's copy of it up to
+    /// date.
+    fn adopt(self: &Arc<Self>, webhook: StoredWebhook) {
+        let record = serde_json::from_str::<Record>(&webhook.record)
+            .map_err(|error| error.to_string())
+            .and_then(|record| Secret::parse(&record.secret).map(|secret| (record, secret)));
+        let (record, secret) = match record {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                tracing::error!(
+                    subscription = webhook.id,
+                    "a stored webhook subscription cannot be read, skipped: {error}"
+                );
+                return;
+            }
+        };
+        let (last_seq, delivered) = (webhook.last_seq, webhook.delivered());
+        let subscription = self.serve(webhook.id, secret, record);
+        subscription.last_seq.fetch_max(last_seq, Ordering::AcqRel);
+        subscription
+            .delivered
+            .fetch_max(delivered, Ordering::AcqRel);
+    }
+
+    /// Follow what the nodes of a cluster do to the shared subscriptions,
+    /// and read them all again every [`RESYNC_INTERVAL`].
+    async fn follow(self: Arc<Self>, mut events: mpsc::UnboundedReceiver<WebhookEvent>) {
+        let mut resync = tokio::time::interval(RESYNC_INTERVAL);
+        resync.tick().await;
+        loop {
+            tokio::select! {
+                () = self.stopping.cancelled() => return,
+                event = events.recv() => match event {
+                    Some(event) => self.apply(event).await,
+                    None => return,
+                },
+                _ = resync.tick() => {
+                    if let Err(error) = self.resync().await {
+                        tracing::warn!("reading the webhook subscriptions failed: {error}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Take in what another node (or this one) did.
+    async fn apply(self: &Arc<Self>, event: WebhookEvent) {
+        match event {
+            WebhookEvent::Changed(id) => match self.store.load_webhook(&id).await {
+                Ok(Some(webhook)) => self.adopt(webhook),
+                Ok(None) => self.forget(&id),
+                Err(error) => {
+                    tracing::warn!(
+                        subscription = id,
+                        "reading a webhook subscription failed: {error}"
+                    );
+                }
+            },
+            WebhookEvent::Queued(queued) => {
+                let subscriptions = self.subscriptions.lock();
+                for (id, seq) in queued {
+                    if let Some(subscription) = subscriptions.get(&id) {
+                        subscription.last_seq.fetch_max(seq, Ordering::AcqRel);
+                        subscription.wake.notify_one();
+                    }
+                }
+            }
+            WebhookEvent::Acknowledged(id, upto) => {
+                if let Some(subscription) = self.subscriptions.lock().get(&id) {
+                    subscription.delivered.fetch_max(upto, Ordering::AcqRel);
+                }
+            }
+        }
+    }
+
+    /// Read every subscription again: serve the new ones, forget those
+    /// gone (of the ones known before reading, so one subscribed meanwhile
+    /// stays).
+    async fn resync(self: &Arc<Self>) -> Result<(), StoreError> {
+        let known: Vec<String> = self.subscriptions.lock().keys().cloned().collect();
+        let stored = self.store.load_webhooks().await?;
+        let ids: HashSet<&str> = stored.iter().map(|webhook| webhook.id.as_str()).collect();
+        for id in known.iter().filter(|id| !ids.contains(id.as_str())) {
+            self.forget(id);
+        }
+        for webhook in stored {
+            self.adopt(webhook);
+        }
+        Ok(())
+    }
+
+    /// Track `record` as subscription `id` and start its delivery task; if
+    /// it is tracked already, take `record` as its record.
     fn serve(self: &Arc<Self>, id: String, secret: Secret, record: Record) -> Arc<Subscription> {
+        let mut subscriptions = self.subscriptions.lock();
+        if let Some(existing) = subscriptions.get(&id) {
+            *existing.record.lock() = record;
+            existing.wake.notify_one();
+            return Arc::clone(existing);
+        }
         let subscription = Arc::new(Subscription {
             id: id.clone(),
             secret,
             record: Mutex::new(record),
             last_seq: Default::default(),
             delivered: Default::default(),
+            delivering: Default::default(),
             wake: Default::default(),
             ended: self.stopping.child_token(),
         });
-        self.subscriptions
-            .lock()
-            .insert(id, Arc::clone(&subscription));
-        if let Some(store) = &self.store {
-            let task = delivery::run(
-                Arc::clone(self),
-                Arc::clone(store),
-                Arc::clone(&subscription),
-            );
-            tokio::spawn(task);
-        }
+        subscriptions.insert(id, Arc::clone(&subscription));
+        let task = delivery::run(
+            Arc::clone(self),
+            Arc::clone(&self.store),
+            Arc::clone(&subscription),
+        );
+        tokio::spawn(task);
         subscription
     }
 
     /// `rpc.webhook.subscribe`: subscribe a callback, or renew its
     /// subscription (same callback and secret).
     pub async fn subscribe(self: &Arc<Self>, params: Value) -> Result<Value, WebhookError> {
-        let store = self.store.as_ref().ok_or(WebhookError::Unavailable)?;
+        let store = &self.store;
         let params: SubscribeParams = by_name(params)?;
         let url = callback::check(&params.callback, &self.settings.allow)
             .await
@@ -351,17 +438,15 @@ impl Webhooks {
                     .into(),
             ));
         }
-        let record = {
-            let mut record = existing.record.lock();
+        let (record, changes) = existing.change(|record| {
             record.topics = topics;
             record.broadcast = broadcast;
             record.lease_seconds = lease_seconds;
             if record.confirmed() {
                 record.expires_at_ms = now_ms() + lease_seconds * 1000;
             }
-            record.clone()
-        };
-        store.save_webhook(&existing.id, to_json(&record)).await?;
+        });
+        store.update_webhook(&existing.id, changes).await?;
         existing.wake.notify_one();
         let state = if record.confirmed() {
             "active"
@@ -374,9 +459,6 @@ impl Webhooks {
     /// `rpc.webhook.unsubscribe`: end the subscription of a callback, given
     /// its secret.
     pub async fn unsubscribe(&self, params: Value) -> Result<Value, WebhookError> {
-        if self.store.is_none() {
-            return Err(WebhookError::Unavailable);
-        }
         let params: UnsubscribeParams = by_name(params)?;
         let secret = Secret::parse(&params.secret).map_err(WebhookError::Invalid)?;
         let callback = reqwest::Url::parse(&params.callback)
@@ -396,9 +478,6 @@ impl Webhooks {
     /// (`None`: the broadcast stream); once this returns it is kept. A
     /// subscription whose queue is full is ended.
     pub async fn enqueue(&self, topic: Option<&str>, body: &Arc<str>) -> Result<(), StoreError> {
-        let Some(store) = &self.store else {
-            return Ok(());
-        };
         let (mut wanted, mut full) = (Vec::new(), Vec::new());
         for subscription in self.subscriptions.lock().values() {
             if !subscription.record.lock().wants(topic) {
@@ -430,7 +509,7 @@ impl Webhooks {
             .iter()
             .map(|subscription| subscription.id.clone())
             .collect();
-        let queued = store.enqueue(ids, message).await?;
+        let queued = self.store.enqueue(ids, message).await?;
         let subscriptions = self.subscriptions.lock();
         for (id, seq) in queued {
             if let Some(subscription) = subscriptions.get(&id) {
@@ -439,6 +518,13 @@ impl Webhooks {
             }
         }
         Ok(())
+    }
+
+    /// Stop serving subscription `id`, which another node ended.
+    fn forget(&self, id: &str) {
+        if let Some(subscription) = self.subscriptions.lock().remove(id) {
+            subscription.ended.cancel();
+        }
     }
 
     /// End `subscription`: stop its deliveries and forget it and its queue.
@@ -454,9 +540,7 @@ impl Webhooks {
             callback,
             "webhook subscription ended: {reason}"
         );
-        if let Some(store) = &self.store
-            && let Err(error) = store.remove_webhook(&subscription.id).await
-        {
+        if let Err(error) = self.store.remove_webhook(&subscription.id).await {
             tracing::error!(
                 subscription = subscription.id,
                 "forgetting an ended webhook subscription failed: {error}"
@@ -464,10 +548,8 @@ impl Webhooks {
         }
     }
 
-    /// The subscriptions in each state, and the messages queued; `None` on a
-    /// node without webhooks.
-    pub fn status(&self) -> Option<WebhookStatus> {
-        self.store.as_ref()?;
+    /// The subscriptions in each state, and the messages queued.
+    pub fn status(&self) -> WebhookStatus {
         let mut status = WebhookStatus::default();
         for subscription in self.subscriptions.lock().values() {
             let record = subscription.record.lock();
@@ -477,8 +559,9 @@ impl Webhooks {
                 (true, Some(_)) => status.retrying += 1,
             }
             status.queued += subscription.queued();
+            status.delivering += u64::from(subscription.delivering.load(Ordering::Acquire));
         }
-        Some(status)
+        status
     }
 
     fn by_callback(&self, callback: &str) -> Option<Arc<Subscription>> {

@@ -1,9 +1,10 @@
 //! One webhook subscription: what is stored of it, and its live state.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -64,6 +65,8 @@ pub struct Subscription {
     pub last_seq: AtomicU64,
     /// The sequence number of the last message delivered.
     pub delivered: AtomicU64,
+    /// Whether this node delivers it (holds its lease).
+    pub delivering: AtomicBool,
     /// Poked when a message is queued or the record changes.
     pub wake: Notify,
     /// Cancelled when the subscription ends or the node stops.
@@ -75,5 +78,23 @@ impl Subscription {
     pub fn queued(&self) -> u64 {
         let last = self.last_seq.load(Ordering::Acquire);
         last.saturating_sub(self.delivered.load(Ordering::Acquire))
+    }
+
+    /// Apply `change` to the record; the record after it, and the fields
+    /// it changed as a JSON object (what the store is asked to change, so
+    /// that another node's change to other fields stays).
+    pub fn change(&self, change: impl FnOnce(&mut Record)) -> (Record, String) {
+        let mut record = self.record.lock();
+        let fields = |record: &Record| match serde_json::to_value(record) {
+            Ok(Value::Object(fields)) => fields,
+            _ => unreachable!("a record serialises to an object"),
+        };
+        let before = fields(&record);
+        change(&mut record);
+        let changed: Map<String, Value> = fields(&record)
+            .into_iter()
+            .filter(|(field, value)| before.get(field) != Some(value))
+            .collect();
+        (record.clone(), Value::Object(changed).to_string())
     }
 }

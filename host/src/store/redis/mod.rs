@@ -2,18 +2,20 @@
 //! URL and cluster name shares plugin state ([`RedisState`]), notification
 //! streams ([`RedisLog`]: positions, history and delivery to the clients of
 //! every node), sessions ([`RedisSessions`]), timer claims ([`RedisLeases`])
-//! and the list of connected clients ([`RedisPresence`]). Keys and the channel start with the cluster name, so two
-//! clusters can share one Redis.
+//! the list of connected clients ([`RedisPresence`]) and webhook
+//! subscriptions with their queues ([`RedisWebhooks`]). Keys and channels
+//! start with the cluster name, so two clusters can share one Redis.
 //!
-//! Each node holds two connections, both reconnecting with backoff on their
+//! Each node holds three connections, each reconnecting with backoff on its
 //! own: one for commands and scripts, one subscribed to the cluster's
-//! channel.
+//! notification channel and one to its webhook channel.
 
 mod leases;
 mod log;
 mod presence;
 mod sessions;
 mod state;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +30,7 @@ pub use log::RedisLog;
 pub use presence::RedisPresence;
 pub use sessions::RedisSessions;
 pub use state::RedisState;
+pub use webhooks::RedisWebhooks;
 
 use super::{BackendStatus, Deliver, HistoryLimits, StoreError, StreamName};
 use crate::config::Cluster;
@@ -91,6 +94,7 @@ pub struct Joined {
     pub leases: RedisLeases,
     pub presence: RedisPresence,
     pub sessions: RedisSessions,
+    pub webhooks: RedisWebhooks,
 }
 
 /// The backends of the cluster `cluster` joins, once Redis answers;
@@ -123,6 +127,14 @@ pub async fn connect(
         )
         .await
         .with_context(|| format!("cannot subscribe to Redis at {url}"))?;
+        let webhooks = RedisWebhooks::connect(
+            &cluster.redis_url,
+            commands.clone(),
+            keys.clone(),
+            Arc::clone(&node),
+        )
+        .await
+        .with_context(|| format!("cannot subscribe to Redis at {url}"))?;
         Ok::<_, anyhow::Error>(Joined {
             leases: RedisLeases::new(commands.clone(), keys.clone()),
             presence: RedisPresence::new(
@@ -134,6 +146,7 @@ pub async fn connect(
             sessions: RedisSessions::new(commands.clone(), keys.clone(), node, session_ttl),
             state: RedisState::new(commands, keys),
             streams,
+            webhooks,
         })
     };
     tokio::time::timeout(CONNECT_TIMEOUT, opened)
@@ -243,6 +256,32 @@ impl Keys {
     /// The channel every notification of the cluster is published on.
     fn channel(&self) -> String {
         format!("{}:notifications", self.prefix)
+    }
+
+    /// The hash of webhook subscription `id`'s record.
+    fn webhook(&self, id: &str) -> String {
+        format!("{}:webhook:{id}", self.prefix)
+    }
+
+    /// The hash of every webhook subscription's last sequence number.
+    fn webhook_seqs(&self) -> String {
+        format!("{}:webhook-seqs", self.prefix)
+    }
+
+    /// The sorted set of webhook subscription `id`'s queue (`id` empty: the
+    /// prefix of those sets).
+    fn webhook_queue(&self, id: &str) -> String {
+        format!("{}:webhook-queue:{id}", self.prefix)
+    }
+
+    /// Which node delivers webhook subscription `id`.
+    fn webhook_lease(&self, id: &str) -> String {
+        format!("{}:webhook-lease:{id}", self.prefix)
+    }
+
+    /// The channel changes to webhook subscriptions are announced on.
+    fn webhook_channel(&self) -> String {
+        format!("{}:webhooks", self.prefix)
     }
 }
 
