@@ -87,6 +87,17 @@ impl Peer {
         Self::start(&args).await
     }
 
+    /// [`Peer::rpcnode_webhooks`] as a node of the cluster on the Redis at
+    /// `redis_url`.
+    pub async fn rpcnode_webhooks_cluster(folder: &Path, redis_url: &str) -> anyhow::Result<Self> {
+        let args = [
+            "rpcnode-webhooks-cluster".as_ref(),
+            folder.as_os_str(),
+            redis_url.as_ref(),
+        ];
+        Self::start(&args).await
+    }
+
     /// jsonrpsee with `add` over HTTP and WebSocket on one port.
     pub async fn jsonrpsee() -> anyhow::Result<Self> {
         Self::start(&["jsonrpsee".as_ref()]).await
@@ -170,13 +181,12 @@ pub async fn serve(args: &[String]) -> anyhow::Result<()> {
         [name, folder, data] if name == "rpcnode-webhooks" => {
             let mut config = rpcnode::Config::new(folder);
             config.data_dir = Some(data.into());
-            let webhooks = &mut config.webhooks;
-            webhooks.allow =
-                rpcnode::webhook::AllowList::parse("127.0.0.0/8").map_err(anyhow::Error::msg)?;
-            webhooks.retry_schedule = vec![Duration::from_millis(50)];
-            webhooks.give_up_after = Duration::from_secs(3600);
-            webhooks.max_queue = 200_000;
-            serve_rpcnode(config).await
+            serve_rpcnode(with_fast_webhooks(config)?).await
+        }
+        [name, folder, redis_url] if name == "rpcnode-webhooks-cluster" => {
+            let mut config = rpcnode::Config::new(folder);
+            config.cluster = Some(rpcnode::config::Cluster::new(redis_url.as_str()));
+            serve_rpcnode(with_fast_webhooks(config)?).await
         }
         [name, folder, redis_url] if name == "rpcnode-cluster" => {
             let mut config = rpcnode::Config::new(folder);
@@ -184,9 +194,21 @@ pub async fn serve(args: &[String]) -> anyhow::Result<()> {
             serve_rpcnode(config).await
         }
         _ => anyhow::bail!(
-            "usage: peer jsonrpsee|axum|rpcnode PLUGINS_FOLDER [DATA_FOLDER]|rpcnode-webhooks PLUGINS_FOLDER DATA_FOLDER|rpcnode-cluster PLUGINS_FOLDER REDIS_URL"
+            "usage: peer jsonrpsee|axum|rpcnode PLUGINS_FOLDER [DATA_FOLDER]|rpcnode-webhooks PLUGINS_FOLDER DATA_FOLDER|rpcnode-webhooks-cluster PLUGINS_FOLDER REDIS_URL|rpcnode-cluster PLUGINS_FOLDER REDIS_URL"
         ),
     }
+}
+
+/// `config` delivering webhooks to any loopback address with a 50 ms retry
+/// and queues of 200,000.
+fn with_fast_webhooks(mut config: rpcnode::Config) -> anyhow::Result<rpcnode::Config> {
+    let webhooks = &mut config.webhooks;
+    webhooks.allow =
+        rpcnode::webhook::AllowList::parse("127.0.0.0/8").map_err(anyhow::Error::msg)?;
+    webhooks.retry_schedule = vec![Duration::from_millis(50)];
+    webhooks.give_up_after = Duration::from_secs(3600);
+    webhooks.max_queue = 200_000;
+    Ok(config)
 }
 
 /// Serve rpcnode with `config` and the harness's settings.
@@ -256,7 +278,7 @@ mod tests {
         let error = super::serve(&args).await.unwrap_err();
         assert_eq!(
             error.to_string(),
-            "usage: peer jsonrpsee|axum|rpcnode PLUGINS_FOLDER [DATA_FOLDER]|rpcnode-webhooks PLUGINS_FOLDER DATA_FOLDER|rpcnode-cluster PLUGINS_FOLDER REDIS_URL"
+            "usage: peer jsonrpsee|axum|rpcnode PLUGINS_FOLDER [DATA_FOLDER]|rpcnode-webhooks PLUGINS_FOLDER DATA_FOLDER|rpcnode-webhooks-cluster PLUGINS_FOLDER REDIS_URL|rpcnode-cluster PLUGINS_FOLDER REDIS_URL"
         );
     }
 }

@@ -22,6 +22,7 @@ use tokio::sync::Mutex;
 
 use crate::fanout::{publisher, resident_kib};
 use crate::peers::Peer;
+use crate::redis_server::RedisServer;
 
 /// What the receiver has seen.
 #[derive(Default)]
@@ -84,6 +85,12 @@ async fn subscribe(server: &Peer, port: u16, count: usize) -> anyhow::Result<()>
             String::from_utf8_lossy(&answer)
         );
     }
+    wait_active(server, count).await
+}
+
+/// Wait until `node` sees `count` active subscriptions.
+async fn wait_active(node: &Peer, count: usize) -> anyhow::Result<()> {
+    let address = node.address.to_string();
     wait_for(|| async { Ok(health(&address).await?["webhooks"]["active"] == count) }).await
 }
 
@@ -128,6 +135,31 @@ async fn drain(seen: &Seen, expected: usize) -> anyhow::Result<Duration> {
     Ok(started.elapsed())
 }
 
+/// Subscribe `subscribers` callbacks on the first of `nodes`, queue
+/// `notifications` broadcasts (split between the nodes) while the receiver
+/// refuses them, then time the drain.
+async fn queue_and_drain(
+    nodes: &[Peer],
+    subscribers: usize,
+    notifications: usize,
+) -> anyhow::Result<Duration> {
+    let seen = Arc::new(Seen::default());
+    let port = start_receiver(Arc::clone(&seen)).await?;
+    subscribe(&nodes[0], port, subscribers).await?;
+    for node in &nodes[1..] {
+        wait_active(node, subscribers).await?;
+    }
+    seen.paused.store(true, Ordering::Release);
+    let share = notifications / nodes.len();
+    let publishers = nodes
+        .iter()
+        .map(|node| async move { publish(&node.address.to_string(), share).await });
+    for outcome in futures_util::future::join_all(publishers).await {
+        outcome?;
+    }
+    drain(&seen, subscribers * share * nodes.len()).await
+}
+
 /// Print the rows: `(one, to_hundred, restart, subscriptions)` sizes.
 pub async fn run(
     plugin: &Path,
@@ -137,19 +169,29 @@ pub async fn run(
     println!("|---|---|");
     let plugins = crate::folder(&[(plugin.to_owned(), "data_service.wasm")])?;
 
-    // One subscriber, then 100.
+    // One subscriber, then 100: on one node, then on a two-node cluster
+    // publishing from both nodes.
     for (subscribers, notifications) in [(1, one), (100, to_hundred)] {
         let data = tempfile::tempdir_in(crate::target())?;
         let server = Peer::rpcnode_webhooks(plugins.path(), data.path()).await?;
-        let seen = Arc::new(Seen::default());
-        let port = start_receiver(Arc::clone(&seen)).await?;
-        subscribe(&server, port, subscribers).await?;
-        seen.paused.store(true, Ordering::Release);
-        publish(&server.address.to_string(), notifications).await?;
+        let took = queue_and_drain(&[server], subscribers, notifications).await?;
         let deliveries = subscribers * notifications;
-        let took = drain(&seen, deliveries).await?;
         println!(
             "| Signed deliveries to {subscribers} subscriber(s) on loopback, {deliveries} queued then drained | {:.0}/s ({:.2} s) |",
+            deliveries as f64 / took.as_secs_f64(),
+            took.as_secs_f64()
+        );
+    }
+    for (subscribers, notifications) in [(1, one), (100, to_hundred)] {
+        let redis = RedisServer::start()?;
+        let mut nodes = Vec::new();
+        for _ in 0..2 {
+            nodes.push(Peer::rpcnode_webhooks_cluster(plugins.path(), &redis.url()).await?);
+        }
+        let took = queue_and_drain(&nodes, subscribers, notifications).await?;
+        let deliveries = subscribers * notifications;
+        println!(
+            "| Two-node cluster on Redis: signed deliveries to {subscribers} subscriber(s), {deliveries} queued from both nodes then drained | {:.0}/s ({:.2} s) |",
             deliveries as f64 / took.as_secs_f64(),
             took.as_secs_f64()
         );

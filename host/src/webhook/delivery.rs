@@ -75,9 +75,12 @@ async fn hold_and_serve(
             tokio::time::sleep(LEASE_RENEWAL).await;
         }
         if store.is_shared() {
-            // Go on from what the node that held it before acknowledged.
+            // Go on from where the node that held it before left it.
             match store.load_webhook(&subscription.id).await {
                 Ok(Some(stored)) => {
+                    if let Ok(record) = serde_json::from_str::<Record>(&stored.record) {
+                        *subscription.record.lock() = record;
+                    }
                     subscription
                         .delivered
                         .store(stored.delivered(), Ordering::Release);

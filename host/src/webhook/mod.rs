@@ -326,11 +326,15 @@ impl Webhooks {
     }
 
     /// Track `record` as subscription `id` and start its delivery task; if
-    /// it is tracked already, take `record` as its record.
+    /// it is tracked already, bring its record up to date with `record`.
     fn serve(self: &Arc<Self>, id: String, secret: Secret, record: Record) -> Arc<Subscription> {
         let mut subscriptions = self.subscriptions.lock();
         if let Some(existing) = subscriptions.get(&id) {
-            *existing.record.lock() = record;
+            if existing.delivering.load(Ordering::Acquire) {
+                existing.record.lock().renewed_from(record);
+            } else {
+                *existing.record.lock() = record;
+            }
             existing.wake.notify_one();
             return Arc::clone(existing);
         }

@@ -42,6 +42,17 @@ impl Record {
         self.challenge.is_none()
     }
 
+    /// Take what a subscriber's renewal changes (topics, broadcast and
+    /// lease) from `stored`, keeping the delivery's own state: the node
+    /// delivering a subscription is the only one that changes that state,
+    /// so its copy is never older than the store's.
+    pub fn renewed_from(&mut self, stored: Record) {
+        self.topics = stored.topics;
+        self.broadcast = stored.broadcast;
+        self.lease_seconds = stored.lease_seconds;
+        self.expires_at_ms = stored.expires_at_ms;
+    }
+
     /// Whether a notification of `topic` (`None`: a broadcast) is for this
     /// subscription.
     pub fn wants(&self, topic: Option<&str>) -> bool {
