@@ -27,7 +27,8 @@
 //!
 //! `--smoke` runs every scenario briefly (CI does, so the harness keeps
 //! working); its numbers mean nothing. `--only TEXT` runs scenarios 1-3
-//! against only the servers whose name contains TEXT (to profile one).
+//! against only the servers whose name contains TEXT, and `overhead` for only
+//! the plugin languages whose name contains it (to profile one).
 //!
 //! Every measured server runs in a child process: `peer jsonrpsee`, `peer
 //! axum` or `peer rpcnode FOLDER` serves one until killed, after printing its
@@ -189,7 +190,7 @@ async fn main() -> anyhow::Result<()> {
     let named = |name: &str| args.iter().any(|wanted| wanted == name);
     let wanted = |name: &str| args.is_empty() || named(name);
     if wanted("overhead") {
-        overhead::run(effort, &charts).await?;
+        overhead::run(effort, only.as_deref(), &charts).await?;
     }
     if wanted("cold-start") {
         startup::cold_start(effort).await?;

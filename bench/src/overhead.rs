@@ -17,13 +17,17 @@ use rpcnode::{Config, Node};
 use crate::chart::{Bar, Charts};
 use crate::{Effort, LANGUAGES, built, folder, median};
 
-pub async fn run(effort: Effort, charts: &Charts) -> anyhow::Result<()> {
+/// `only`, when given, keeps the languages whose name contains it.
+pub async fn run(effort: Effort, only: Option<&str>, charts: &Charts) -> anyhow::Result<()> {
     let mut bars = Vec::new();
     println!(
         "| Plugin language | Request through the dispatcher | The same, `add` written async | Plugin call alone | Params check alone: by name / by position |"
     );
     println!("|---|---|---|---|---|");
-    for (language, examples) in LANGUAGES {
+    let languages = LANGUAGES
+        .into_iter()
+        .filter(|(language, _)| only.is_none_or(|only| language.contains(only)));
+    for (language, examples) in languages {
         let dir = folder(&[(built(examples, "calculator.wasm")?, "calculator.wasm")])?;
         let node = Node::start(Config::new(dir.path())).await?;
         let per_request = through_dispatcher(&node, effort).await;

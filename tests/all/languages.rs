@@ -455,28 +455,27 @@ async fn async_functions_in_python() {
 }
 
 /// Python results beyond JSON's types are written the way FastAPI writes
-/// them; one the SDK cannot write is a clear -32603 and the instance serves
-/// on. Generic annotations become the published schema, which the host
-/// checks.
+/// them; one the SDK cannot write (an unknown type, a value that contains
+/// itself) is a clear -32603 and the instance serves on, writing the next
+/// results whole. Generic annotations become the published schema, which
+/// the host checks.
 #[tokio::test]
 async fn python_rich_results_and_generic_annotations() {
     let node = start("plugin-fixtures-python", &["sdk_probe"]).await;
-    assert_eq!(
-        node.call("rich", json!([])).await,
-        success(
-            json!({
-                "line": {"sku": "a-1", "price": 2.5, "count": 3},
-                "whole": 4,
-                "at": "2026-12-02T10:30:00+00:00",
-                "day": "2026-12-02",
-                "pair": [1, "two"],
-                "tags": ["only"],
-                "color": "red",
-                "total": "12.34 EUR",
-            }),
-            json!(1)
-        )
+    let rich = success(
+        json!({
+            "line": {"sku": "a-1", "price": 2.5, "count": 3},
+            "whole": 4,
+            "at": "2026-12-02T10:30:00+00:00",
+            "day": "2026-12-02",
+            "pair": [1, "two"],
+            "tags": ["only"],
+            "color": "red",
+            "total": "12.34 EUR",
+        }),
+        json!(1),
     );
+    assert_eq!(node.call("rich", json!([])).await, rich);
     for _ in 0..2 {
         assert_eq!(
             node.call("opaque", json!([])).await,
@@ -486,7 +485,12 @@ async fn python_rich_results_and_generic_annotations() {
                 json!(1)
             )
         );
+        assert_eq!(
+            node.call("cycle", json!([])).await,
+            error(-32603, "ValueError: Circular reference detected", json!(1))
+        );
     }
+    assert_eq!(node.call("rich", json!([])).await, rich);
     assert_eq!(
         node.call(
             "typed",

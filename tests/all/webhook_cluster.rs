@@ -128,6 +128,45 @@ async fn any_node_subscribes_renews_queues_and_unsubscribes_one_delivering_node(
     assert_eq!(receiver.received_so_far().len(), 0);
 }
 
+/// A node that joins later reads every subscription kept in Redis (in one
+/// round trip), the ended ones left out, and delivers to them.
+#[tokio::test]
+async fn a_joining_node_reads_every_kept_subscription() {
+    let redis = RedisServer::start();
+    let a = cluster_node(&redis).await;
+    let mut receivers = Vec::new();
+    let mut secrets = Vec::new();
+    for _ in 0..3 {
+        let mut receiver = Receiver::start(Answer::Accept).await;
+        let answer = a
+            .call(
+                "rpc.webhook.subscribe",
+                json!({"callback": receiver.url("/hook"), "topics": ["news"]}),
+            )
+            .await;
+        secrets.push(answer["result"]["secret"].clone());
+        assert!(receiver.next().await.is_confirmation());
+        receivers.push(receiver);
+    }
+    eventually(async || webhook_health(&a).await["active"] == 3).await;
+    let ended = a
+        .call(
+            "rpc.webhook.unsubscribe",
+            json!({"callback": receivers[1].url("/hook"), "secret": secrets[1]}),
+        )
+        .await;
+    assert_eq!(ended["result"], json!({"unsubscribed": true}));
+
+    let b = cluster_node(&redis).await;
+    eventually(async || webhook_health(&b).await["active"] == 2).await;
+    publish(&b, Some("news"), 1).await;
+    for kept in [0, 2] {
+        assert_eq!(receivers[kept].next().await.json()["params"]["n"], 1);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receivers[1].received_so_far().len(), 0);
+}
+
 /// Two binaries of one cluster, loopback callbacks allowed, fast retries.
 async fn start_cluster_node(
     plugins: &std::path::Path,

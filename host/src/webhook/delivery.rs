@@ -86,7 +86,10 @@ async fn hold_and_serve(
                         .store(stored.delivered(), Ordering::Release);
                 }
                 Ok(None) => return "it was removed".into(),
-                Err(_) => continue,
+                Err(_) => {
+                    tokio::time::sleep(LEASE_RENEWAL).await;
+                    continue;
+                }
             }
         }
         subscription.delivering.store(true, Ordering::Release);

@@ -133,38 +133,43 @@ class Context:
 
 
 class _Method:
-    """A registered handler and how its params map to arguments."""
+    """A registered handler and how its params map to arguments: each
+    parameter's name, whether it is required, the exact JSON types that fit
+    its annotation at a glance, and the full check of the annotation
+    (``None`` when unchecked), worked out once."""
 
     def __init__(self, function, info):
         self.function = function
         self.info = info
         signature = inspect.signature(function)
         self.wants_ctx = "ctx" in signature.parameters
-        self.parameters = [p for p in signature.parameters.values() if p.name != "ctx"]
+        self.parameters = [
+            (p.name, p.default is inspect.Parameter.empty, *_checker(p))
+            for p in signature.parameters.values()
+            if p.name != "ctx"
+        ]
 
-    def call(self, params, ctx):
-        arguments = self._bind(params)
-        if self.wants_ctx:
-            arguments["ctx"] = ctx
-        return self.function(**arguments)
-
-    def _bind(self, params):
-        """Match named or positional params to the function's parameters."""
+    def call(self, params, method):
+        """Call the function with ``params`` matched to its parameters, by
+        name or in order."""
         if params is None:
             params = {}
-        if isinstance(params, list):
+        elif type(params) is list:
             if len(params) > len(self.parameters):
                 raise InvalidParams(f"expected at most {len(self.parameters)} parameters, got {len(params)}")
-            params = {p.name: value for p, value in zip(self.parameters, params)}
+            params = {parameter[0]: value for parameter, value in zip(self.parameters, params)}
         arguments = {}
-        for parameter in self.parameters:
-            if parameter.name in params:
-                value = params[parameter.name]
-                _check_type(parameter, value)
-                arguments[parameter.name] = value
-            elif parameter.default is inspect.Parameter.empty:
-                raise InvalidParams(f"missing parameter `{parameter.name}`")
-        return arguments
+        for name, required, exact, check in self.parameters:
+            if name in params:
+                value = params[name]
+                if check is not None and type(value) not in exact:
+                    check(value)
+                arguments[name] = value
+            elif required:
+                raise InvalidParams(f"missing parameter `{name}`")
+        if self.wants_ctx:
+            arguments["ctx"] = Context(method)
+        return self.function(**arguments)
 
 
 _JSON_TYPES = {float: "number", int: "integer", str: "string", bool: "boolean", list: "array",
@@ -215,15 +220,28 @@ _TYPE_NAMES = {float: "a number", int: "an integer", str: "a string", bool: "a b
                dict: "an object", type(None): "null"}
 
 
-def _check_type(parameter, value):
-    """Enforce a parameter's annotation: plain types, ``list[...]``,
-    ``dict[str, ...]``, ``Optional``/unions and ``Literal``; other
-    annotations are not checked."""
+# The exact types of the JSON values that fit a plain annotation: checked
+# first, so that the common case skips the general walk of ``_fits``.
+_EXACT_TYPES = {float: frozenset({int, float}), int: frozenset({int}), str: frozenset({str}),
+                bool: frozenset({bool}), list: frozenset({list}), dict: frozenset({dict})}
+
+
+def _checker(parameter):
+    """The check of a parameter's annotation (plain types, ``list[...]``,
+    ``dict[str, ...]``, ``Optional``/unions and ``Literal``) as the exact
+    JSON types that pass at once and the function that checks any other
+    value; ``None`` for that function when there is no annotation."""
     expected = parameter.annotation
-    if _fits(expected, value):
-        return
+    if expected is inspect.Parameter.empty:
+        return frozenset(), None
     wanted = _TYPE_NAMES.get(expected) or _annotation_text(expected)
-    raise InvalidParams(f"parameter `{parameter.name}` must be {wanted}")
+    message = f"parameter `{parameter.name}` must be {wanted}"
+
+    def check(value):
+        if not _fits(expected, value):
+            raise InvalidParams(message)
+
+    return _EXACT_TYPES.get(expected, frozenset()), check
 
 
 def _fits(annotation, value):
@@ -256,16 +274,13 @@ def _annotation_text(annotation):
     return text.replace("typing.", "")
 
 
-def _guarded(call):
-    """Run a handler or hook: RpcError becomes the error answer, anything
-    else is logged and answers -32603."""
-    try:
-        return _settled(call())
-    except RpcError as error:
-        raise Err(error._to_wit())
-    except Exception as error:
-        traceback.print_exc(file=sys.stderr)
-        raise Err(types.RpcError(INTERNAL_ERROR, f"{type(error).__name__}: {error}", None))
+def _wit_error(error):
+    """A handler's or hook's exception as the WIT error: an RpcError as it
+    says; anything else is logged and answers -32603."""
+    if isinstance(error, RpcError):
+        return error._to_wit()
+    traceback.print_exception(error, file=sys.stderr)
+    return types.RpcError(INTERNAL_ERROR, f"{type(error).__name__}: {error}", None)
 
 
 class Plugin:
@@ -349,16 +364,19 @@ def _handler_class(plugin):
             found = plugin._methods.get(method)
             if found is None:
                 raise Err(types.RpcError(-32601, f"no method `{method}`", None))
-            context = Context(method)
-            if found.info.notification:
-                _guarded(lambda: found.call(loads(params), context))
-                return "null"
-            return _guarded(lambda: dumps(_settled(found.call(loads(params), context))))
+            try:
+                result = _settled(found.call(loads(params), method))
+                return "null" if found.info.notification else dumps(result)
+            except Exception as error:
+                raise Err(_wit_error(error))
 
         def before_request(self, method, params):
             hook = hooks.get(types.Hook.BEFORE_REQUEST)
             if hook is not None:
-                _guarded(lambda: hook(method, loads(params), Context(method)))
+                try:
+                    _settled(hook(method, loads(params), Context(method)))
+                except Exception as error:
+                    raise Err(_wit_error(error))
 
         def after_request(self, method, params, outcome):
             hook = hooks.get(types.Hook.AFTER_REQUEST)
@@ -384,9 +402,15 @@ def _handler_class(plugin):
     return Handler
 
 
+_PLAIN = frozenset({dict, list, str, int, float, bool, type(None)})
+
+
 def _settled(value):
     """A handler's or hook's value; a coroutine (an ``async def``) or other
-    awaitable runs to completion first."""
+    awaitable runs to completion first. Plain JSON values, what most handlers
+    return, skip the check."""
+    if type(value) in _PLAIN:
+        return value
     return _loop.run(value) if inspect.isawaitable(value) else value
 
 

@@ -5,6 +5,9 @@ import datetime
 import decimal
 import enum
 import json
+import json.decoder
+import json.encoder
+import json.scanner
 import uuid
 
 
@@ -34,9 +37,28 @@ def _jsonable(value):
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+def _new_encoder():
+    """The C encoder ``json.dumps`` would make per call, made once: compact,
+    ASCII-only, NaN and infinities refused, ``_jsonable`` for other types.
+    It tracks the containers it is inside to refuse circular structures, so
+    one that failed midway is replaced, not reused."""
+    return json.encoder.c_make_encoder(
+        {}, _jsonable, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False
+    )
+
+
+_encode = _new_encoder()
+_scan = json.scanner.make_scanner(json.decoder.JSONDecoder())
+
+
 def dumps(value):
     """Compact JSON text; NaN and infinities are refused (JSON has neither)."""
-    return json.dumps(value, separators=(",", ":"), allow_nan=False, default=_jsonable)
+    global _encode
+    try:
+        return "".join(_encode(value, 0))
+    except BaseException:
+        _encode = _new_encoder()
+        raise
 
 
 def dumps_optional(value):
@@ -45,5 +67,14 @@ def dumps_optional(value):
 
 
 def loads(text, default=None):
-    """The value of JSON text, or ``default`` when the text is absent."""
-    return default if text is None else json.loads(text)
+    """The value of JSON text, or ``default`` when the text is absent. The
+    host sends JSON it has checked and trimmed, so the scanner reads it
+    directly; anything else it cannot read whole goes through ``json.loads``
+    for its error message."""
+    if text is None:
+        return default
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    return value if end == len(text) else json.loads(text)

@@ -9,6 +9,8 @@ plugin = Plugin("calculator", "0.1.0")
 
 def number(value):
     """Whole results print as integers (`3`, not `3.0`), as a client expects."""
+    if type(value) is int:
+        return value
     return int(value) if float(value).is_integer() and abs(value) < 9.0e15 else value
 
 

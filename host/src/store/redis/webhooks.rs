@@ -190,10 +190,37 @@ impl WebhookStore for RedisWebhooks {
             .query_async(&mut self.connection.clone())
             .await
             .map_err(failed)?;
-        let mut stored = Vec::with_capacity(seqs.len());
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One round trip for them all: each subscription's fields and the
+        // first message of its queue.
+        let mut pipe = redis::pipe();
         for id in seqs.keys() {
-            if let Some(webhook) = self.load_webhook(id).await? {
-                stored.push(webhook);
+            pipe.cmd("HGETALL").arg(self.keys.webhook(id));
+            pipe.cmd("ZRANGE")
+                .arg(self.keys.webhook_queue(id))
+                .arg(0)
+                .arg(0)
+                .arg("WITHSCORES");
+        }
+        let answers: Vec<redis::Value> = pipe
+            .query_async(&mut self.connection.clone())
+            .await
+            .map_err(failed)?;
+        let mut answers = answers.into_iter();
+        let mut stored = Vec::with_capacity(seqs.len());
+        for (id, last_seq) in seqs {
+            let (Some(fields), Some(first)) = (answers.next(), answers.next()) else {
+                break;
+            };
+            let fields: HashMap<String, String> =
+                redis::from_redis_value(fields).map_err(|error| failed(error.into()))?;
+            let first: Vec<(String, u64)> =
+                redis::from_redis_value(first).map_err(|error| failed(error.into()))?;
+            // Removed between the two reads.
+            if !fields.is_empty() {
+                stored.push(stored_webhook(id, last_seq, fields, &first));
             }
         }
         Ok(stored)
@@ -215,22 +242,7 @@ impl WebhookStore for RedisWebhooks {
                 .query_async(&mut self.connection.clone())
                 .await
                 .map_err(failed)?;
-        let Some(last_seq) = last_seq else {
-            return Ok(None);
-        };
-        let record: Map<String, Value> = fields
-            .into_iter()
-            .map(|(field, value)| {
-                let value = serde_json::from_str(&value).unwrap_or(Value::String(value));
-                (field, value)
-            })
-            .collect();
-        Ok(Some(StoredWebhook {
-            id: id.to_owned(),
-            record: Value::Object(record).to_string(),
-            last_seq,
-            first_queued: first.first().map(|(_, seq)| *seq),
-        }))
+        Ok(last_seq.map(|last_seq| stored_webhook(id.to_owned(), last_seq, fields, &first)))
     }
 
     async fn enqueue(
@@ -348,6 +360,29 @@ fn parse_event(text: &str) -> Option<WebhookEvent> {
             Some(WebhookEvent::Queued(queued))
         }
         _ => None,
+    }
+}
+
+/// A subscription as Redis keeps it (a hash of fields, each a JSON value)
+/// read back as the record text the webhooks module parses.
+fn stored_webhook(
+    id: String,
+    last_seq: u64,
+    fields: HashMap<String, String>,
+    first_queued: &[(String, u64)],
+) -> StoredWebhook {
+    let record: Map<String, Value> = fields
+        .into_iter()
+        .map(|(field, value)| {
+            let value = serde_json::from_str(&value).unwrap_or(Value::String(value));
+            (field, value)
+        })
+        .collect();
+    StoredWebhook {
+        id,
+        record: Value::Object(record).to_string(),
+        last_seq,
+        first_queued: first_queued.first().map(|(_, seq)| *seq),
     }
 }
 
