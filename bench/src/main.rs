@@ -4,6 +4,9 @@
 //! - `overhead`: one JSON-RPC request through the dispatcher (parse, hooks,
 //!   routing, a warm wasm call, response), in process, without sockets; and
 //!   the plugin call alone; for the calculator in each plugin language.
+//! - `pooling`: wasmtime's pooling instance allocator against the default
+//!   on-demand one, for the calculator in each plugin language: a fresh
+//!   instance and its first call, and a warm call.
 //! - `cold-start`: starting a node on each example plugin of each language,
 //!   compiling versus loading from the compile cache, and component sizes.
 //! - `reload`: from writing a new version of a plugin file to that version
@@ -27,8 +30,9 @@
 //!
 //! `--smoke` runs every scenario briefly (CI does, so the harness keeps
 //! working); its numbers mean nothing. `--only TEXT` runs scenarios 1-3
-//! against only the servers whose name contains TEXT, and `overhead` for only
-//! the plugin languages whose name contains it (to profile one).
+//! against only the servers whose name contains TEXT, and `overhead` and
+//! `pooling` for only the plugin languages whose name contains it (to
+//! profile one).
 //!
 //! Every measured server runs in a child process: `peer jsonrpsee`, `peer
 //! axum` or `peer rpcnode FOLDER` serves one until killed, after printing its
@@ -60,6 +64,7 @@ mod fanout;
 mod load;
 mod overhead;
 mod peers;
+mod pooling;
 mod redis_server;
 mod reload_load;
 mod resume;
@@ -191,6 +196,9 @@ async fn main() -> anyhow::Result<()> {
     let wanted = |name: &str| args.is_empty() || named(name);
     if wanted("overhead") {
         overhead::run(effort, only.as_deref(), &charts).await?;
+    }
+    if wanted("pooling") {
+        pooling::run(effort, only.as_deref()).await?;
     }
     if wanted("cold-start") {
         startup::cold_start(effort).await?;

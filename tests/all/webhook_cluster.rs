@@ -32,6 +32,15 @@ async fn cluster_node(redis: &RedisServer) -> TestNode {
     .await
 }
 
+/// Subscribe `receiver`'s `/hook` to topic `news` on `node`; the answer.
+async fn subscribe_to_news(node: &TestNode, receiver: &Receiver) -> Value {
+    node.call(
+        "rpc.webhook.subscribe",
+        json!({"callback": receiver.url("/hook"), "topics": ["news"]}),
+    )
+    .await
+}
+
 /// The webhook counts of `nodes` added up.
 async fn delivering(nodes: &[&TestNode]) -> u64 {
     let mut total = 0;
@@ -46,12 +55,7 @@ async fn any_node_subscribes_renews_queues_and_unsubscribes_one_delivering_node(
     let redis = RedisServer::start();
     let (a, b) = (cluster_node(&redis).await, cluster_node(&redis).await);
     let mut receiver = Receiver::start(Answer::Accept).await;
-    let answer = a
-        .call(
-            "rpc.webhook.subscribe",
-            json!({"callback": receiver.url("/hook"), "topics": ["news"]}),
-        )
-        .await;
+    let answer = subscribe_to_news(&a, &receiver).await;
     let (id, secret) = (
         answer["result"]["id"].clone(),
         answer["result"]["secret"].clone(),
@@ -138,12 +142,7 @@ async fn a_joining_node_reads_every_kept_subscription() {
     let mut secrets = Vec::new();
     for _ in 0..3 {
         let mut receiver = Receiver::start(Answer::Accept).await;
-        let answer = a
-            .call(
-                "rpc.webhook.subscribe",
-                json!({"callback": receiver.url("/hook"), "topics": ["news"]}),
-            )
-            .await;
+        let answer = subscribe_to_news(&a, &receiver).await;
         secrets.push(answer["result"]["secret"].clone());
         assert!(receiver.next().await.is_confirmation());
         receivers.push(receiver);
