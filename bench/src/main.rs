@@ -80,6 +80,14 @@ const LANGUAGES: [(&str, &str); 3] = [
     ("Python", "plugins-python"),
 ];
 
+/// The plugin languages whose name contains `only` (all without it), with
+/// the folder their examples are built into.
+fn languages(only: Option<&str>) -> impl Iterator<Item = (&'static str, &'static str)> {
+    LANGUAGES
+        .into_iter()
+        .filter(move |(language, _)| only.is_none_or(|only| language.contains(only)))
+}
+
 /// How much work each measurement does.
 #[derive(Clone, Copy)]
 struct Effort {

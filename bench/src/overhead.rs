@@ -15,7 +15,7 @@ use rpcnode::rpc::Caller;
 use rpcnode::{Config, Node};
 
 use crate::chart::{Bar, Charts};
-use crate::{Effort, LANGUAGES, built, folder, median};
+use crate::{Effort, built, folder, languages, median};
 
 /// `only`, when given, keeps the languages whose name contains it.
 pub async fn run(effort: Effort, only: Option<&str>, charts: &Charts) -> anyhow::Result<()> {
@@ -24,10 +24,7 @@ pub async fn run(effort: Effort, only: Option<&str>, charts: &Charts) -> anyhow:
         "| Plugin language | Request through the dispatcher | The same, `add` written async | Plugin call alone | Params check alone: by name / by position |"
     );
     println!("|---|---|---|---|---|");
-    let languages = LANGUAGES
-        .into_iter()
-        .filter(|(language, _)| only.is_none_or(|only| language.contains(only)));
-    for (language, examples) in languages {
+    for (language, examples) in languages(only) {
         let dir = folder(&[(built(examples, "calculator.wasm")?, "calculator.wasm")])?;
         let node = Node::start(Config::new(dir.path())).await?;
         let per_request = through_dispatcher(&node, effort).await;

@@ -15,7 +15,7 @@ use wasmtime::component::{Component, Instance, Linker, ResourceTable, Val};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::{Effort, LANGUAGES, built, median};
+use crate::{Effort, built, languages, median};
 
 /// The default per-plugin memory cap, the largest memory a slot holds.
 const MEMORY_CAP: usize = 128 << 20;
@@ -41,10 +41,7 @@ impl WasiView for Data {
 pub async fn run(effort: Effort, only: Option<&str>) -> anyhow::Result<()> {
     println!("| Plugin language | Allocator | Fresh instance + first call | Warm call |");
     println!("|---|---|---|---|");
-    let languages = LANGUAGES
-        .into_iter()
-        .filter(|(language, _)| only.is_none_or(|only| language.contains(only)));
-    for (language, examples) in languages {
+    for (language, examples) in languages(only) {
         let file = built(examples, "calculator.wasm")?;
         for (allocator, pooled) in [("on demand (default)", false), ("pooling", true)] {
             let calculator = Calculator::load(&file, pooled)?;
