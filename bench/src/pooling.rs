@@ -165,7 +165,7 @@ fn refuse_host_interface(
 /// Call the calculator's `handle("add", {"a":1,"b":2})` and check the sum.
 async fn add(store: &mut Store<Data>, instance: &Instance) -> anyhow::Result<()> {
     let handler = instance
-        .get_export_index(&mut *store, None, "rpcnode:plugin/handler@0.3.0")
+        .get_export_index(&mut *store, None, "rpcnode:plugin/handler@0.3.1")
         .context("the component exports the handler")?;
     let handle = instance
         .get_export_index(&mut *store, Some(&handler), "handle")

@@ -7,7 +7,7 @@
 // cache only: the host runs several instances of a plugin at once and replaces
 // them at will.
 
-import * as wit from 'rpcnode:plugin/host@0.3.0';
+import * as wit from 'rpcnode:plugin/host@0.3.1';
 
 import { dump, load } from './json.js';
 
@@ -34,11 +34,34 @@ export function log(level, message) {
 }
 
 /**
- * Who made the call in progress: `{ requestId, transport, clientId, remoteAddr }`,
- * `requestId` as JSON text.
+ * The call `handle-batch` is running, `{ requestId }`: the host's
+ * `call-context` has no request id during a batch, each call carries its own.
  */
-export function callContext() {
-  return wit.callContext();
+let batchCall;
+
+/** Run `call` as the batch call with request id `requestId` (JSON text). For the SDK. */
+export function runAsBatchCall(requestId, call) {
+  batchCall = { requestId };
+  try {
+    return call();
+  } finally {
+    batchCall = undefined;
+  }
+}
+
+/** The batch call in progress, if any. For the SDK. */
+export function currentBatchCall() {
+  return batchCall;
+}
+
+/**
+ * Who made the call in progress: `{ requestId, transport, clientId, remoteAddr }`,
+ * `requestId` as JSON text. `batch` is the batch call it was, when asked
+ * after the handler awaited something.
+ */
+export function callContext(batch = batchCall) {
+  const context = wit.callContext();
+  return batch === undefined ? context : { ...context, requestId: batch.requestId };
 }
 
 /** The headers of the call in progress as [name, value] pairs, lowercase names. */

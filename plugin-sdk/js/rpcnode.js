@@ -16,7 +16,7 @@
 // return a Promise): the call waits for it, timers included, within the host's
 // request timeout.
 
-import { callContext, requestHeader, requestHeaders } from './host.js';
+import { callContext, currentBatchCall, requestHeader, requestHeaders, runAsBatchCall } from './host.js';
 import { dump, load } from './json.js';
 
 const INVALID_PARAMS = -32602;
@@ -54,11 +54,12 @@ export class InvalidParams extends RpcError {
 export class Context {
   constructor(method) {
     this.method = method;
+    this.batchCall = currentBatchCall();
   }
 
   /** The host's `request-context` record of the call in progress. */
   get raw() {
-    this.cachedRaw ??= callContext();
+    this.cachedRaw ??= callContext(this.batchCall);
     return this.cachedRaw;
   }
 
@@ -329,6 +330,51 @@ export class Plugin {
       },
     };
   }
+}
+
+/**
+ * The `batch-handler` export for a `handler` export: each call answered as
+ * `handler.handle` answers it, one at a time, in order. The plugin build adds
+ * it to an entry module that does not export `batchHandler`.
+ */
+export function batchHandlerFor(handler) {
+  return {
+    handleBatch(calls) {
+      const outcomes = [];
+      for (let index = 0; index < calls.length; index += 1) {
+        const outcome = settle(handler, calls[index]);
+        if (isThenable(outcome)) {
+          return settleRest(handler, calls.slice(index + 1), outcome, outcomes);
+        }
+        outcomes.push(outcome);
+      }
+      return outcomes;
+    },
+  };
+}
+
+/** One batch call's outcome as the WIT `result`, or a Promise of it. */
+function settle(handler, call) {
+  const ok = (val) => ({ tag: 'ok', val });
+  const err = (error) => ({
+    tag: 'err',
+    val: error?.payload ?? { code: INTERNAL_ERROR, message: String(error) },
+  });
+  try {
+    const value = runAsBatchCall(call.requestId, () => handler.handle(call.method, call.params));
+    return isThenable(value) ? Promise.resolve(value).then(ok, err) : ok(value);
+  } catch (error) {
+    return err(error);
+  }
+}
+
+/** The rest of a batch once a call answered with a Promise. */
+async function settleRest(handler, calls, pending, outcomes) {
+  outcomes.push(await pending);
+  for (const call of calls) {
+    outcomes.push(await settle(handler, call));
+  }
+  return outcomes;
 }
 
 export * as host from './host.js';

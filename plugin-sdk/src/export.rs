@@ -1,9 +1,11 @@
 //! The component export: translates between the WIT bindings and the SDK's types.
 
+use std::cell::RefCell;
 use std::sync::OnceLock;
 
 use serde_json::Value;
 
+use bindings::exports::rpcnode::plugin::batch_handler::{self, Guest as BatchGuest};
 use bindings::exports::rpcnode::plugin::handler::Guest;
 use bindings::rpcnode::plugin::types as wit;
 
@@ -123,6 +125,26 @@ impl<P: PluginSource> Guest for P {
     }
 }
 
+thread_local! {
+    /// The request id of the batch call in progress, as JSON text: during
+    /// `handle-batch` the host's `call-context` has none.
+    static BATCH_REQUEST_ID: RefCell<Option<Option<String>>> = const { RefCell::new(None) };
+}
+
+impl<P: PluginSource> BatchGuest for P {
+    fn handle_batch(calls: Vec<batch_handler::Call>) -> Vec<Result<String, wit::RpcError>> {
+        calls
+            .into_iter()
+            .map(|call| {
+                BATCH_REQUEST_ID.set(Some(call.request_id));
+                let outcome = <P as Guest>::handle(call.method, call.params);
+                BATCH_REQUEST_ID.set(None);
+                outcome
+            })
+            .collect()
+    }
+}
+
 /// `value` as JSON text, written straight into a buffer (`to_string`
 /// would go through the formatting machinery for every token).
 fn json_text(value: &Value) -> String {
@@ -134,10 +156,14 @@ fn parse(json: &str) -> Value {
     serde_json::from_str(json).unwrap_or(Value::Null)
 }
 
-/// The WIT record as the SDK's [`Context`].
+/// The WIT record as the SDK's [`Context`], with the request id of the
+/// batch call in progress, if any.
 pub(crate) fn context(ctx: wit::RequestContext) -> Context {
+    let request_id = BATCH_REQUEST_ID
+        .with_borrow(Option::clone)
+        .unwrap_or(ctx.request_id);
     Context {
-        request_id: ctx.request_id.as_deref().map(parse),
+        request_id: request_id.as_deref().map(parse),
         transport: match ctx.transport {
             wit::Transport::Http => Transport::Http,
             wit::Transport::Websocket => Transport::WebSocket,

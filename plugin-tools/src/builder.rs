@@ -150,11 +150,13 @@ fn bundle_and_componentize(
     out: &Path,
 ) -> anyhow::Result<()> {
     let sdk = kit.sdk(language);
+    let entry = scratch.join("entry.js");
+    write_entry(&entry, &js_entry(&absolute(&dir.join(language.marker()))?))?;
     let mut rolldown = Command::new(node_modules.join(".bin/rolldown"));
     rolldown
         .args(["--logLevel", "warn", "--config"])
         .arg(sdk.join("rolldown.config.mjs"))
-        .env("RPCNODE_PLUGIN_ENTRY", dir.join(language.marker()))
+        .env("RPCNODE_PLUGIN_ENTRY", &entry)
         .env("RPCNODE_PLUGIN_BUNDLE", scratch.join("plugin.js"))
         .current_dir(dir);
     run(&mut rolldown).context("bundling with rolldown")?;
@@ -176,9 +178,42 @@ fn bundle_and_componentize(
     run(&mut componentize).context("componentizing with componentize-js")
 }
 
+/// The module componentize-js builds for the entry module at `entry`: the
+/// entry's exports, and a `batchHandler` made from its `handler` by the SDK
+/// unless the entry exports its own (a local export hides the one of
+/// `export *`).
+fn js_entry(entry: &Path) -> String {
+    let entry = serde_json::to_string(&entry.to_string_lossy()).expect("a string serialises");
+    format!(
+        "export * from {entry};\n\
+         import * as plugin from {entry};\n\
+         import {{ batchHandlerFor }} from 'rpcnode-sdk';\n\
+         export const batchHandler = plugin.batchHandler ?? batchHandlerFor(plugin.handler);\n"
+    )
+}
+
+/// The module componentize-py builds: `app`'s classes, and a `BatchHandler`
+/// made from its `Handler` by the SDK unless `app` defines its own.
+const PYTHON_ENTRY: &str = "\
+from app import *
+import app as _app
+import rpcnode as _rpcnode
+BatchHandler = getattr(_app, 'BatchHandler', None) or _rpcnode.batch_handler_for(_app.Handler)
+";
+
+fn write_entry(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
 /// Componentize `app.py` with the SDK on the module path.
 fn build_python(kit: &Kit, dir: &Path, out: &Path) -> anyhow::Result<()> {
     let componentize_py = toolchains::python_tools(kit)?;
+    let scratch = kit
+        .tools
+        .join("python-build")
+        .join(format!("build-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    write_entry(&scratch.join("rpcnode_entry.py"), PYTHON_ENTRY)?;
     let mut componentize = Command::new(componentize_py);
     componentize
         .arg("--wit-path")
@@ -188,15 +223,19 @@ fn build_python(kit: &Kit, dir: &Path, out: &Path) -> anyhow::Result<()> {
             "plugin",
             "--quiet",
             "componentize",
-            "app",
+            "rpcnode_entry",
             "--python-path",
         ])
+        .arg(&scratch)
+        .arg("--python-path")
         .arg(dir)
         .arg("--python-path")
         .arg(kit.sdk(Language::Python))
         .arg("--output")
         .arg(absolute(out)?);
-    run(&mut componentize).context("componentizing with componentize-py")
+    let built = run(&mut componentize).context("componentizing with componentize-py");
+    let _ = std::fs::remove_dir_all(&scratch);
+    built
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {

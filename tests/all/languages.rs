@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use rpcnode::Config;
 
 use crate::openrpc::{described, discover, params_by_method};
-use crate::support::{TestNode, error, plugin_config, plugins_dir_with, success, unix_time};
+use crate::support::{
+    TestNode, error, plugin_config, plugins_dir_with, request, success, unix_time,
+};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Language {
@@ -376,6 +378,29 @@ async fn sdk_edges(language: Language) {
         node.call("ping", json!([])).await,
         success(Value::Null, json!(1))
     );
+    // A batch goes to the plugin in one entry; each call sees its own id.
+    let whoami = |id: Value| {
+        success(
+            json!({"transport": "http", "client": null, "requestId": id, "probe": null, "listed": null}),
+            id,
+        )
+    };
+    let batch = json!([
+        request("whoami", json!({}), json!(7)),
+        request("fail", json!([]), json!(8)),
+        {"jsonrpc": "2.0", "method": "whoami", "params": {}},
+        request("ping", json!([]), json!(9)),
+        request("whoami", json!({}), json!("last")),
+    ]);
+    assert_eq!(
+        node.post(&batch).await,
+        json!([
+            whoami(json!(7)),
+            error(-32603, "TypeError: boom", json!(8)),
+            success(Value::Null, json!(9)),
+            whoami(json!("last")),
+        ])
+    );
 }
 
 #[tokio::test]
@@ -421,6 +446,22 @@ async fn async_sdk(language: Language) {
         node.call("guarded", json!([])).await,
         error(401, "Authentication required", json!(1))
     );
+    // A batch of calls that wait goes to the plugin in one entry, answered
+    // in order.
+    let batch = json!([
+        request("wait", json!([5]), json!(1)),
+        request("refuse", json!([]), json!(2)),
+        request("promised", json!([]), json!(3)),
+    ]);
+    assert_eq!(
+        node.post(&batch).await,
+        json!([
+            success(json!({"waited": 5, "atLeast": true}), json!(1)),
+            {"jsonrpc": "2.0", "id": 2, "error":
+                {"code": 4001, "message": "refused after a wait", "data": {"late": true}}},
+            success(json!({"promised": true}), json!(3)),
+        ])
+    );
     let mut ws = node.ws().await;
     let welcome = ws.recv().await;
     assert_eq!(welcome["method"], "welcome");
@@ -428,7 +469,7 @@ async fn async_sdk(language: Language) {
     // Each call above ran the async after-request hook once, refusals included.
     assert_eq!(
         ws.call("afters", json!([]), 2).await,
-        success(json!(6), json!(2))
+        success(json!(9), json!(2))
     );
     assert_eq!(
         node.call("wait", json!([60_000])).await,

@@ -101,7 +101,7 @@ async fn a_plugin_built_for_another_contract_version_is_told_to_rebuild() {
         [(
             "old_contract.wasm".to_owned(),
             "the plugin was built for rpcnode:plugin@0.1.0, and this host speaks \
-             rpcnode:plugin@0.3.0: rebuild it against the current SDK or wit/plugin.wit"
+             rpcnode:plugin@0.3.1 (and 0.3.0): rebuild it against the current SDK or wit/plugin.wit"
                 .to_owned()
         )]
     );

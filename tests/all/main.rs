@@ -3,6 +3,7 @@
 //! does both.
 
 mod background;
+mod batches;
 mod binary;
 mod cache;
 mod cli_client;

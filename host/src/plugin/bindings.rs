@@ -4,7 +4,7 @@
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "rpcnode:plugin/plugin",
+    world: "rpcnode:plugin/single-calls",
     imports: {
         "rpcnode:plugin/host.broadcast-notification": async,
         "rpcnode:plugin/host.send-notification": async,

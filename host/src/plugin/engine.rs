@@ -35,7 +35,7 @@ impl PluginEngine {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking WASI")?;
-        bindings::Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+        bindings::SingleCalls::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
             &mut linker,
             |state| state,
         )

@@ -7,12 +7,13 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 use tokio::sync::{Semaphore, SemaphorePermit};
+use wasmtime::component::ComponentExportIndex;
 use wasmtime::{Store, Trap};
 
 use super::bindings;
 use super::call_context::CallContext;
 use super::engine::PluginEngine;
-use super::exports::BorrowingExports;
+use super::exports::{BorrowingExports, find_handle_batch};
 use super::plugin_file::Sandbox;
 use super::store_state::{PluginEnv, StoreState, new_store};
 
@@ -31,7 +32,7 @@ pub enum CallError {
 /// One instantiated plugin and its store.
 pub struct Instance {
     pub(crate) store: Store<StoreState>,
-    pub(crate) guest: bindings::Plugin,
+    pub(crate) guest: bindings::SingleCalls,
     pub(crate) exports: BorrowingExports,
     calls: u64,
 }
@@ -40,7 +41,9 @@ pub struct Instance {
 /// many exist at once.
 pub struct InstancePool {
     engine: PluginEngine,
-    pre: bindings::PluginPre<StoreState>,
+    pre: bindings::SingleCallsPre<StoreState>,
+    /// Where the component exports `handle-batch`, if it does.
+    handle_batch: Option<ComponentExportIndex>,
     env: Arc<PluginEnv>,
     sandbox: Sandbox,
     idle: Mutex<Vec<Instance>>,
@@ -52,18 +55,24 @@ impl InstancePool {
     /// `sandbox`.
     pub fn new(
         engine: PluginEngine,
-        pre: bindings::PluginPre<StoreState>,
+        pre: bindings::SingleCallsPre<StoreState>,
         env: Arc<PluginEnv>,
         sandbox: Sandbox,
     ) -> Self {
         Self {
             engine,
+            handle_batch: find_handle_batch(pre.instance_pre().component()),
             pre,
             env,
             permits: Semaphore::new(sandbox.max_instances),
             sandbox,
             idle: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Whether the plugin exports `handle-batch`.
+    pub fn handles_batches(&self) -> bool {
+        self.handle_batch.is_some()
     }
 
     /// Borrow an instance for one call that must finish by `deadline`, made
@@ -109,12 +118,16 @@ impl InstancePool {
             deadline,
         )
         .map_err(CallError::Fault)?;
-        let guest = self
+        let instance = self
             .pre
+            .instance_pre()
             .instantiate_async(&mut store)
             .await
             .map_err(classify)?;
-        let exports = BorrowingExports::new(&store, &guest).map_err(CallError::Fault)?;
+        let guest = bindings::SingleCalls::new(&mut store, &instance).map_err(CallError::Fault)?;
+        let exports =
+            BorrowingExports::new(&mut store, &instance, &guest, self.handle_batch.as_ref())
+                .map_err(CallError::Fault)?;
         Ok(Instance {
             store,
             guest,

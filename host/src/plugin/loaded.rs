@@ -11,7 +11,9 @@ use wasmtime::component::{ComponentType, Lift, TypedFunc};
 
 use super::bindings::rpcnode::plugin::types::{Hook, Manifest, RpcError};
 use super::call_context::CallContext;
-use super::exports::{AfterArgs, BorrowingExports, RequestArgs};
+use super::exports::{
+    AfterArgs, BatchArgs, BatchCall, BatchOutcomes, BorrowingExports, RequestArgs,
+};
 use super::instance::{CallError, InstancePool};
 use super::params::ParamsSchema;
 use crate::metrics::Counter;
@@ -98,6 +100,40 @@ impl LoadedPlugin {
         let export = |exports: &BorrowingExports| exports.handle;
         self.call_with_request(export, (method, params), call, deadline)
             .await
+    }
+
+    /// Whether calls of a batch can go to the plugin in one `handle-batch`.
+    pub fn handles_batches(&self) -> bool {
+        self.pool.handles_batches()
+    }
+
+    /// Call `handle-batch` with `calls`, made on behalf of `call` (which has
+    /// no request id: each call carries its own). Only for a plugin that
+    /// [`handles_batches`](Self::handles_batches). A plugin that answers with
+    /// a different number of outcomes is at fault.
+    pub async fn handle_batch(
+        &self,
+        calls: &[BatchCall<'_>],
+        call: CallContext,
+        deadline: Instant,
+    ) -> Result<BatchOutcomes, CallError> {
+        let outcomes = call_export!(self, deadline, call, |instance| async {
+            let typed: TypedFunc<BatchArgs<'_>, (BatchOutcomes,)> = instance
+                .exports
+                .handle_batch
+                .expect("only plugins that export handle-batch get batches");
+            let (outcomes,) = typed.call_async(&mut instance.store, (calls,)).await?;
+            Ok(outcomes)
+        })?;
+        if outcomes.len() != calls.len() {
+            let message = format!(
+                "handle-batch answered {} calls with {} outcomes",
+                calls.len(),
+                outcomes.len()
+            );
+            return Err(CallError::Fault(wasmtime::Error::msg(message)));
+        }
+        Ok(outcomes)
     }
 
     /// Call the `before-request` hook.

@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use super::bindings::{PluginPre, rpcnode::plugin::types::Manifest};
+use super::bindings::{SingleCallsPre, rpcnode::plugin::types::Manifest};
 use super::cache::CompileCache;
 use super::engine::PluginEngine;
 use super::instance::{InstancePool, classify};
@@ -26,7 +26,9 @@ use crate::store::StateStore;
 
 /// The version of the `rpcnode:plugin` contract (`wit/plugin.wit`) this host
 /// speaks.
-const CONTRACT_VERSION: &str = "0.3.0";
+const CONTRACT_VERSION: &str = "0.3.1";
+/// The earlier version it loads too: 0.3.1 only added `batch-handler`.
+const COMPATIBLE_VERSION: &str = "0.3.0";
 
 /// Everything plugins share with the rest of the host.
 pub struct Shared {
@@ -77,7 +79,7 @@ pub async fn load_file(
         .instantiate_pre(&component)
         .map_err(anyhow::Error::from)
         .context("the component's imports do not match the rpcnode:plugin world")?;
-    let pre = PluginPre::new(pre)
+    let pre = SingleCallsPre::new(pre)
         .map_err(anyhow::Error::from)
         .with_context(|| {
             format!("the component does not export rpcnode:plugin/handler@{CONTRACT_VERSION}")
@@ -144,11 +146,12 @@ fn check_contract_version(component: &Component, engine: &Engine) -> anyhow::Res
         if let Some(interface) = name.strip_prefix("rpcnode:plugin/")
             && let Some((_, version)) = interface.split_once('@')
             && version != CONTRACT_VERSION
+            && version != COMPATIBLE_VERSION
         {
             bail!(
                 "the plugin was built for rpcnode:plugin@{version}, and this host speaks \
-                 rpcnode:plugin@{CONTRACT_VERSION}: rebuild it against the current SDK or \
-                 wit/plugin.wit"
+                 rpcnode:plugin@{CONTRACT_VERSION} (and {COMPATIBLE_VERSION}): rebuild it \
+                 against the current SDK or wit/plugin.wit"
             );
         }
     }
@@ -158,7 +161,7 @@ fn check_contract_version(component: &Component, engine: &Engine) -> anyhow::Res
 /// Instantiate once, without state, to call `describe`.
 async fn describe(
     engine: &PluginEngine,
-    pre: &PluginPre<StoreState>,
+    pre: &SingleCallsPre<StoreState>,
     env: Arc<PluginEnv>,
     sandbox: &Sandbox,
     timeout: Duration,

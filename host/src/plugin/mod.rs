@@ -22,6 +22,7 @@ mod store_state;
 pub use cache::CompileCache;
 pub use call_context::CallContext;
 pub use engine::PluginEngine;
+pub use exports::BatchCall;
 pub use instance::CallError;
 pub use library::{Library, Refresh};
 pub use limiter::MemoryBudget;

@@ -2,16 +2,17 @@
 //! `before-request` hooks, route to the built-in method or the plugin, run
 //! the `after-request` hooks and write the response.
 
-use std::future::{Future, poll_fn, ready};
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use futures_util::future::{Either, MaybeDone, maybe_done};
+use futures_util::future::{MaybeDone, maybe_done};
 use serde_json::value::RawValue;
 use tracing::Instrument as _;
 
+use super::batch;
 use super::builtin::{self, Builtins};
 use super::caller::Caller;
 use super::openrpc::{self, About};
@@ -19,7 +20,7 @@ use super::wire::{
     self, INTERNAL_ERROR, INVALID_PARAMS, Item, METHOD_NOT_FOUND, Message, RATE_LIMITED,
     REQUEST_TIMEOUT, Request, RpcError,
 };
-use crate::metrics::Metrics;
+use crate::metrics::{GaugeGuard, Metrics};
 use crate::plugin::{
     CallContext, CallError, ConnectionEvent, GuestError, Hook, LoadedPlugin, MethodTable, Problem,
     Registry, Route, Transport,
@@ -41,7 +42,7 @@ pub struct Dispatcher {
 }
 
 /// A plugin's view of an outcome: the WIT result type.
-type WitOutcome = Result<String, GuestError>;
+pub(super) type WitOutcome = Result<String, GuestError>;
 
 /// One request on its way through the hooks and the handler.
 pub struct Call<'a> {
@@ -78,10 +79,47 @@ impl<'a> Call<'a> {
         }
     }
 
+    /// Where the method goes, unless it is built in or unknown.
+    pub(super) fn route(&self) -> Option<&'a Route> {
+        self.route
+    }
+
+    /// The params as JSON text.
+    pub(super) fn params(&self) -> Option<&'a str> {
+        self.params
+    }
+
+    /// The request's id; `None` for a notification.
+    pub(super) fn id(&self) -> Option<&'a RawValue> {
+        self.id
+    }
+
     /// What a plugin called for this request can ask about it.
     fn context(&self) -> CallContext {
         self.caller.context(self.id)
     }
+}
+
+/// A request the rate limit let through, on its way to its handler.
+pub(super) struct Admission<'a> {
+    /// Counts the request as pending until it is answered.
+    _pending: GaugeGuard<'a>,
+    started: Instant,
+    /// When the handler must be done.
+    pub(super) deadline: Instant,
+    /// The request's log span.
+    pub(super) span: tracing::Span,
+    /// The `before-request` hook's refusal, if one refused.
+    pub(super) refusal: Option<RpcError>,
+}
+
+/// The answer to `call` with `outcome`; none for a notification.
+pub(super) fn answer(call: &Call<'_>, outcome: Result<String, RpcError>) -> Option<String> {
+    let id = call.id?;
+    Some(match outcome {
+        Ok(result) => wire::success(id, &result),
+        Err(error) => wire::failure(Some(id), &error),
+    })
 }
 
 impl Dispatcher {
@@ -117,29 +155,25 @@ impl Dispatcher {
         match message {
             Message::Single(item) => self.handle_item(&table, item, caller).await,
             Message::Batch(items) => {
-                let answers = items
-                    .into_iter()
-                    .map(|item| self.handle_item(&table, item, caller));
-                wire::batch(join_in_order(answers).await.into_iter().flatten().collect())
+                let answers = batch::answer_all(self, &table, items, caller).await;
+                wire::batch(answers.into_iter().flatten().collect())
             }
         }
     }
 
     /// The answer to one element of a message, if it gets one.
-    fn handle_item<'a>(
-        &'a self,
-        table: &'a MethodTable,
-        item: Item<'a>,
-        caller: &'a Caller,
-    ) -> impl Future<Output = Option<String>> + Unpin + Send + 'a {
+    async fn handle_item(
+        &self,
+        table: &MethodTable,
+        item: Item<'_>,
+        caller: &Caller,
+    ) -> Option<String> {
         match item {
             // Boxed: a request's future is large (hooks, the plugin call, the
             // span), and every future holding it would otherwise copy its size
-            // each time it moves (into a task, a batch, a connection).
-            Ok(request) => Either::Left(Box::pin(self.handle_request(table, request, caller))),
-            Err(rejected) => {
-                Either::Right(ready(Some(wire::failure(rejected.id, &rejected.error))))
-            }
+            // each time it moves (into a task or a connection).
+            Ok(request) => Box::pin(self.handle_request(table, request, caller)).await,
+            Err(rejected) => Some(wire::failure(rejected.id, &rejected.error)),
         }
     }
 
@@ -157,22 +191,24 @@ impl Dispatcher {
             caller,
         );
         if let Err(invalid) = self.check_params(&call) {
-            let Some(id) = request.id else {
-                self.metrics.invalid_notifications.inc();
-                return None;
-            };
-            return Some(wire::failure(Some(id), &invalid));
+            return self.refuse_params(&call, &invalid);
         }
         let outcome = self
             .serve(table, &call, async |call, deadline| {
                 self.respond(table, call, deadline).await
             })
             .await;
-        let id = request.id?;
-        Some(match outcome {
-            Ok(result) => wire::success(id, &result),
-            Err(error) => wire::failure(Some(id), &error),
-        })
+        answer(&call, outcome)
+    }
+
+    /// The answer to a request whose params its method's schema refuses
+    /// (none for a notification, which is counted instead).
+    pub(super) fn refuse_params(&self, call: &Call<'_>, invalid: &RpcError) -> Option<String> {
+        let Some(id) = call.id else {
+            self.metrics.invalid_notifications.inc();
+            return None;
+        };
+        Some(wire::failure(Some(id), invalid))
     }
 
     /// Serve `call` with `respond` between the hooks: the rate limit and the
@@ -185,7 +221,27 @@ impl Dispatcher {
         call: &Call<'_>,
         respond: impl AsyncFnOnce(&Call<'_>, Instant) -> Result<String, RpcError>,
     ) -> Result<String, RpcError> {
-        let _pending = self.metrics.pending_requests.track();
+        let mut admission = self.admit(table, call).await?;
+        let outcome = match admission.refusal.take() {
+            Some(refused) => Err(refused),
+            None => {
+                respond(call, admission.deadline)
+                    .instrument(admission.span.clone())
+                    .await
+            }
+        };
+        self.finish(table, call, admission, outcome).await
+    }
+
+    /// The first half of serving `call`: the rate limit, whose refusal is
+    /// final (and counted), and the `before-request` hooks, whose refusal
+    /// the admission holds.
+    pub(super) async fn admit(
+        &self,
+        table: &MethodTable,
+        call: &Call<'_>,
+    ) -> Result<Admission<'_>, RpcError> {
+        let pending = self.metrics.pending_requests.track();
         let started = Instant::now();
         let caller = call.caller;
         // A refusal by the rate limit is counted like any answer, but runs no
@@ -203,11 +259,31 @@ impl Dispatcher {
             plugin,
         );
         let deadline = started + self.request_timeout;
-        let outcome = async {
-            let outcome = match self.before_request(table, call, deadline).await {
-                Ok(()) => respond(call, deadline).await,
-                Err(refused) => Err(refused),
-            };
+        let refusal = self
+            .before_request(table, call, deadline)
+            .instrument(span.clone())
+            .await
+            .err();
+        Ok(Admission {
+            _pending: pending,
+            started,
+            deadline,
+            span,
+            refusal,
+        })
+    }
+
+    /// The second half of serving `call`: the `after-request` hooks, the
+    /// log line and the metrics see its outcome.
+    pub(super) async fn finish(
+        &self,
+        table: &MethodTable,
+        call: &Call<'_>,
+        admission: Admission<'_>,
+        outcome: Result<String, RpcError>,
+    ) -> Result<String, RpcError> {
+        let started = admission.started;
+        async {
             self.after_request(table, call, &outcome).await;
             // Field values are only computed when debug logs are on.
             let elapsed_us = || started.elapsed().as_micros() as u64;
@@ -221,9 +297,8 @@ impl Dispatcher {
                     );
                 }
             }
-            outcome
         }
-        .instrument(span)
+        .instrument(admission.span)
         .await;
         self.count(call, outcome.is_ok(), started.elapsed());
         outcome
@@ -247,7 +322,7 @@ impl Dispatcher {
 
     /// Check the params against the method's schema, if it declares one,
     /// before any hook runs; a refusal is counted as the method's error.
-    fn check_params(&self, call: &Call<'_>) -> Result<(), RpcError> {
+    pub(super) fn check_params(&self, call: &Call<'_>) -> Result<(), RpcError> {
         let Some(route) = call.route else {
             return Ok(());
         };
@@ -307,7 +382,7 @@ impl Dispatcher {
     }
 
     /// The built-in method or the plugin's handler, to finish by `deadline`.
-    async fn respond(
+    pub(super) async fn respond(
         &self,
         table: &MethodTable,
         call: &Call<'_>,
@@ -326,10 +401,21 @@ impl Dispatcher {
         let Some(route) = call.route else {
             return Err(RpcError::new(METHOD_NOT_FOUND, call.requested));
         };
-        let plugin = &route.plugin;
-        let handled = plugin
+        let handled = route
+            .plugin
             .handle(&route.method, call.params, call.context(), deadline)
             .await;
+        self.handled(route, handled)
+    }
+
+    /// What the client gets for the handler's outcome (or the call's
+    /// failure) on `route`.
+    pub(super) fn handled(
+        &self,
+        route: &Route,
+        handled: Result<WitOutcome, CallError>,
+    ) -> Result<String, RpcError> {
+        let plugin = &route.plugin;
         match handled {
             Ok(Ok(_)) if route.notification => Ok("null".to_owned()),
             Ok(Ok(result)) => match wire::check_json(&result) {
@@ -401,7 +487,7 @@ impl Dispatcher {
     }
 
     /// Log a failed plugin call in full and say what the client gets.
-    fn call_failed(
+    pub(super) fn call_failed(
         &self,
         plugin: &LoadedPlugin,
         export: &str,
@@ -476,7 +562,9 @@ fn plugin_error(plugin: &LoadedPlugin, error: GuestError) -> RpcError {
 /// without a task per call, and polls again only those still running when
 /// one of them wakes (a call waiting for an instance, or a long one yielding
 /// at an epoch tick).
-async fn join_in_order<F: Future + Unpin>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+pub(super) async fn join_in_order<F: Future + Unpin>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
     let mut calls: Vec<MaybeDone<F>> = futures.map(maybe_done).collect();
     poll_fn(|cx| {
         let mut all_done = true;

@@ -29,7 +29,7 @@ from types import UnionType as _UnionType
 import sys
 import traceback
 
-from componentize_py_types import Err
+from componentize_py_types import Err, Ok
 from wit_world import exports
 from wit_world.imports import types
 
@@ -400,6 +400,29 @@ def _handler_class(plugin):
                 _quietly(lambda: hook(client_id))
 
     return Handler
+
+
+def batch_handler_for(handler_class):
+    """The class componentize-py exports as ``BatchHandler`` for
+    ``handler_class``: each call answered as its ``handle`` answers it, one
+    at a time, in order. The plugin build adds it to an ``app`` module that
+    does not define ``BatchHandler``."""
+    handler = handler_class()
+
+    class BatchHandler(exports.BatchHandler):
+        def handle_batch(self, calls):
+            outcomes = []
+            for call in calls:
+                host._batch_call = (call.request_id,)
+                try:
+                    outcomes.append(Ok(handler.handle(call.method, call.params)))
+                except Err as error:
+                    outcomes.append(error)
+                finally:
+                    host._batch_call = None
+            return outcomes
+
+    return BatchHandler
 
 
 _PLAIN = frozenset({dict, list, str, int, float, bool, type(None)})

@@ -34,11 +34,20 @@ def _call(function, *args):
         raise HostError(error.value) from None
 
 
+# The request id (JSON text) of the call ``handle-batch`` is running, in a
+# tuple: the host's ``call-context`` has none during a batch, each call
+# carries its own.
+_batch_call = None
+
+
 def call_context():
     """Who made the call in progress: the WIT ``request-context`` record
     (``request_id`` as JSON text, ``transport``, ``client_id``,
     ``remote_addr``)."""
-    return _host.call_context()
+    context = _host.call_context()
+    if _batch_call is not None:
+        context.request_id = _batch_call[0]
+    return context
 
 
 def request_headers():

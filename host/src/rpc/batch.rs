@@ -1,0 +1,168 @@
+//! A JSON-RPC batch. Its requests go through the params check, the rate
+//! limit and the `before-request` hooks together; then the calls bound for
+//! one plugin that exports `handle-batch` go to it in one entry (an entry
+//! into a guest costs more than a small handler's own work), and the rest
+//! are answered one by one; then the `after-request` hooks see every
+//! outcome. Answers keep the order of the requests.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+
+use super::caller::Caller;
+use super::dispatch::{Admission, Call, Dispatcher, answer, join_in_order};
+use super::wire::{self, Item, Request, RpcError};
+use crate::plugin::{BatchCall, LoadedPlugin, MethodTable};
+
+/// Outcomes by the index of their request in the batch.
+type Outcomes = Vec<(usize, Result<String, RpcError>)>;
+/// An admitted call waiting for its handler, with its index in the batch.
+type Waiting<'c, 'a> = (usize, &'c Call<'a>, &'c Admission<'a>);
+
+/// The answers to `items`, in order; `None` where nothing is sent back.
+pub async fn answer_all(
+    dispatcher: &Dispatcher,
+    table: &MethodTable,
+    items: Vec<Item<'_>>,
+    caller: &Caller,
+) -> Vec<Option<String>> {
+    let mut answers = vec![None; items.len()];
+    let mut requests: Vec<(usize, Request<'_>)> = Vec::with_capacity(items.len());
+    for (index, item) in items.into_iter().enumerate() {
+        match item {
+            Ok(request) => requests.push((index, request)),
+            Err(rejected) => answers[index] = Some(wire::failure(rejected.id, &rejected.error)),
+        }
+    }
+    let calls: Vec<(usize, Call<'_>)> = requests
+        .iter()
+        .map(|(index, request)| {
+            let params = request.params.map(RawValue::get);
+            let call = Call::new(table, &request.method, params, request.id, caller);
+            (*index, call)
+        })
+        .collect();
+
+    // The params check, the rate limit and the `before-request` hooks.
+    let mut checked = Vec::with_capacity(calls.len());
+    for (index, call) in &calls {
+        match dispatcher.check_params(call) {
+            Ok(()) => checked.push((*index, call)),
+            Err(invalid) => answers[*index] = dispatcher.refuse_params(call, &invalid),
+        }
+    }
+    let admissions = checked
+        .iter()
+        .map(|(_, call)| Box::pin(dispatcher.admit(table, call)));
+    let mut admitted: Vec<(usize, &Call<'_>, Admission<'_>)> = Vec::new();
+    for ((index, call), admission) in checked.iter().zip(join_in_order(admissions).await) {
+        match admission {
+            Ok(admission) => admitted.push((*index, call, admission)),
+            Err(limited) => answers[*index] = answer(call, Err(limited)),
+        }
+    }
+
+    // The handlers: one entry per plugin that takes batches, one per call
+    // otherwise.
+    let mut outcomes: Vec<Option<Result<String, RpcError>>> = vec![None; answers.len()];
+    let mut groups: Vec<(&Arc<LoadedPlugin>, Vec<Waiting<'_, '_>>)> = Vec::new();
+    let mut singles = Vec::new();
+    for (index, call, admission) in &mut admitted {
+        if let Some(refused) = admission.refusal.take() {
+            outcomes[*index] = Some(Err(refused));
+            continue;
+        }
+        let route = call.route().filter(|route| route.plugin.handles_batches());
+        match route {
+            Some(route) => match groups
+                .iter_mut()
+                .find(|(plugin, _)| Arc::ptr_eq(plugin, &route.plugin))
+            {
+                Some((_, group)) => group.push((*index, *call, admission)),
+                None => groups.push((&route.plugin, vec![(*index, *call, admission)])),
+            },
+            None => singles.push((*index, *call, &*admission)),
+        }
+    }
+    // A group of one goes through `handle`, where `call-context` has its id.
+    for (_, group) in groups.extract_if(.., |(_, group)| group.len() == 1) {
+        singles.extend(group);
+    }
+    let mut work: Vec<Pin<Box<dyn Future<Output = Outcomes> + Send + '_>>> = Vec::new();
+    for (index, call, admission) in singles {
+        work.push(Box::pin(async move {
+            let outcome = dispatcher.respond(table, call, admission.deadline).await;
+            vec![(index, outcome)]
+        }));
+    }
+    for (plugin, group) in groups {
+        work.push(Box::pin(call_plugin(dispatcher, plugin, group, caller)));
+    }
+    for (index, outcome) in join_in_order(work.into_iter()).await.into_iter().flatten() {
+        outcomes[index] = Some(outcome);
+    }
+
+    // The `after-request` hooks, the logs and the metrics.
+    let finished = admitted.into_iter().map(|(index, call, admission)| {
+        let outcome = outcomes[index]
+            .take()
+            .expect("every admitted call has an outcome");
+        Box::pin(async move {
+            let outcome = dispatcher.finish(table, call, admission, outcome).await;
+            (index, answer(call, outcome))
+        })
+    });
+    for (index, answered) in join_in_order(finished).await {
+        answers[index] = answered;
+    }
+    answers
+}
+
+/// Call `plugin`'s `handle-batch` with `group`'s calls, by the earliest of
+/// their deadlines. A fault or timeout fails each call of the group.
+async fn call_plugin(
+    dispatcher: &Dispatcher,
+    plugin: &LoadedPlugin,
+    group: Vec<Waiting<'_, '_>>,
+    caller: &Caller,
+) -> Outcomes {
+    let deadline = group
+        .iter()
+        .map(|(_, _, admission)| admission.deadline)
+        .min()
+        .expect("a group has calls");
+    let calls: Vec<BatchCall<'_>> = group
+        .iter()
+        .map(|(_, call, _)| {
+            let route = call.route().expect("grouped calls have a route");
+            BatchCall {
+                method: &route.method,
+                params: call.params(),
+                request_id: call.id().map(RawValue::get),
+            }
+        })
+        .collect();
+    match plugin
+        .handle_batch(&calls, caller.context(None), deadline)
+        .await
+    {
+        Ok(outcomes) => group
+            .iter()
+            .zip(outcomes)
+            .map(|((index, call, _), outcome)| {
+                let route = call.route().expect("grouped calls have a route");
+                (*index, dispatcher.handled(route, Ok(outcome)))
+            })
+            .collect(),
+        Err(error) => {
+            let method = calls[0].method;
+            let error = dispatcher.call_failed(plugin, "handle-batch", method, error);
+            group
+                .iter()
+                .map(|(index, _, _)| (*index, Err(error.clone())))
+                .collect()
+        }
+    }
+}

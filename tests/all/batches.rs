@@ -1,0 +1,168 @@
+//! JSON-RPC batches: the calls bound for one plugin go to it in one
+//! `handle-batch` entry, each with its own request id, between every
+//! request's hooks; a plugin built without `batch-handler` answers them one
+//! call at a time.
+
+use serde_json::{Value, json};
+
+use crate::observability::metrics;
+use crate::support::{TestNode, error, request, success};
+
+/// How many calls `/metrics` counts into `plugin`.
+async fn plugin_calls(node: &TestNode, plugin: &str) -> u64 {
+    let wanted = format!("rpcnode_plugin_calls_total{{plugin=\"{plugin}\"}} ");
+    let text = metrics(node).await;
+    let line = text
+        .lines()
+        .find_map(|line| line.strip_prefix(&wanted))
+        .unwrap_or_else(|| panic!("no calls counted for {plugin} in:\n{text}"));
+    line.parse().expect("a count")
+}
+
+fn notification(method: &str, params: Value) -> Value {
+    json!({"jsonrpc": "2.0", "method": method, "params": params})
+}
+
+#[tokio::test]
+async fn a_batch_reaches_each_plugin_in_one_entry_with_each_request_id() {
+    let node = TestNode::start(&["calculator", "probe"]).await;
+    let before = plugin_calls(&node, "calculator").await;
+    let batch = json!([
+        request("add", json!([1, 2]), json!(1)),
+        request("echo", json!({"n": 1}), json!("two")),
+        request("add", json!({"a": 5, "b": 2}), json!(3)),
+        notification("fire_and_forget", json!([])),
+        request("nope", json!([]), json!(4)),
+        request("divide", json!([1, 0]), json!(5)),
+        request("echo", json!([2]), json!(6)),
+    ]);
+    let answers = node.post(&batch).await;
+    let echoed = |id: Value, params: Value| {
+        let answer = answers
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|answer| answer["id"] == id)
+            .unwrap_or_else(|| panic!("no answer {id} in {answers}"));
+        assert_eq!(answer["result"]["request_id"], id, "{answer}");
+        assert_eq!(answer["result"]["params"], params, "{answer}");
+        assert_eq!(answer["result"]["transport"], "Http", "{answer}");
+        answer.clone()
+    };
+    assert_eq!(
+        answers,
+        json!([
+            success(json!({"sum": 3}), json!(1)),
+            echoed(json!("two"), json!({"n": 1})),
+            success(json!({"sum": 7}), json!(3)),
+            error(-32601, "Method not found: nope", json!(4)),
+            error(-32602, "Invalid params: Cannot divide by zero", json!(5)),
+            echoed(json!(6), json!([2])),
+        ])
+    );
+    // Three calculator calls, one entry.
+    assert_eq!(plugin_calls(&node, "calculator").await, before + 1);
+    // Every request of the batch went through the probe's hooks, each with
+    // its own outcome.
+    let mut log = node.hook_log().await;
+    log.retain(|entry| entry != "before hook_log");
+    log.sort();
+    assert_eq!(
+        log,
+        [
+            "after add ok",
+            "after add ok",
+            "after divide -32602",
+            "after echo ok",
+            "after echo ok",
+            "after fire_and_forget ok",
+            "after nope -32601",
+            "before add",
+            "before add",
+            "before divide",
+            "before echo",
+            "before echo",
+            "before fire_and_forget",
+            "before nope",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_refusal_by_a_hook_keeps_that_call_out_of_the_batch_entry() {
+    let node = TestNode::start(&["calculator", "probe"]).await;
+    let batch = json!([
+        request("add", json!([1, 2]), json!(1)),
+        request("add", json!([2, 2]), json!(2)),
+    ]);
+    let (status, body) = node
+        .post_with(&batch.to_string(), &[("x-reject", "1")])
+        .await;
+    assert_eq!(status, 200);
+    let refused = json!({"jsonrpc": "2.0", "error": {"code": -32099,
+        "message": "rejected by before-request", "data": {"hook": "probe"}}});
+    let with_id = |id: i64| {
+        let mut answer = refused.clone();
+        answer["id"] = json!(id);
+        answer
+    };
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!([with_id(1), with_id(2)])
+    );
+    assert_eq!(plugin_calls(&node, "calculator").await, 0);
+}
+
+#[tokio::test]
+async fn a_fault_in_a_batch_entry_fails_its_calls_only() {
+    let node = TestNode::start(&["calculator", "probe"]).await;
+    let batch = json!([
+        request("echo", json!([]), json!(1)),
+        request("fault_panic", json!([]), json!(2)),
+        request("add", json!([1, 2]), json!(3)),
+    ]);
+    let failed = "Internal error: plugin probe failed";
+    assert_eq!(
+        node.post(&batch).await,
+        json!([
+            error(-32603, failed, json!(1)),
+            error(-32603, failed, json!(2)),
+            success(json!({"sum": 3}), json!(3)),
+        ])
+    );
+    // A fresh instance answers the next batch.
+    let batch = json!([
+        request("echo", json!([1]), json!(1)),
+        request("echo", json!([2]), json!(2)),
+    ]);
+    let answers = node.post(&batch).await;
+    assert_eq!(answers[0]["result"]["params"], json!([1]), "{answers}");
+    assert_eq!(answers[1]["result"]["params"], json!([2]), "{answers}");
+}
+
+#[tokio::test]
+async fn a_plugin_built_against_contract_0_3_0_answers_a_batch_call_by_call() {
+    let node = TestNode::start(&["contract_0_3_0"]).await;
+    let batch = json!([
+        request("count", json!(["a"]), json!(1)),
+        request("count", json!(["b"]), json!(2)),
+        request("count", json!(["c"]), json!(3)),
+    ]);
+    let answers = node.post(&batch).await;
+    let mut handled: Vec<(Value, Value)> = answers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|answer| (answer["result"]["params"].clone(), answer["id"].clone()))
+        .collect();
+    handled.sort_by_key(|(_, id)| id.as_i64());
+    assert_eq!(
+        handled,
+        [
+            (json!(["a"]), json!(1)),
+            (json!(["b"]), json!(2)),
+            (json!(["c"]), json!(3))
+        ]
+    );
+    assert_eq!(plugin_calls(&node, "contract_0_3_0").await, 3);
+}
