@@ -89,6 +89,20 @@ async fn a_batch_reaches_each_plugin_in_one_entry_with_each_request_id() {
 }
 
 #[tokio::test]
+async fn a_long_batch_goes_in_entries_of_16_calls() {
+    let node = TestNode::start(&["calculator"]).await;
+    let batch: Vec<Value> = (0..33)
+        .map(|n| request("add", json!([n, 1]), json!(n)))
+        .collect();
+    let expected: Vec<Value> = (0..33)
+        .map(|n| success(json!({"sum": n + 1}), json!(n)))
+        .collect();
+    assert_eq!(node.post(&json!(batch)).await, json!(expected));
+    // 16 + 16 in two entries, and the one left over through `handle`.
+    assert_eq!(plugin_calls(&node, "calculator").await, 3);
+}
+
+#[tokio::test]
 async fn a_refusal_by_a_hook_keeps_that_call_out_of_the_batch_entry() {
     let node = TestNode::start(&["calculator", "probe"]).await;
     let batch = json!([

@@ -495,6 +495,32 @@ async fn async_functions_in_python() {
     async_sdk(Language::Python).await;
 }
 
+/// A task an `async def` started and did not await is cancelled when the
+/// call returns, whether the coroutine finished without suspending or after
+/// a wait: it never runs, not even when a later call runs the loop past the
+/// time it waits for, and the instance serves on.
+#[tokio::test]
+async fn python_tasks_left_behind_are_cancelled() {
+    let node = start_with("plugin-fixtures-python", &["async_probe"], |config| {
+        config.plugins.max_instances = 1;
+    })
+    .await;
+    for params in [json!({}), json!({"wait": true})] {
+        assert_eq!(
+            node.call("abandon", params).await,
+            success(json!("returned"), json!(1))
+        );
+        assert_eq!(
+            node.call("wait", json!([300])).await,
+            success(json!({"waited": 300, "atLeast": true}), json!(1))
+        );
+        assert_eq!(
+            node.call("abandoned", json!([])).await,
+            success(json!(0), json!(1))
+        );
+    }
+}
+
 /// Python results beyond JSON's types are written the way FastAPI writes
 /// them; one the SDK cannot write (an unknown type, a value that contains
 /// itself) is a clear -32603 and the instance serves on, writing the next

@@ -1,6 +1,6 @@
 //! A JSON-RPC batch. Its requests go through the params check, the rate
 //! limit and the `before-request` hooks together; then the calls bound for
-//! one plugin that exports `handle-batch` go to it in one entry (an entry
+//! one plugin that exports `handle-batch` go to it in few entries (an entry
 //! into a guest costs more than a small handler's own work), and the rest
 //! are answered one by one; then the `after-request` hooks see every
 //! outcome. Answers keep the order of the requests.
@@ -15,6 +15,13 @@ use super::caller::Caller;
 use super::dispatch::{Admission, Call, Dispatcher, answer, join_in_order};
 use super::wire::{self, Item, Request, RpcError};
 use crate::plugin::{BatchCall, LoadedPlugin, MethodTable};
+
+/// The most calls of a batch one entry into a plugin takes. The calls of an
+/// entry run one after another, while entries run side by side on the
+/// plugin's instances: a batch of calls that wait (on a timer, on the store)
+/// keeps some of that concurrency, and a batch of quick calls still saves
+/// all but one entry in this many.
+const CALLS_PER_ENTRY: usize = 16;
 
 /// Outcomes by the index of their request in the batch.
 type Outcomes = Vec<(usize, Result<String, RpcError>)>;
@@ -86,9 +93,16 @@ pub async fn answer_all(
             None => singles.push((*index, *call, &*admission)),
         }
     }
-    // A group of one goes through `handle`, where `call-context` has its id.
-    for (_, group) in groups.extract_if(.., |(_, group)| group.len() == 1) {
-        singles.extend(group);
+    // Entries of up to CALLS_PER_ENTRY calls; a call left alone goes
+    // through `handle`, where `call-context` has its id.
+    let mut entries = Vec::new();
+    for (plugin, group) in &groups {
+        for chunk in group.chunks(CALLS_PER_ENTRY) {
+            match chunk {
+                [single] => singles.push(*single),
+                _ => entries.push((*plugin, chunk)),
+            }
+        }
     }
     let mut work: Vec<Pin<Box<dyn Future<Output = Outcomes> + Send + '_>>> = Vec::new();
     for (index, call, admission) in singles {
@@ -97,8 +111,8 @@ pub async fn answer_all(
             vec![(index, outcome)]
         }));
     }
-    for (plugin, group) in groups {
-        work.push(Box::pin(call_plugin(dispatcher, plugin, group, caller)));
+    for (plugin, calls) in entries {
+        work.push(Box::pin(call_plugin(dispatcher, plugin, calls, caller)));
     }
     for (index, outcome) in join_in_order(work.into_iter()).await.into_iter().flatten() {
         outcomes[index] = Some(outcome);
@@ -125,7 +139,7 @@ pub async fn answer_all(
 async fn call_plugin(
     dispatcher: &Dispatcher,
     plugin: &LoadedPlugin,
-    group: Vec<Waiting<'_, '_>>,
+    group: &[Waiting<'_, '_>],
     caller: &Caller,
 ) -> Outcomes {
     let deadline = group

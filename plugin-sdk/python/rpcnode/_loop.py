@@ -50,23 +50,41 @@ def run(awaitable):
     global _loop
     if _loop is None:
         _loop = _Loop()
+    if inspect.iscoroutine(awaitable):
+        try:
+            waiting_on = _step(awaitable)
+        except StopIteration as done:
+            # It never suspended; unless it started a task (which schedules
+            # its first step at once), it left nothing to cancel.
+            if _loop._ready:
+                _cancel_left_tasks()
+            return done.value
+        except BaseException:
+            _cancel_left_tasks()
+            raise
+        awaitable = _resumed(awaitable, waiting_on)
     try:
-        if inspect.iscoroutine(awaitable):
-            events._set_running_loop(_loop)
-            try:
-                waiting_on = awaitable.send(None)
-            except StopIteration as done:
-                return done.value
-            finally:
-                events._set_running_loop(None)
-            awaitable = _resumed(awaitable, waiting_on)
         return _loop.run_until_complete(awaitable)
     finally:
-        left = asyncio.all_tasks(_loop)
-        for task in left:
-            task.cancel()
-        if left:
-            _loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+        _cancel_left_tasks()
+
+
+def _step(coroutine):
+    """Step ``coroutine`` once by hand, with the loop marked as running."""
+    events._set_running_loop(_loop)
+    try:
+        return coroutine.send(None)
+    finally:
+        events._set_running_loop(None)
+
+
+def _cancel_left_tasks():
+    """Cancel the tasks a run left behind, and let them end."""
+    left = asyncio.all_tasks(_loop)
+    for task in left:
+        task.cancel()
+    if left:
+        _loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
 
 
 @types.coroutine
