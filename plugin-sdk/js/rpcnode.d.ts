@@ -95,6 +95,13 @@ export class Plugin {
   handler(): object;
 }
 
+/**
+ * The `batch-handler` export for a `handler` export: each call answered as
+ * `handler.handle` answers it, one at a time, in order. `rpcnode build` adds
+ * it to an entry module that does not export `batchHandler`.
+ */
+export function batchHandlerFor(handler: object): object;
+
 /** Functions the host offers to plugins; values are anything JSON.stringify accepts. */
 export namespace host {
   type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
