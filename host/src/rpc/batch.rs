@@ -71,8 +71,8 @@ pub async fn answer_all(
         }
     }
 
-    // The handlers: one entry per plugin that takes batches, one per call
-    // otherwise.
+    // The handlers: `handle-batch` entries for the plugins that take
+    // batches, `handle` (or a built-in) for each other call.
     let mut outcomes: Vec<Option<Result<String, RpcError>>> = vec![None; answers.len()];
     let mut groups: Vec<(&Arc<LoadedPlugin>, Vec<Waiting<'_, '_>>)> = Vec::new();
     let mut singles = Vec::new();
@@ -134,8 +134,8 @@ pub async fn answer_all(
     answers
 }
 
-/// Call `plugin`'s `handle-batch` with `group`'s calls, by the earliest of
-/// their deadlines. A fault or timeout fails each call of the group.
+/// Call `plugin`'s `handle-batch` with one entry's calls, by the earliest
+/// of their deadlines. A fault or timeout fails each call of the entry.
 async fn call_plugin(
     dispatcher: &Dispatcher,
     plugin: &LoadedPlugin,
