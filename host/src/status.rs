@@ -310,7 +310,7 @@ pub fn render(node: &Node) -> String {
         &mut out,
         "rpcnode_plugin_calls_total",
         "counter",
-        "Calls into a plugin (handlers and hooks; a batch's calls to it count as one).",
+        "Calls into a plugin (handlers and hooks; an entry of a batch's calls counts as one).",
     );
     for plugin in &table.plugins {
         let _ = writeln!(

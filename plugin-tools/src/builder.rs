@@ -192,13 +192,15 @@ fn js_entry(entry: &Path) -> String {
     )
 }
 
-/// The module componentize-py builds: `app`'s classes, and a `BatchHandler`
-/// made from its `Handler` by the SDK unless `app` defines its own.
+/// The module componentize-py builds: `app`'s names (and its `Handler`,
+/// should `__all__` leave it out), and a `BatchHandler` made from that
+/// `Handler` by the SDK unless `app` defines its own.
 const PYTHON_ENTRY: &str = "\
 from app import *
 import app as _app
 import rpcnode as _rpcnode
-BatchHandler = getattr(_app, 'BatchHandler', None) or _rpcnode.batch_handler_for(_app.Handler)
+Handler = _app.Handler
+BatchHandler = getattr(_app, 'BatchHandler', None) or _rpcnode.batch_handler_for(Handler)
 ";
 
 fn write_entry(path: &Path, text: &str) -> anyhow::Result<()> {

@@ -110,30 +110,29 @@ impl LoadedPlugin {
     /// Call `handle-batch` with `calls`, made on behalf of `call` (which has
     /// no request id: each call carries its own). Only for a plugin that
     /// [`handles_batches`](Self::handles_batches). A plugin that answers with
-    /// a different number of outcomes is at fault.
+    /// a different number of outcomes is at fault, and its instance dropped.
     pub async fn handle_batch(
         &self,
         calls: &[BatchCall<'_>],
         call: CallContext,
         deadline: Instant,
     ) -> Result<BatchOutcomes, CallError> {
-        let outcomes = call_export!(self, deadline, call, |instance| async {
+        call_export!(self, deadline, call, |instance| async {
             let typed: TypedFunc<BatchArgs<'_>, (BatchOutcomes,)> = instance
                 .exports
                 .handle_batch
                 .expect("only plugins that export handle-batch get batches");
             let (outcomes,) = typed.call_async(&mut instance.store, (calls,)).await?;
+            if outcomes.len() != calls.len() {
+                let message = format!(
+                    "handle-batch answered {} calls with {} outcomes",
+                    calls.len(),
+                    outcomes.len()
+                );
+                return Err(wasmtime::Error::msg(message));
+            }
             Ok(outcomes)
-        })?;
-        if outcomes.len() != calls.len() {
-            let message = format!(
-                "handle-batch answered {} calls with {} outcomes",
-                calls.len(),
-                outcomes.len()
-            );
-            return Err(CallError::Fault(wasmtime::Error::msg(message)));
-        }
-        Ok(outcomes)
+        })
     }
 
     /// Call the `before-request` hook.

@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
+use tracing::Instrument as _;
 
 use super::caller::Caller;
 use super::dispatch::{Admission, Call, Dispatcher, answer, join_in_order};
@@ -19,8 +20,8 @@ use crate::plugin::{BatchCall, LoadedPlugin, MethodTable};
 /// The most calls of a batch one entry into a plugin takes. The calls of an
 /// entry run one after another, while entries run side by side on the
 /// plugin's instances: a batch of calls that wait (on a timer, on the store)
-/// keeps some of that concurrency, and a batch of quick calls still saves
-/// all but one entry in this many.
+/// takes at most this many times as long as before, and a batch of quick
+/// calls still saves all but one entry in this many.
 const CALLS_PER_ENTRY: usize = 16;
 
 /// Outcomes by the index of their request in the batch.
@@ -107,7 +108,10 @@ pub async fn answer_all(
     let mut work: Vec<Pin<Box<dyn Future<Output = Outcomes> + Send + '_>>> = Vec::new();
     for (index, call, admission) in singles {
         work.push(Box::pin(async move {
-            let outcome = dispatcher.respond(table, call, admission.deadline).await;
+            let outcome = dispatcher
+                .respond(table, call, admission.deadline)
+                .instrument(admission.span.clone())
+                .await;
             vec![(index, outcome)]
         }));
     }
@@ -134,19 +138,22 @@ pub async fn answer_all(
     answers
 }
 
-/// Call `plugin`'s `handle-batch` with one entry's calls, by the earliest
-/// of their deadlines. A fault or timeout fails each call of the entry.
+/// Call `plugin`'s `handle-batch` with one entry's calls. A fault or
+/// timeout fails each call of the entry.
 async fn call_plugin(
     dispatcher: &Dispatcher,
     plugin: &LoadedPlugin,
     group: &[Waiting<'_, '_>],
     caller: &Caller,
 ) -> Outcomes {
-    let deadline = group
+    // The calls of an entry run one after another: each gets its own
+    // request timeout after the earliest deadline.
+    let earliest = group
         .iter()
         .map(|(_, _, admission)| admission.deadline)
         .min()
-        .expect("a group has calls");
+        .expect("an entry has calls");
+    let deadline = earliest + dispatcher.request_timeout() * (group.len() as u32 - 1);
     let calls: Vec<BatchCall<'_>> = group
         .iter()
         .map(|(_, call, _)| {
@@ -158,8 +165,10 @@ async fn call_plugin(
             }
         })
         .collect();
+    let span = tracing::debug_span!("batch entry", plugin = plugin.name(), calls = calls.len());
     match plugin
         .handle_batch(&calls, caller.context(None), deadline)
+        .instrument(span)
         .await
     {
         Ok(outcomes) => group
@@ -171,8 +180,8 @@ async fn call_plugin(
             })
             .collect(),
         Err(error) => {
-            let method = calls[0].method;
-            let error = dispatcher.call_failed(plugin, "handle-batch", method, error);
+            let subject = format!("{} calls, the first {}", calls.len(), calls[0].method);
+            let error = dispatcher.call_failed(plugin, "handle-batch", &subject, error);
             group
                 .iter()
                 .map(|(index, _, _)| (*index, Err(error.clone())))

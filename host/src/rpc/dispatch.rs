@@ -144,6 +144,11 @@ impl Dispatcher {
         }
     }
 
+    /// How long a request may take.
+    pub(super) fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
     /// Answer one HTTP body or WebSocket text frame. `None` means nothing is
     /// to be sent back (only notifications were received).
     pub async fn handle_message(&self, text: &str, caller: &Caller) -> Option<String> {
