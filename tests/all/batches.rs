@@ -180,3 +180,39 @@ async fn a_plugin_built_against_contract_0_3_0_answers_a_batch_call_by_call() {
     );
     assert_eq!(plugin_calls(&node, "contract_0_3_0").await, 3);
 }
+
+#[tokio::test]
+async fn a_plugin_answering_an_entry_with_too_few_outcomes_fails_it_and_loses_its_instance() {
+    let node = TestNode::start(&["miscount"]).await;
+    let counted =
+        |calls: u32, params: Value| success(json!({"params": params, "calls": calls}), json!(1));
+    assert_eq!(
+        node.call("count", json!(["a"])).await,
+        counted(1, json!(["a"]))
+    );
+    assert_eq!(
+        node.call("count", json!(["b"])).await,
+        counted(2, json!(["b"]))
+    );
+    let batch = json!([
+        request("count", json!(["c"]), json!(1)),
+        request("count", json!(["d"]), json!(2)),
+        request("count", json!(["e"]), json!(3)),
+    ]);
+    let failed = "Internal error: plugin miscount failed";
+    assert_eq!(
+        node.post(&batch).await,
+        json!([
+            error(-32603, failed, json!(1)),
+            error(-32603, failed, json!(2)),
+            error(-32603, failed, json!(3)),
+        ])
+    );
+    // The instance that broke the contract is gone: a fresh one counts
+    // from 1.
+    assert_eq!(
+        node.call("count", json!(["f"])).await,
+        counted(1, json!(["f"]))
+    );
+    assert_eq!(plugin_calls(&node, "miscount").await, 4);
+}

@@ -6,6 +6,7 @@ mod cache;
 mod call_context;
 mod engine;
 mod exports;
+mod flat_schema;
 mod host_api;
 mod instance;
 mod library;

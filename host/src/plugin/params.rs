@@ -6,6 +6,8 @@
 use jsonschema::Validator;
 use serde_json::{Map, Value};
 
+use super::flat_schema::FlatSchema;
+
 /// One thing wrong with the params.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Problem {
@@ -22,6 +24,8 @@ pub struct ParamsSchema {
     /// The properties of an object schema, in order; `None` for a schema
     /// without `properties`, which positional params do not bind to.
     names: Option<Vec<String>>,
+    /// The quick check, for a schema of typed properties.
+    flat: Option<FlatSchema>,
 }
 
 impl ParamsSchema {
@@ -33,7 +37,12 @@ impl ParamsSchema {
             .get("properties")
             .and_then(Value::as_object)
             .map(|properties| properties.keys().cloned().collect());
-        Ok(Self { validator, names })
+        let flat = FlatSchema::of(&schema);
+        Ok(Self {
+            validator,
+            names,
+            flat,
+        })
     }
 
     /// The names positional params bind to, in order.
@@ -44,6 +53,9 @@ impl ParamsSchema {
     /// Check `params` (JSON text: an object, an array, or absent); every
     /// problem, in the order the schema finds them.
     pub fn check(&self, params: Option<&str>) -> Result<(), Vec<Problem>> {
+        if self.flat.as_ref().is_some_and(|flat| flat.accepts(params)) {
+            return Ok(());
+        }
         let params: Value = match params {
             Some(text) => serde_json::from_str(text).map_err(|error| {
                 vec![Problem {
@@ -182,6 +194,45 @@ mod tests {
                 "1 positional params given, the method takes at most 0"
             )])
         );
+    }
+
+    #[test]
+    fn the_quick_check_agrees_with_the_full_validator() {
+        let schemas = [
+            ADD,
+            r#"{"type":"object","properties":{"n":{"type":"integer"},"s":{"type":["string","null"]},
+                "t":{"type":"boolean","description":"flag"}},"required":["n"]}"#,
+        ];
+        let params = [
+            None,
+            Some(r#"{"a":1,"b":2}"#),
+            Some("[1,2]"),
+            Some(r#"{"a":1,"b":2,"c":3}"#),
+            Some(r#"{"n":1,"s":null,"t":true,"extra":[{}]}"#),
+            Some(r#"{"n":1.0}"#),
+            Some(r#"{"n":1.5}"#),
+            Some(r#"{"n":-7,"s":"x","t":"yes"}"#),
+            Some(r#"[3,"x",false]"#),
+            Some(r#"[3,"x",false,1]"#),
+            Some(r#"{"n":1,"n":"x"}"#),
+            Some(r#"{"a":1e400,"b":2}"#),
+            Some("[]"),
+        ];
+        for schema in schemas {
+            let quick = ParamsSchema::compile(schema).unwrap();
+            assert!(quick.flat.is_some(), "{schema}");
+            let full = ParamsSchema {
+                flat: None,
+                ..ParamsSchema::compile(schema).unwrap()
+            };
+            for params in params {
+                assert_eq!(
+                    quick.check(params),
+                    full.check(params),
+                    "{schema} {params:?}"
+                );
+            }
+        }
     }
 
     #[test]

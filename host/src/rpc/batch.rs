@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::value::RawValue;
 use tracing::Instrument as _;
@@ -15,7 +16,7 @@ use tracing::Instrument as _;
 use super::caller::Caller;
 use super::dispatch::{Admission, Call, Dispatcher, answer, join_in_order};
 use super::wire::{self, Item, Request, RpcError};
-use crate::plugin::{BatchCall, LoadedPlugin, MethodTable};
+use crate::plugin::{BatchCall, Hook, LoadedPlugin, MethodTable};
 
 /// The most calls of a batch one entry into a plugin takes. The calls of an
 /// entry run one after another, while entries run side by side on the
@@ -44,11 +45,12 @@ pub async fn answer_all(
             Err(rejected) => answers[index] = Some(wire::failure(rejected.id, &rejected.error)),
         }
     }
+    let received = Instant::now();
     let calls: Vec<(usize, Call<'_>)> = requests
         .iter()
         .map(|(index, request)| {
             let params = request.params.map(RawValue::get);
-            let call = Call::new(table, &request.method, params, request.id, caller);
+            let call = Call::new(table, &request.method, params, request.id, caller, received);
             (*index, call)
         })
         .collect();
@@ -61,15 +63,19 @@ pub async fn answer_all(
             Err(invalid) => answers[*index] = dispatcher.refuse_params(call, &invalid),
         }
     }
-    let admissions = checked
-        .iter()
-        .map(|(_, call)| Box::pin(dispatcher.admit(table, call)));
     let mut admitted: Vec<(usize, &Call<'_>, Admission<'_>)> = Vec::new();
-    for ((index, call), admission) in checked.iter().zip(join_in_order(admissions).await) {
-        match admission {
-            Ok(admission) => admitted.push((*index, call, admission)),
-            Err(limited) => answers[*index] = answer(call, Err(limited)),
+    for (index, call) in checked {
+        match dispatcher.admit(call) {
+            Ok(admission) => admitted.push((index, call, admission)),
+            Err(limited) => answers[index] = answer(call, Err(limited)),
         }
+    }
+    // Without hooks, no future per call.
+    if !table.hooked(Hook::BeforeRequest).is_empty() {
+        let hooks = admitted.iter_mut().map(|(_, call, admission)| {
+            Box::pin(dispatcher.before_request(table, call, admission))
+        });
+        join_in_order(hooks).await;
     }
 
     // The handlers: `handle-batch` entries for the plugins that take
@@ -123,17 +129,28 @@ pub async fn answer_all(
     }
 
     // The `after-request` hooks, the logs and the metrics.
-    let finished = admitted.into_iter().map(|(index, call, admission)| {
-        let outcome = outcomes[index]
-            .take()
-            .expect("every admitted call has an outcome");
-        Box::pin(async move {
-            let outcome = dispatcher.finish(table, call, admission, outcome).await;
-            (index, answer(call, outcome))
+    let outcomes: Vec<_> = admitted
+        .iter()
+        .map(|(index, _, _)| {
+            outcomes[*index]
+                .take()
+                .expect("every admitted call has an outcome")
         })
-    });
-    for (index, answered) in join_in_order(finished).await {
-        answers[index] = answered;
+        .collect();
+    if !table.hooked(Hook::AfterRequest).is_empty() {
+        let hooks = admitted
+            .iter()
+            .zip(&outcomes)
+            .map(|((_, call, admission), outcome)| {
+                Box::pin(dispatcher.after_request(table, call, admission, outcome))
+            });
+        join_in_order(hooks).await;
+    }
+    // Every call of a batch is answered with the batch.
+    let answered = Instant::now();
+    for ((index, call, admission), outcome) in admitted.into_iter().zip(outcomes) {
+        let outcome = dispatcher.finish(call, admission, outcome, answered);
+        answers[index] = answer(call, outcome);
     }
     answers
 }

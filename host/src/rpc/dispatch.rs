@@ -55,16 +55,20 @@ pub struct Call<'a> {
     params: Option<&'a str>,
     id: Option<&'a RawValue>,
     caller: &'a Caller,
+    /// When its message was read: its latency counts from then.
+    received: Instant,
 }
 
 impl<'a> Call<'a> {
-    /// A request for `method` with `params`, as routed by `table`.
+    /// A request for `method` with `params`, as routed by `table`, read at
+    /// `received` (one clock reading serves a whole batch).
     pub fn new(
         table: &'a MethodTable,
         method: &'a str,
         params: Option<&'a str>,
         id: Option<&'a RawValue>,
         caller: &'a Caller,
+        received: Instant,
     ) -> Self {
         let route = table.route(method);
         Self {
@@ -76,6 +80,7 @@ impl<'a> Call<'a> {
             params,
             id,
             caller,
+            received,
         }
     }
 
@@ -194,6 +199,7 @@ impl Dispatcher {
             request.params.map(RawValue::get),
             request.id,
             caller,
+            Instant::now(),
         );
         if let Err(invalid) = self.check_params(&call) {
             return self.refuse_params(&call, &invalid);
@@ -226,7 +232,8 @@ impl Dispatcher {
         call: &Call<'_>,
         respond: impl AsyncFnOnce(&Call<'_>, Instant) -> Result<String, RpcError>,
     ) -> Result<String, RpcError> {
-        let mut admission = self.admit(table, call).await?;
+        let mut admission = self.admit(call)?;
+        self.before_request(table, call, &mut admission).await;
         let outcome = match admission.refusal.take() {
             Some(refused) => Err(refused),
             None => {
@@ -235,19 +242,16 @@ impl Dispatcher {
                     .await
             }
         };
-        self.finish(table, call, admission, outcome).await
+        self.after_request(table, call, &admission, &outcome).await;
+        self.finish(call, admission, outcome, Instant::now())
     }
 
-    /// The first half of serving `call`: the rate limit, whose refusal is
-    /// final (and counted), and the `before-request` hooks, whose refusal
-    /// the admission holds.
-    pub(super) async fn admit(
-        &self,
-        table: &MethodTable,
-        call: &Call<'_>,
-    ) -> Result<Admission<'_>, RpcError> {
+    /// The first step of serving `call`: the rate limit, whose refusal is
+    /// final (and counted); the admission starts the request's clock and
+    /// its log span.
+    pub(super) fn admit(&self, call: &Call<'_>) -> Result<Admission<'_>, RpcError> {
         let pending = self.metrics.pending_requests.track();
-        let started = Instant::now();
+        let started = call.received;
         let caller = call.caller;
         // A refusal by the rate limit is counted like any answer, but runs no
         // plugin code, hooks included: the limit is there to shed load.
@@ -263,49 +267,34 @@ impl Dispatcher {
             client = caller.client_id().map(|id| &**id),
             plugin,
         );
-        let deadline = started + self.request_timeout;
-        let refusal = self
-            .before_request(table, call, deadline)
-            .instrument(span.clone())
-            .await
-            .err();
         Ok(Admission {
             _pending: pending,
             started,
-            deadline,
+            deadline: started + self.request_timeout,
             span,
-            refusal,
+            refusal: None,
         })
     }
 
-    /// The second half of serving `call`: the `after-request` hooks, the
-    /// log line and the metrics see its outcome.
-    pub(super) async fn finish(
+    /// The last step of serving `call`, done at `answered`: the log line
+    /// and the metrics see its outcome.
+    pub(super) fn finish(
         &self,
-        table: &MethodTable,
         call: &Call<'_>,
         admission: Admission<'_>,
         outcome: Result<String, RpcError>,
+        answered: Instant,
     ) -> Result<String, RpcError> {
-        let started = admission.started;
-        async {
-            self.after_request(table, call, &outcome).await;
-            // Field values are only computed when debug logs are on.
-            let elapsed_us = || started.elapsed().as_micros() as u64;
+        let elapsed = answered.saturating_duration_since(admission.started);
+        {
+            let _entered = admission.span.enter();
+            let elapsed_us = elapsed.as_micros() as u64;
             match &outcome {
-                Ok(_) => tracing::debug!(elapsed_us = elapsed_us(), "request answered"),
-                Err(error) => {
-                    tracing::debug!(
-                        elapsed_us = elapsed_us(),
-                        code = error.code,
-                        "request failed"
-                    );
-                }
+                Ok(_) => tracing::debug!(elapsed_us, "request answered"),
+                Err(error) => tracing::debug!(elapsed_us, code = error.code, "request failed"),
             }
         }
-        .instrument(admission.span)
-        .await;
-        self.count(call, outcome.is_ok(), started.elapsed());
+        self.count(call, outcome.is_ok(), elapsed);
         outcome
     }
 
@@ -334,13 +323,12 @@ impl Dispatcher {
         let Some(schema) = &route.params else {
             return Ok(());
         };
-        let started = Instant::now();
         let problems = match schema.check(call.params) {
             Ok(()) => return Ok(()),
             Err(problems) => problems,
         };
         self.metrics
-            .request(&route.counts, false, started.elapsed());
+            .request(&route.counts, false, call.received.elapsed());
         Err(invalid_params(&problems))
     }
 
@@ -364,26 +352,36 @@ impl Dispatcher {
         Some(RpcError::new(RATE_LIMITED, detail))
     }
 
-    /// The `before-request` hooks: the first refusal wins.
-    async fn before_request(
+    /// The `before-request` hooks: the first refusal wins, and the
+    /// admission keeps it.
+    pub(super) async fn before_request(
         &self,
         table: &MethodTable,
         call: &Call<'_>,
-        deadline: Instant,
-    ) -> Result<(), RpcError> {
-        for plugin in table.hooked(Hook::BeforeRequest) {
-            match plugin
-                .before_request(call.method, call.params, call.context(), deadline)
-                .await
-            {
-                Ok(Ok(())) => {}
-                Ok(Err(rejection)) => return Err(plugin_error(plugin, rejection)),
-                Err(error) => {
-                    return Err(self.call_failed(plugin, "before-request", call.method, error));
+        admission: &mut Admission<'_>,
+    ) {
+        let hooks = table.hooked(Hook::BeforeRequest);
+        if hooks.is_empty() {
+            return;
+        }
+        let deadline = admission.deadline;
+        let refusal = async {
+            for plugin in hooks {
+                match plugin
+                    .before_request(call.method, call.params, call.context(), deadline)
+                    .await
+                {
+                    Ok(Ok(())) => {}
+                    Ok(Err(rejection)) => return Some(plugin_error(plugin, rejection)),
+                    Err(error) => {
+                        let export = "before-request";
+                        return Some(self.call_failed(plugin, export, call.method, error));
+                    }
                 }
             }
-        }
-        Ok(())
+            None
+        };
+        admission.refusal = refusal.instrument(admission.span.clone()).await;
     }
 
     /// The built-in method or the plugin's handler, to finish by `deadline`.
@@ -444,10 +442,11 @@ impl Dispatcher {
     /// They get a deadline of their own, `request_timeout` from now, so that
     /// a request whose handler ran out of time is still seen by them: the
     /// answer can take up to twice `request_timeout` (documented).
-    async fn after_request(
+    pub(super) async fn after_request(
         &self,
         table: &MethodTable,
         call: &Call<'_>,
+        admission: &Admission<'_>,
         outcome: &Result<String, RpcError>,
     ) {
         let hooks = table.hooked(Hook::AfterRequest);
@@ -463,13 +462,18 @@ impl Dispatcher {
             }),
         };
         let deadline = Instant::now() + self.request_timeout;
-        for plugin in hooks {
-            let done =
-                plugin.after_request(call.method, call.params, &outcome, call.context(), deadline);
-            if let Err(error) = done.await {
-                self.call_failed(plugin, "after-request", call.method, error);
+        async {
+            for plugin in hooks {
+                let context = call.context();
+                let done =
+                    plugin.after_request(call.method, call.params, &outcome, context, deadline);
+                if let Err(error) = done.await {
+                    self.call_failed(plugin, "after-request", call.method, error);
+                }
             }
         }
+        .instrument(admission.span.clone())
+        .await;
     }
 
     /// The OpenRPC document of what is served now.

@@ -135,7 +135,14 @@ async fn request(
     };
     let params = request.params.map(RawValue::get);
     let table = node.registry.current();
-    let call = Call::new(&table, "rpc.session", params, Some(id), caller);
+    let call = Call::new(
+        &table,
+        "rpc.session",
+        params,
+        Some(id),
+        caller,
+        Instant::now(),
+    );
     let mut opened = None;
     let outcome = node
         .dispatcher
