@@ -13,8 +13,9 @@ use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-/// Keywords that say nothing about validity.
-const ANNOTATIONS: [&str; 9] = [
+/// Keywords that say nothing about validity. (`$schema` does: under draft 4
+/// `-0` is no integer, so a schema naming its draft is not flat.)
+const ANNOTATIONS: [&str; 8] = [
     "$comment",
     "title",
     "description",
@@ -23,7 +24,6 @@ const ANNOTATIONS: [&str; 9] = [
     "deprecated",
     "readOnly",
     "writeOnly",
-    "$schema",
 ];
 
 /// The most properties a flat schema has: their presence is a bit mask.
@@ -71,13 +71,14 @@ impl Kinds {
         }
     }
 
-    /// Whether `value` (valid JSON text) is surely of one of these kinds.
+    /// Whether `value` (JSON text as the message reader skimmed it) is
+    /// surely of one of these kinds.
     fn admit(self, value: &RawValue) -> bool {
         let text = value.get();
         let kind = match text.as_bytes()[0] {
             b'n' => Self::NULL,
             b't' | b'f' => Self::BOOLEAN,
-            b'"' => Self::STRING,
+            b'"' if surely_readable(text) => Self::STRING,
             b'-' | b'0'..=b'9' => {
                 // A number the full validator would not read (out of f64's
                 // range: only an exponent or some 300 digits get there) is
@@ -154,6 +155,13 @@ impl FlatSchema {
     }
 }
 
+/// Whether the full validator surely reads `value`, which the message
+/// reader only skimmed: a scalar without `\u` escapes (a lone surrogate is
+/// refused when read) and so without nesting (too deep is refused too).
+fn surely_readable(text: &str) -> bool {
+    !text.starts_with(['[', '{']) && !text.contains("\\u")
+}
+
 /// A property schema that only names types (and annotates).
 fn typed_property(property: &Map<String, Value>) -> Option<Kinds> {
     let others_are_annotations = property
@@ -192,7 +200,7 @@ impl<'de> Visitor<'de> for Presence<'_> {
                 .position(|(known, _)| known == name)
             {
                 Some(index) if self.0.properties[index].1.admit(value) => present |= 1 << index,
-                None if self.0.others_allowed => {}
+                None if self.0.others_allowed && surely_readable(value.get()) => {}
                 _ => return Err(de::Error::custom(Unsure)),
             }
         }
@@ -261,6 +269,7 @@ mod tests {
             r#"{"a":1e400}"#,
             &format!(r#"{{"a":{}}}"#, "9".repeat(400)),
             r#"{"\u0061":1}"#,
+            r#"{"a":1,"b":2,"c":"\ud800"}"#,
             "[1,2,3]",
             "[null]",
             "[]",
@@ -274,8 +283,13 @@ mod tests {
         let optional = flat(r#"{"type":"object","properties":{"a":{"type":["string","null"]}}}"#);
         let optional = optional.unwrap();
         assert!(optional.accepts(None));
-        assert!(optional.accepts(Some(r#"{"a":null,"z":{"any":[1]}}"#)));
+        assert!(optional.accepts(Some(r#"{"a":null,"z":1,"y":"x"}"#)));
         assert!(!optional.accepts(Some(r#"{"a":true}"#)));
+        // Skimmed, never read: a lone surrogate and deep nesting are left to
+        // the full validator, which refuses them.
+        assert!(!optional.accepts(Some(r#"{"a":"\ud800"}"#)));
+        assert!(!optional.accepts(Some(r#"{"z":"\udc00"}"#)));
+        assert!(!optional.accepts(Some(r#"{"z":{"any":[1]}}"#)));
     }
 
     #[test]
@@ -287,6 +301,7 @@ mod tests {
             r#"{"type":"object","properties":{"a":{"type":"number"}},"required":["b"]}"#,
             r#"{"type":"object","properties":{},"additionalProperties":{"type":"number"}}"#,
             r#"{"type":"object","properties":{},"minProperties":1}"#,
+            r#"{"$schema":"http://json-schema.org/draft-04/schema#","type":"object","properties":{}}"#,
             r#"{"type":"array"}"#,
             r#"{"properties":{}}"#,
             "true",

@@ -203,6 +203,7 @@ mod tests {
             r#"{"type":"object","properties":{"n":{"type":"integer"},"s":{"type":["string","null"]},
                 "t":{"type":"boolean","description":"flag"}},"required":["n"]}"#,
         ];
+        let deep = format!(r#"{{"n":1,"z":{}{}}}"#, "[".repeat(130), "]".repeat(130));
         let params = [
             None,
             Some(r#"{"a":1,"b":2}"#),
@@ -216,6 +217,9 @@ mod tests {
             Some(r#"[3,"x",false,1]"#),
             Some(r#"{"n":1,"n":"x"}"#),
             Some(r#"{"a":1e400,"b":2}"#),
+            Some(r#"{"n":1,"s":"\ud800"}"#),
+            Some(r#"{"n":1,"z":"\udc00"}"#),
+            Some(&deep),
             Some("[]"),
         ];
         for schema in schemas {
