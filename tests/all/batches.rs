@@ -1,7 +1,7 @@
 //! JSON-RPC batches: the calls bound for one plugin go to it in one
-//! `handle-batch` entry, each with its own request id, between every
-//! request's hooks; a plugin built without `batch-handler` answers them one
-//! call at a time.
+//! `handle-batch` entry (in entries of 16 if its calls are slow), each with
+//! its own request id, between every request's hooks; a plugin built without
+//! `batch-handler` answers them one call at a time.
 
 use serde_json::{Value, json};
 
@@ -89,7 +89,7 @@ async fn a_batch_reaches_each_plugin_in_one_entry_with_each_request_id() {
 }
 
 #[tokio::test]
-async fn a_long_batch_goes_in_entries_of_16_calls() {
+async fn a_long_batch_of_quick_calls_goes_in_one_entry() {
     let node = TestNode::start(&["calculator"]).await;
     let batch: Vec<Value> = (0..33)
         .map(|n| request("add", json!([n, 1]), json!(n)))
@@ -98,8 +98,49 @@ async fn a_long_batch_goes_in_entries_of_16_calls() {
         .map(|n| success(json!({"sum": n + 1}), json!(n)))
         .collect();
     assert_eq!(node.post(&json!(batch)).await, json!(expected));
-    // 16 + 16 in two entries, and the one left over through `handle`.
-    assert_eq!(plugin_calls(&node, "calculator").await, 3);
+    assert_eq!(plugin_calls(&node, "calculator").await, 1);
+}
+
+/// Once a plugin's requests take long in the guest (here a 20 ms sleep), a
+/// batch's calls to it go in entries of 16 that run side by side, and the
+/// one left over through `handle`; when its calls are quick again, in one
+/// entry again.
+#[tokio::test]
+async fn a_batch_to_a_plugin_whose_calls_are_slow_goes_in_entries_of_16() {
+    let node = TestNode::start(&["probe"]).await;
+    let echoes = |size: i64| -> Value {
+        let batch: Vec<Value> = (0..size)
+            .map(|n| request("echo", json!([n]), json!(n)))
+            .collect();
+        json!(batch)
+    };
+    // The probe's hooks see every request: two calls each.
+    let entries_for = async |batch: &Value| {
+        let before = plugin_calls(&node, "probe").await;
+        let answers = node.post(batch).await;
+        assert_eq!(answers.as_array().map(Vec::len), Some(33), "{answers}");
+        for (n, answer) in answers.as_array().unwrap().iter().enumerate() {
+            assert_eq!(answer["result"]["params"], json!([n]), "{answer}");
+        }
+        plugin_calls(&node, "probe").await - before - 66
+    };
+    assert_eq!(entries_for(&echoes(33)).await, 1);
+
+    assert_eq!(
+        node.call("sleep", json!([20])).await,
+        success(json!({"slept_ms": 20}), json!(1))
+    );
+    assert_eq!(entries_for(&echoes(33)).await, 3);
+
+    // Each quick call brings the typical time an eighth of the way down.
+    let mut entries = 3;
+    for _ in 0..20 {
+        entries = entries_for(&echoes(33)).await;
+        if entries == 1 {
+            break;
+        }
+    }
+    assert_eq!(entries, 1, "still split after 20 batches of quick calls");
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use wasmtime::component::{ComponentType, Lift, TypedFunc};
@@ -25,16 +26,21 @@ use crate::metrics::Counter;
 /// The epoch interrupt stops guest code at the deadline; the timer here stops
 /// a call waiting in a host function (a guest's `sleep`, an event loop
 /// waiting on a timer). A call that finishes in its first poll never
-/// registers the timer.
+/// registers the timer. `$requests` is how many requests the call answers
+/// (none for a hook).
 macro_rules! call_export {
-    ($plugin:expr, $deadline:expr, $context:expr, |$instance:ident| $call:expr) => {{
+    ($plugin:expr, $deadline:expr, $context:expr, $requests:expr, |$instance:ident| $call:expr) => {{
         let started = std::time::Instant::now();
         let mut lease = $plugin.pool.lease($deadline, $context).await?;
         let $instance = lease.instance();
+        let entered = std::time::Instant::now();
         let result = tokio::time::timeout_at($deadline.into(), $call)
             .await
             .map_err(|_| CallError::Timeout)?;
-        $plugin.calls.record(started.elapsed());
+        let finished = std::time::Instant::now();
+        $plugin
+            .calls
+            .record(finished - started, finished - entered, $requests);
         lease.settle(result)
     }};
 }
@@ -54,17 +60,36 @@ pub struct LoadedPlugin {
     pub calls: CallStats,
 }
 
-/// Calls into one plugin version, for `/metrics`.
+/// Calls into one plugin version: for `/metrics`, and how long a call takes
+/// in the guest lately, to size a batch's entries.
 #[derive(Debug, Default)]
 pub struct CallStats {
     count: Counter,
     nanos: Counter,
+    /// A moving average of the time one request spends in the guest, in
+    /// nanoseconds; each call moves it an eighth of the way to its own.
+    typical_nanos: AtomicU64,
 }
 
 impl CallStats {
-    fn record(&self, elapsed: std::time::Duration) {
+    /// Count a call that took `elapsed` in all, `in_guest` of it in the
+    /// guest, answering `requests` requests.
+    fn record(&self, elapsed: Duration, in_guest: Duration, requests: u32) {
         self.count.inc();
         self.nanos.add(elapsed.as_nanos() as u64);
+        if requests == 0 {
+            return;
+        }
+        // Two calls finishing at once may lose one's step: an estimate.
+        let typical = self.typical_nanos.load(Ordering::Relaxed);
+        let sample = (in_guest / requests).as_nanos().min(u64::MAX as u128) as u64;
+        let moved = typical - typical / 8 + sample / 8;
+        self.typical_nanos.store(moved, Ordering::Relaxed);
+    }
+
+    /// How long a request typically spends in the guest lately.
+    pub fn typical(&self) -> Duration {
+        Duration::from_nanos(self.typical_nanos.load(Ordering::Relaxed))
     }
 
     /// Calls so far.
@@ -98,7 +123,7 @@ impl LoadedPlugin {
         deadline: Instant,
     ) -> Result<Result<String, RpcError>, CallError> {
         let export = |exports: &BorrowingExports| exports.handle;
-        self.call_with_request(export, (method, params), call, deadline)
+        self.call_with_request(export, (method, params), 1, call, deadline)
             .await
     }
 
@@ -117,7 +142,8 @@ impl LoadedPlugin {
         call: CallContext,
         deadline: Instant,
     ) -> Result<BatchOutcomes, CallError> {
-        call_export!(self, deadline, call, |instance| async {
+        let requests = calls.len() as u32;
+        call_export!(self, deadline, call, requests, |instance| async {
             let typed: TypedFunc<BatchArgs<'_>, (BatchOutcomes,)> = instance
                 .exports
                 .handle_batch
@@ -144,22 +170,24 @@ impl LoadedPlugin {
         deadline: Instant,
     ) -> Result<Result<(), RpcError>, CallError> {
         let export = |exports: &BorrowingExports| exports.before_request;
-        self.call_with_request(export, (method, params), call, deadline)
+        self.call_with_request(export, (method, params), 0, call, deadline)
             .await
     }
 
-    /// Call `export`, one of the exports taking `(method, params)`.
+    /// Call `export`, one of the exports taking `(method, params)`, which
+    /// answers `requests` requests.
     async fn call_with_request<R>(
         &self,
         export: fn(&BorrowingExports) -> TypedFunc<RequestArgs<'static>, (R,)>,
         args: RequestArgs<'_>,
+        requests: u32,
         call: CallContext,
         deadline: Instant,
     ) -> Result<R, CallError>
     where
         R: ComponentType + Lift + Send + Sync + 'static,
     {
-        call_export!(self, deadline, call, |instance| async {
+        call_export!(self, deadline, call, requests, |instance| async {
             let typed: TypedFunc<RequestArgs<'_>, (R,)> = export(&instance.exports);
             let (result,) = typed.call_async(&mut instance.store, args).await?;
             Ok(result)
@@ -175,7 +203,7 @@ impl LoadedPlugin {
         call: CallContext,
         deadline: Instant,
     ) -> Result<(), CallError> {
-        call_export!(self, deadline, call, |instance| async move {
+        call_export!(self, deadline, call, 0, |instance| async move {
             let typed: TypedFunc<AfterArgs<'_>, ()> = instance.exports.after_request;
             typed
                 .call_async(&mut instance.store, (method, params, outcome))
@@ -192,7 +220,7 @@ impl LoadedPlugin {
         call: CallContext,
         deadline: Instant,
     ) -> Result<(), CallError> {
-        call_export!(self, deadline, call, |instance| async {
+        call_export!(self, deadline, call, 0, |instance| async {
             let handler = instance.guest.rpcnode_plugin_handler();
             match event {
                 ConnectionEvent::Connected => {
@@ -234,5 +262,29 @@ impl ConnectionEvent {
             Self::Connected => "on-connect",
             Self::Disconnected => "on-disconnect",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(count: u64) -> Duration {
+        Duration::from_millis(count)
+    }
+
+    #[test]
+    fn the_typical_time_moves_an_eighth_of_the_way_per_call_that_answers_requests() {
+        let stats = CallStats::default();
+        stats.record(ms(9), ms(8), 1);
+        assert_eq!(stats.typical(), ms(1));
+        // A hook answers no request: counted, but not typical.
+        stats.record(ms(100), ms(80), 0);
+        assert_eq!(stats.typical(), ms(1));
+        // 8 ms for each of two requests.
+        stats.record(ms(20), ms(16), 2);
+        assert_eq!(stats.typical(), Duration::from_micros(1875));
+        assert_eq!(stats.count(), 3);
+        assert_eq!(stats.nanos(), 129_000_000);
     }
 }

@@ -1,14 +1,15 @@
 //! A JSON-RPC batch. Its requests go through the params check, the rate
 //! limit and the `before-request` hooks together; then the calls bound for
-//! one plugin that exports `handle-batch` go to it in few entries (an entry
-//! into a guest costs more than a small handler's own work), and the rest
-//! are answered one by one; then the `after-request` hooks see every
-//! outcome. Answers keep the order of the requests.
+//! one plugin that exports `handle-batch` go to it in one entry, or a few
+//! if its calls are slow (an entry into a guest costs more than a small
+//! handler's own work), and the rest are answered one by one; then the
+//! `after-request` hooks see every outcome. Answers keep the order of the
+//! requests.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 use tracing::Instrument as _;
@@ -18,12 +19,19 @@ use super::dispatch::{Admission, Call, Dispatcher, answer, join_in_order};
 use super::wire::{self, Item, Request, RpcError};
 use crate::plugin::{BatchCall, Hook, LoadedPlugin, MethodTable};
 
-/// The most calls of a batch one entry into a plugin takes. The calls of an
-/// entry run one after another, while entries run side by side on the
-/// plugin's instances: a batch of calls that wait (on a timer, on the store)
-/// takes at most this many times as long as before, and a batch of quick
-/// calls still saves all but one entry in this many.
+/// How many calls of a batch go in one entry into a plugin whose calls are
+/// slow. The calls of an entry run one after another, while entries run
+/// side by side on the plugin's instances: a batch of calls that wait (on a
+/// timer, on the store) takes at most this many times as long as the calls
+/// one by one would.
 const CALLS_PER_ENTRY: usize = 16;
+
+/// A plugin whose requests typically spend longer than this in the guest
+/// gets a batch's calls in entries of CALLS_PER_ENTRY; a quicker one gets
+/// them in one entry. Each entry costs the host a few microseconds besides
+/// its calls (a lease, a fiber, another instance's memory in the cache), so
+/// splitting pays only where calls wait or compute for much longer.
+const SPLIT_ABOVE: Duration = Duration::from_micros(100);
 
 /// Outcomes by the index of their request in the batch.
 type Outcomes = Vec<(usize, Result<String, RpcError>)>;
@@ -100,11 +108,16 @@ pub async fn answer_all(
             None => singles.push((*index, *call, &*admission)),
         }
     }
-    // Entries of up to CALLS_PER_ENTRY calls; a call left alone goes
-    // through `handle`, where `call-context` has its id.
+    // A call left alone goes through `handle`, where `call-context` has its
+    // id.
     let mut entries = Vec::new();
     for (plugin, group) in &groups {
-        for chunk in group.chunks(CALLS_PER_ENTRY) {
+        let size = if plugin.calls.typical() > SPLIT_ABOVE {
+            CALLS_PER_ENTRY
+        } else {
+            group.len()
+        };
+        for chunk in group.chunks(size) {
             match chunk {
                 [single] => singles.push(*single),
                 _ => entries.push((*plugin, chunk)),
