@@ -5,8 +5,9 @@
 
 use serde_json::{Value, json};
 
+use crate::binary;
 use crate::observability::metrics;
-use crate::support::{TestNode, error, request, success};
+use crate::support::{TestNode, error, plugins_dir, request, success};
 
 /// How many calls `/metrics` counts into `plugin`.
 async fn plugin_calls(node: &TestNode, plugin: &str) -> u64 {
@@ -256,4 +257,39 @@ async fn a_plugin_answering_an_entry_with_too_few_outcomes_fails_it_and_loses_it
         counted(1, json!(["f"]))
     );
     assert_eq!(plugin_calls(&node, "miscount").await, 4);
+}
+
+/// Too many outcomes is as much a fault as too few, and the log says which.
+#[tokio::test]
+async fn a_wrong_outcome_count_either_way_is_logged_with_both_counts() {
+    let plugins = plugins_dir(&["miscount"]);
+    let (child, address) = binary::start(plugins.path(), &[]).await;
+    let failed = |id: i64| error(-32603, "Internal error: plugin miscount failed", json!(id));
+    let surplus = json!([
+        request("count", json!(["surplus"]), json!(1)),
+        request("count", json!(["x"]), json!(2)),
+    ]);
+    assert_eq!(
+        binary::call(&address, &surplus.to_string(), &[]).await,
+        json!([failed(1), failed(2)])
+    );
+    let short = json!([
+        request("count", json!(["a"]), json!(1)),
+        request("count", json!(["b"]), json!(2)),
+        request("count", json!(["c"]), json!(3)),
+    ]);
+    assert_eq!(
+        binary::call(&address, &short.to_string(), &[]).await,
+        json!([failed(1), failed(2), failed(3)])
+    );
+    let (code, log) = binary::terminate(child).await;
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("handle-batch answered 2 calls with 3 outcomes"),
+        "{log}"
+    );
+    assert!(
+        log.contains("handle-batch answered 3 calls with 2 outcomes"),
+        "{log}"
+    );
 }
