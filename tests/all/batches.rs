@@ -3,6 +3,8 @@
 //! its own request id, between every request's hooks; a plugin built without
 //! `batch-handler` answers them one call at a time.
 
+use std::time::{Duration, Instant};
+
 use serde_json::{Value, json};
 
 use crate::binary;
@@ -89,59 +91,67 @@ async fn a_batch_reaches_each_plugin_in_one_entry_with_each_request_id() {
     );
 }
 
+/// How many entries `batch` (33 `echo` or `add` calls) took into `plugin`,
+/// whose hooks make `hook_calls` calls for it; checks every answer.
+async fn entries_for(node: &TestNode, plugin: &str, batch: &Value, hook_calls: u64) -> u64 {
+    let before = plugin_calls(node, plugin).await;
+    let answers = node.post(batch).await;
+    let answers = answers.as_array().expect("answers to a batch");
+    assert_eq!(answers.len(), 33, "{answers:?}");
+    for (n, answer) in answers.iter().enumerate() {
+        assert_eq!(answer["id"], json!(n), "{answer}");
+        let result = &answer["result"];
+        assert!(
+            result["params"] == json!([n]) || result["sum"] == json!(n + 1),
+            "{answer}"
+        );
+    }
+    plugin_calls(node, plugin).await - before - hook_calls
+}
+
+/// Whether a batch goes in one entry within 20 tries: the quick calls of
+/// each bring the typical time an eighth of the way down, and a call the
+/// machine happened to pause counts at most 1 ms.
+async fn settles_in_one_entry(node: &TestNode, plugin: &str, batch: &Value, hooks: u64) -> bool {
+    for _ in 0..20 {
+        if entries_for(node, plugin, batch, hooks).await == 1 {
+            return true;
+        }
+    }
+    false
+}
+
 #[tokio::test]
 async fn a_long_batch_of_quick_calls_goes_in_one_entry() {
     let node = TestNode::start(&["calculator"]).await;
     let batch: Vec<Value> = (0..33)
         .map(|n| request("add", json!([n, 1]), json!(n)))
         .collect();
-    let expected: Vec<Value> = (0..33)
-        .map(|n| success(json!({"sum": n + 1}), json!(n)))
-        .collect();
-    assert_eq!(node.post(&json!(batch)).await, json!(expected));
-    assert_eq!(plugin_calls(&node, "calculator").await, 1);
+    // Until a plugin has answered, its calls count as slow: 16 + 16, and
+    // the one left over through `handle`.
+    assert_eq!(entries_for(&node, "calculator", &json!(batch), 0).await, 3);
+    assert!(settles_in_one_entry(&node, "calculator", &json!(batch), 0).await);
 }
 
 /// Once a plugin's requests take long in the guest (here a 20 ms sleep), a
-/// batch's calls to it go in entries of 16 that run side by side, and the
-/// one left over through `handle`; when its calls are quick again, in one
-/// entry again.
+/// batch's calls to it go in entries of 16 that wait side by side; when its
+/// calls are quick again, in one entry again.
 #[tokio::test]
 async fn a_batch_to_a_plugin_whose_calls_are_slow_goes_in_entries_of_16() {
     let node = TestNode::start(&["probe"]).await;
-    let echoes = |size: i64| -> Value {
-        let batch: Vec<Value> = (0..size)
-            .map(|n| request("echo", json!([n]), json!(n)))
-            .collect();
-        json!(batch)
-    };
+    let batch: Vec<Value> = (0..33)
+        .map(|n| request("echo", json!([n]), json!(n)))
+        .collect();
+    let batch = json!(batch);
     // The probe's hooks see every request: two calls each.
-    let entries_for = async |batch: &Value| {
-        let before = plugin_calls(&node, "probe").await;
-        let answers = node.post(batch).await;
-        assert_eq!(answers.as_array().map(Vec::len), Some(33), "{answers}");
-        for (n, answer) in answers.as_array().unwrap().iter().enumerate() {
-            assert_eq!(answer["result"]["params"], json!([n]), "{answer}");
-        }
-        plugin_calls(&node, "probe").await - before - 66
-    };
-    assert_eq!(entries_for(&echoes(33)).await, 1);
-
+    let hooks = 66;
+    assert!(settles_in_one_entry(&node, "probe", &batch, hooks).await);
     assert_eq!(
         node.call("sleep", json!([20])).await,
         success(json!({"slept_ms": 20}), json!(1))
     );
-    assert_eq!(entries_for(&echoes(33)).await, 3);
-
-    // Each quick call brings the typical time an eighth of the way down.
-    let mut entries = 3;
-    for _ in 0..20 {
-        entries = entries_for(&echoes(33)).await;
-        if entries == 1 {
-            break;
-        }
-    }
-    assert_eq!(entries, 1, "still split after 20 batches of quick calls");
+    assert_eq!(entries_for(&node, "probe", &batch, hooks).await, 3);
+    assert!(settles_in_one_entry(&node, "probe", &batch, hooks).await);
 }
 
 #[tokio::test]
@@ -291,5 +301,37 @@ async fn a_wrong_outcome_count_either_way_is_logged_with_both_counts() {
     assert!(
         log.contains("handle-batch answered 3 calls with 2 outcomes"),
         "{log}"
+    );
+}
+
+/// An entry runs for at most 16 request timeouts, however many calls it
+/// has: a call that never ends among 39 quick ones fails the entry 15
+/// timeouts after the first call's deadline, not 39.
+#[tokio::test]
+async fn a_long_entry_runs_for_at_most_16_request_timeouts() {
+    let node = TestNode::start_with(&["probe"], |config| {
+        config.request_timeout = Duration::from_millis(100);
+    })
+    .await;
+    let quick: Vec<Value> = (0..33)
+        .map(|n| request("echo", json!([n]), json!(n)))
+        .collect();
+    assert!(settles_in_one_entry(&node, "probe", &json!(quick), 66).await);
+
+    let mut batch = vec![request("fault_spin", json!([]), json!(0))];
+    batch.extend((1..40).map(|n| request("echo", json!([n]), json!(n))));
+    let started = Instant::now();
+    let answers = node.post(&json!(batch)).await;
+    let elapsed = started.elapsed();
+    let timed_out = |id: i64| {
+        let message = "Server error: request timed out after 100ms (request_timeout)";
+        error(-32000, message, json!(id))
+    };
+    let expected: Vec<Value> = (0..40).map(timed_out).collect();
+    assert_eq!(answers, json!(expected));
+    // 0.1 s for the first call and 15 × 0.1 s more; 4 s without the bound.
+    assert!(
+        elapsed >= Duration::from_millis(1600) && elapsed < Duration::from_millis(3500),
+        "{elapsed:?}"
     );
 }

@@ -34,14 +34,12 @@ macro_rules! call_export {
         let mut lease = $plugin.pool.lease($deadline, $context).await?;
         let $instance = lease.instance();
         let entered = std::time::Instant::now();
-        let result = tokio::time::timeout_at($deadline.into(), $call)
-            .await
-            .map_err(|_| CallError::Timeout)?;
+        let result = tokio::time::timeout_at($deadline.into(), $call).await;
         let finished = std::time::Instant::now();
         $plugin
             .calls
             .record(finished - started, finished - entered, $requests);
-        lease.settle(result)
+        lease.settle(result.map_err(|_| CallError::Timeout)?)
     }};
 }
 
@@ -62,13 +60,32 @@ pub struct LoadedPlugin {
 
 /// Calls into one plugin version: for `/metrics`, and how long a call takes
 /// in the guest lately, to size a batch's entries.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CallStats {
     count: Counter,
     nanos: Counter,
     /// A moving average of the time one request spends in the guest, in
-    /// nanoseconds; each call moves it an eighth of the way to its own.
+    /// nanoseconds, each call moving it an eighth of the way to its own;
+    /// [`UNKNOWN`] before the first.
     typical_nanos: AtomicU64,
+}
+
+/// No request answered yet: the typical time is not known.
+const UNKNOWN: u64 = u64::MAX;
+
+/// The most one request counts for in the typical time. Whether calls are
+/// quick is what matters; a call that ran for seconds must not take a
+/// hundred quick ones to forget.
+const LONGEST_SAMPLE: Duration = Duration::from_millis(1);
+
+impl Default for CallStats {
+    fn default() -> Self {
+        Self {
+            count: Counter::default(),
+            nanos: Counter::default(),
+            typical_nanos: AtomicU64::new(UNKNOWN),
+        }
+    }
 }
 
 impl CallStats {
@@ -81,15 +98,21 @@ impl CallStats {
             return;
         }
         // Two calls finishing at once may lose one's step: an estimate.
-        let typical = self.typical_nanos.load(Ordering::Relaxed);
-        let sample = (in_guest / requests).as_nanos().min(u64::MAX as u128) as u64;
-        let moved = typical - typical / 8 + sample / 8;
+        let sample = (in_guest / requests).min(LONGEST_SAMPLE).as_nanos() as u64;
+        let moved = match self.typical_nanos.load(Ordering::Relaxed) {
+            UNKNOWN => sample,
+            typical => typical - typical / 8 + sample / 8,
+        };
         self.typical_nanos.store(moved, Ordering::Relaxed);
     }
 
-    /// How long a request typically spends in the guest lately.
-    pub fn typical(&self) -> Duration {
-        Duration::from_nanos(self.typical_nanos.load(Ordering::Relaxed))
+    /// How long a request typically spends in the guest lately (counting
+    /// at most a millisecond for any one); `None` before the first.
+    pub fn typical(&self) -> Option<Duration> {
+        match self.typical_nanos.load(Ordering::Relaxed) {
+            UNKNOWN => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
     }
 
     /// Calls so far.
@@ -275,16 +298,22 @@ mod tests {
 
     #[test]
     fn the_typical_time_moves_an_eighth_of_the_way_per_call_that_answers_requests() {
+        let micros = Duration::from_micros;
         let stats = CallStats::default();
-        stats.record(ms(9), ms(8), 1);
-        assert_eq!(stats.typical(), ms(1));
+        assert_eq!(stats.typical(), None);
+        // The first request is taken whole.
+        stats.record(ms(9), micros(800), 1);
+        assert_eq!(stats.typical(), Some(micros(800)));
         // A hook answers no request: counted, but not typical.
         stats.record(ms(100), ms(80), 0);
-        assert_eq!(stats.typical(), ms(1));
-        // 8 ms for each of two requests.
-        stats.record(ms(20), ms(16), 2);
-        assert_eq!(stats.typical(), Duration::from_micros(1875));
-        assert_eq!(stats.count(), 3);
-        assert_eq!(stats.nanos(), 129_000_000);
+        assert_eq!(stats.typical(), Some(micros(800)));
+        // 400 µs for each of two requests.
+        stats.record(ms(1), micros(800), 2);
+        assert_eq!(stats.typical(), Some(micros(750)));
+        // Forty seconds count as one millisecond.
+        stats.record(Duration::from_secs(41), Duration::from_secs(40), 1);
+        assert_eq!(stats.typical(), Some(Duration::from_nanos(781_250)));
+        assert_eq!(stats.count(), 4);
+        assert_eq!(stats.nanos(), 41_110_000_000);
     }
 }

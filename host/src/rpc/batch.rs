@@ -23,14 +23,16 @@ use crate::plugin::{BatchCall, Hook, LoadedPlugin, MethodTable};
 /// slow. The calls of an entry run one after another, while entries run
 /// side by side on the plugin's instances: a batch of calls that wait (on a
 /// timer, on the store) takes at most this many times as long as the calls
-/// one by one would.
+/// one by one would. It also bounds how long any entry may run: this many
+/// request timeouts.
 const CALLS_PER_ENTRY: usize = 16;
 
 /// A plugin whose requests typically spend longer than this in the guest
-/// gets a batch's calls in entries of CALLS_PER_ENTRY; a quicker one gets
-/// them in one entry. Each entry costs the host a few microseconds besides
-/// its calls (a lease, a fiber, another instance's memory in the cache), so
-/// splitting pays only where calls wait or compute for much longer.
+/// (or that has answered none yet) gets a batch's calls in entries of
+/// CALLS_PER_ENTRY; a quicker one gets them in one entry. Each entry costs
+/// the host a few microseconds besides its calls (a lease, a fiber, another
+/// instance's memory in the cache), so splitting pays only where calls wait
+/// for much longer.
 const SPLIT_ABOVE: Duration = Duration::from_micros(100);
 
 /// Outcomes by the index of their request in the batch.
@@ -112,11 +114,11 @@ pub async fn answer_all(
     // id.
     let mut entries = Vec::new();
     for (plugin, group) in &groups {
-        let size = if plugin.calls.typical() > SPLIT_ABOVE {
-            CALLS_PER_ENTRY
-        } else {
-            group.len()
-        };
+        let quick = plugin
+            .calls
+            .typical()
+            .is_some_and(|typical| typical <= SPLIT_ABOVE);
+        let size = if quick { group.len() } else { CALLS_PER_ENTRY };
         for chunk in group.chunks(size) {
             match chunk {
                 [single] => singles.push(*single),
@@ -177,13 +179,16 @@ async fn call_plugin(
     caller: &Caller,
 ) -> Outcomes {
     // The calls of an entry run one after another: each gets its own
-    // request timeout after the earliest deadline.
+    // request timeout after the earliest deadline, up to CALLS_PER_ENTRY
+    // of them, so that one slow call among many quick ones cannot hold an
+    // instance for a thousand timeouts.
     let earliest = group
         .iter()
         .map(|(_, _, admission)| admission.deadline)
         .min()
         .expect("an entry has calls");
-    let deadline = earliest + dispatcher.request_timeout() * (group.len() as u32 - 1);
+    let extra = group.len().min(CALLS_PER_ENTRY) - 1;
+    let deadline = earliest + dispatcher.request_timeout() * extra as u32;
     let calls: Vec<BatchCall<'_>> = group
         .iter()
         .map(|(_, call, _)| {
